@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Interoperability runner: aioconn (Go) vs the Python aioconnectors 1.0.33 reference.
+#
+# Usage:
+#   AIOCONNECTORS_PATH=/path/to/aioconnectors-1.0.33 [AIOCONN_BIN=/path/to/aioconn] interop/run.sh [scenario...]
+#
+# For every scenario and every pairing (server impl + client impl) this script writes fresh configs into
+# a short temp dir, starts the two connectors as background processes, waits for readiness, runs the
+# Python scenario driver (interop/scenarios.py, which uses the real ConnectorAPI / ConnectorRemoteTool),
+# kills only the PIDs it started and prints a pass/fail matrix. Exit status: 0 if no cell failed.
+#
+# Environment:
+#   AIOCONNECTORS_PATH  directory holding the reference package (the dir containing aioconnectors/). Required.
+#   AIOCONN_BIN         the Go binary; unset => only the py-server+py-client column runs.
+#   PYTHON              python interpreter (default python3).
+#   INTEROP_PAIRINGS    optional space-separated subset of: pp gp pg gg (server letter first).
+#   INTEROP_KEEP        1 => keep temp dirs of passing runs too (failing runs are always kept).
+#   INTEROP_SCENARIO_TIMEOUT  hard cap in seconds for one driver run (default 60).
+set -u
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHON="${PYTHON:-python3}"
+SCEN_TIMEOUT="${INTEROP_SCENARIO_TIMEOUT:-60}"
+READY_TIMEOUT=10
+
+if [ -z "${AIOCONNECTORS_PATH:-}" ]; then
+    echo "SKIP: AIOCONNECTORS_PATH is not set. Point it at an extracted aioconnectors 1.0.33 tree (see interop/README.md)."
+    exit 0
+fi
+if [ ! -f "${AIOCONNECTORS_PATH}/aioconnectors/__init__.py" ]; then
+    echo "SKIP: AIOCONNECTORS_PATH=${AIOCONNECTORS_PATH} does not contain aioconnectors/__init__.py (see interop/README.md)."
+    exit 0
+fi
+AIOCONNECTORS_PATH="$(cd "$AIOCONNECTORS_PATH" && pwd)"
+export PYTHONPATH="${AIOCONNECTORS_PATH}${PYTHONPATH:+:$PYTHONPATH}"
+
+if [ -n "${AIOCONN_BIN:-}" ]; then
+    if [ ! -x "$AIOCONN_BIN" ]; then
+        echo "ERROR: AIOCONN_BIN=$AIOCONN_BIN is not an executable file" >&2
+        exit 2
+    fi
+    AIOCONN_BIN="$(cd "$(dirname "$AIOCONN_BIN")" && pwd)/$(basename "$AIOCONN_BIN")"
+fi
+
+ALL_SCENARIOS="$("$PYTHON" "$HERE/scenarios.py" list)" || { echo "ERROR: cannot list scenarios" >&2; exit 2; }
+if [ $# -gt 0 ]; then
+    SCENARIOS="$*"
+    for s in $SCENARIOS; do
+        case " $(echo $ALL_SCENARIOS) " in
+            *" $s "*) ;;
+            *) echo "ERROR: unknown scenario '$s'. Known: $(echo $ALL_SCENARIOS)" >&2; exit 2 ;;
+        esac
+    done
+else
+    SCENARIOS="$ALL_SCENARIOS"
+fi
+
+PAIRINGS="pp gp pg gg"
+[ -n "${INTEROP_PAIRINGS:-}" ] && PAIRINGS="$INTEROP_PAIRINGS"
+
+pairing_name() {
+    case "$1" in
+        pp) echo "py-server+py-client" ;; gp) echo "go-server+py-client" ;;
+        pg) echo "py-server+go-client" ;; gg) echo "go-server+go-client" ;;
+    esac
+}
+
+# impl_cmd <p|g>: the command prefix that runs "create_connector <cfg>" for that implementation.
+impl_cmd() {
+    if [ "$1" = p ]; then echo "$PYTHON -m aioconnectors"; else echo "$AIOCONN_BIN"; fi
+}
+
+free_port() {
+    "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Extra config keys some scenarios need (JSON fragment starting with a comma, or empty).
+scenario_extra() {
+    case "$1" in
+        reconnect) echo ', "reuse_server_sockaddr": true, "reuse_uds_path_send_to_connector": true, "reuse_uds_path_commander_server": true' ;;
+        *) echo '' ;;
+    esac
+}
+
+write_configs() { # dir port scenario
+    local d="$1" port="$2" extra
+    extra="$(scenario_extra "$3")"
+    mkdir -p "$d/s" "$d/c"
+    cat > "$d/server.json" <<EOF
+{
+    "is_server": true,
+    "server_sockaddr": ["127.0.0.1", $port],
+    "use_ssl": false,
+    "ssl_allow_all": false,
+    "connector_files_dirpath": "$d/s",
+    "default_logger_dirpath": "$d/s",
+    "default_logger_log_level": "INFO",
+    "default_logger_rotate": false,
+    "send_message_types": ["any", "other", "unrecv"],
+    "recv_message_types": ["any", "other"],
+    "disk_persistence_send": false,
+    "disk_persistence_recv": false,
+    "debug_msg_counts": false,
+    "silent": true,
+    "uds_path_receive_preserve_socket": true,
+    "uds_path_send_preserve_socket": true$extra
+}
+EOF
+    cat > "$d/client.json" <<EOF
+{
+    "is_server": false,
+    "client_name": "client1",
+    "server_sockaddr": ["127.0.0.1", $port],
+    "use_ssl": false,
+    "ssl_allow_all": false,
+    "connector_files_dirpath": "$d/c",
+    "default_logger_dirpath": "$d/c",
+    "default_logger_log_level": "INFO",
+    "default_logger_rotate": false,
+    "send_message_types": ["any", "other", "unrecv"],
+    "recv_message_types": ["any", "other"],
+    "disk_persistence_send": false,
+    "disk_persistence_recv": false,
+    "debug_msg_counts": false,
+    "silent": true,
+    "enable_client_try_reconnect": true,
+    "uds_path_receive_preserve_socket": true,
+    "uds_path_send_preserve_socket": true$extra
+}
+EOF
+}
+
+# wait_files <deadline-seconds> <file>...: poll until every file exists.
+wait_files() {
+    local limit="$1"; shift
+    local end=$(( $(date +%s%N) / 1000000 + limit * 1000 )) f missing
+    while :; do
+        missing=""
+        for f in "$@"; do [ -e "$f" ] || missing="$f"; done
+        [ -z "$missing" ] && return 0
+        [ $(( $(date +%s%N) / 1000000 )) -ge $end ] && { echo "timeout waiting for $missing" >&2; return 1; }
+        sleep 0.05
+    done
+}
+
+# Every PID this script started, so that cleanup kills exactly those.
+STARTED_PIDS=""
+kill_started() { # dir
+    local d="$1" pids p i
+    pids="$STARTED_PIDS"
+    [ -f "$d/extra_pids" ] && pids="$pids $(cat "$d/extra_pids")"   # restarted by the driver (reconnect scenario)
+    for p in $pids; do kill -TERM "$p" 2>/dev/null; done
+    for p in $pids; do
+        for i in $(seq 1 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+        kill -KILL "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    STARTED_PIDS=""
+}
+trap 'for p in $STARTED_PIDS; do kill -KILL $p 2>/dev/null; done; exit 130' INT TERM
+
+declare -A RESULT APPS
+run_cell() { # scenario pairing
+    local scen="$1" pr="$2" si="${2:0:1}" ci="${2:1:1}" d port scmd ccmd spid cpid rc start end sidf cidf
+    d="$(mktemp -d /tmp/aiXXXXXX)"
+    port="$(free_port)"
+    write_configs "$d" "$port" "$scen"
+    scmd="$(impl_cmd "$si")"; ccmd="$(impl_cmd "$ci")"
+    sidf="127001_$port"
+    start=$(date +%s%N)
+    # server first (a client that finds no server only retries every 5 s)
+    ( cd "$d" && exec $scmd create_connector "$d/server.json" ) >"$d/server.out" 2>&1 &
+    spid=$!; STARTED_PIDS="$spid"; echo "$spid" > "$d/server.pid"
+    rc=0
+    wait_files "$READY_TIMEOUT" "$d/s/uds_path_commander_$sidf" "$d/s/uds_path_send_to_connector_server_$sidf" || rc=1
+    if [ $rc -eq 0 ]; then
+        ( cd "$d" && exec $ccmd create_connector "$d/client.json" ) >"$d/client.out" 2>&1 &
+        cpid=$!; STARTED_PIDS="$STARTED_PIDS $cpid"; echo "$cpid" > "$d/client.pid"
+        wait_files "$READY_TIMEOUT" "$d/c/uds_path_commander_client1" "$d/c/uds_path_send_to_connector_client_client1" || rc=1
+    fi
+    if [ $rc -eq 0 ]; then
+        IOP_SERVER_CMD="$scmd" IOP_CLIENT_CMD="$ccmd" \
+        IOP_SERVER_IMPL="$si" IOP_CLIENT_IMPL="$ci" \
+            timeout -k 5 "$SCEN_TIMEOUT" "$PYTHON" "$HERE/scenarios.py" run "$scen" "$d" >"$d/driver.out" 2>&1
+        rc=$?
+    else
+        echo "connectors not ready within ${READY_TIMEOUT}s" > "$d/driver.out"
+    fi
+    kill_started "$d"
+    end=$(date +%s%N)
+    local secs; secs=$(awk "BEGIN{printf \"%.1f\", ($end-$start)/1e9}")
+    if [ $rc -eq 0 ]; then
+        RESULT[$scen,$pr]="PASS ${secs}s"
+        [ "${INTEROP_KEEP:-0}" = 1 ] || rm -rf "$d"
+    else
+        [ $rc -eq 124 ] && echo "driver killed after ${SCEN_TIMEOUT}s" >> "$d/driver.out"
+        RESULT[$scen,$pr]="FAIL ${secs}s"
+        FAILED=1
+        echo "---- FAIL $scen [$(pairing_name "$pr")] (logs kept in $d) ----"
+        tail -n 25 "$d/driver.out" | sed 's/^/    /'
+    fi
+    printf '%-28s %-22s %s\n' "$scen" "$(pairing_name "$pr")" "${RESULT[$scen,$pr]}"
+}
+
+FAILED=0
+T0=$(date +%s%N)
+for scen in $SCENARIOS; do
+    for pr in $PAIRINGS; do
+        if [ "$pr" != pp ] && [ -z "${AIOCONN_BIN:-}" ]; then
+            RESULT[$scen,$pr]="n/a"
+            continue
+        fi
+        run_cell "$scen" "$pr"
+    done
+done
+T1=$(date +%s%N)
+
+echo
+echo "Interop matrix (apps: the server-side Python app talks to the server connector, the client-side app to the client connector)"
+printf '%-28s' "scenario"
+for pr in pp gp pg gg; do printf ' %-22s' "$(pairing_name "$pr")"; done
+echo
+for scen in $SCENARIOS; do
+    printf '%-28s' "$scen"
+    for pr in pp gp pg gg; do printf ' %-22s' "${RESULT[$scen,$pr]:-n/a}"; done
+    echo
+done
+printf '%-28s' "apps talked to (srv/cli)"
+for pr in pp gp pg gg; do
+    case $pr in pp) a="py/py";; gp) a="go/py";; pg) a="py/go";; gg) a="go/go";; esac
+    printf ' %-22s' "$a"
+done
+echo
+echo "total: $(awk "BEGIN{printf \"%.1f\", ($T1-$T0)/1e9}")s"
+[ "$FAILED" = 0 ] && echo "RESULT: all run cells passed" || echo "RESULT: some cells FAILED"
+exit $FAILED
