@@ -48,4 +48,3 @@ func TestPrintConfigTemplatesOtherDir(t *testing.T) {
 		t.Errorf("missing %s in\n%s", want, out)
 	}
 }
-

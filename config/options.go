@@ -510,11 +510,16 @@ var honoured163 = []string{
 // 1.6.3 keys accepted but not honoured; inert reports whether the value
 // given is equivalent to the 1.6.3 default (then nothing is reported).
 var unsupported163 = map[string]func(raw map[string]json.RawMessage, v json.RawMessage) bool{
-	"config_file_overrides_kwargs":                   func(_ map[string]json.RawMessage, _ json.RawMessage) bool { return true },
-	"default_logger_bk_count":                        func(_ map[string]json.RawMessage, v json.RawMessage) bool { n, ok := number(v); return ok && n == LogBackupCount },
-	"use_token":                                      falsy,
-	"server_ca":                                      falsy,
-	"server_ca_certs_not_stored":                     func(raw map[string]json.RawMessage, v json.RawMessage) bool { return Truthy(v) || !Truthy(raw["server_ca"]) },
+	"config_file_overrides_kwargs": func(_ map[string]json.RawMessage, _ json.RawMessage) bool { return true },
+	"default_logger_bk_count": func(_ map[string]json.RawMessage, v json.RawMessage) bool {
+		n, ok := number(v)
+		return ok && n == LogBackupCount
+	},
+	"use_token": falsy,
+	"server_ca": falsy,
+	"server_ca_certs_not_stored": func(raw map[string]json.RawMessage, v json.RawMessage) bool {
+		return Truthy(v) || !Truthy(raw["server_ca"])
+	},
 	"server_secure_tls":                              func(_ map[string]json.RawMessage, v json.RawMessage) bool { return Truthy(v) },
 	"tokens_directory_path":                          unlessToken,
 	"max_certs":                                      func(_ map[string]json.RawMessage, v json.RawMessage) bool { n, ok := number(v); return ok && n == 1024 },

@@ -60,7 +60,7 @@ func PrintConfigTemplates(defaultDir string) string {
 		"subscribe_message_types": []any{}, "pubsub_central_broker": false,
 		"disk_persistence_send": false, "disk_persistence_recv": false,
 		"max_size_persistence_path": DefaultMaxSizePersistencePath,
-		"file_recv_config": pyObject{}, "debug_msg_counts": true, "silent": true,
+		"file_recv_config":          pyObject{}, "debug_msg_counts": true, "silent": true,
 		"uds_path_receive_preserve_socket": true, "uds_path_send_preserve_socket": true,
 		"enable_client_try_reconnect": true, "max_size_file_upload": DefaultMaxSizeFileUpload,
 		"everybody_can_send_messages": true, "send_message_types_priorities": pyObject{},
