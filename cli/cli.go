@@ -1,0 +1,115 @@
+// Package cli implements every subcommand of `python3 -m aioconnectors` (1.0.33) plus aioconn's own
+// `bench`, `check_config` and `version`. It is the only package that prints for humans.
+//
+// Main is safe to call from several goroutines (tests do) as long as each call gets its own writers.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Version is aioconn's own version; CompatVersion is the aioconnectors release whose wire format and
+// command line it reproduces (printed by `--version`, exactly as the original does).
+const (
+	Version       = "0.1.0"
+	CompatVersion = "1.0.33"
+)
+
+// ErrNotYet is returned by subcommands whose issue is not done yet.
+var ErrNotYet = errors.New("cli: not implemented yet")
+
+type command struct {
+	name    string
+	summary string
+	// run returns the process exit code.
+	run func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+var commands map[string]*command
+
+func init() {
+	list := []*command{
+		{"create_connector", "run a connector from an aioconnectors config file (foreground)", runCreateConnector},
+		{"create_certificates", "create the certificates/ tree for TLS", notYet("create_certificates", "the TLS issue (#5)")},
+		{"print_config_templates", "print the config templates of aioconnectors 1.0.33", runPrintConfigTemplates},
+		{"cli", "manage a running connector (interactive menu)", notYet("cli", "the command-line tools issue (#8)")},
+		{"ping", "ping a peer through a connector", notYet("ping", "the command-line tools issue (#8)")},
+		{"test_receive_messages", "print every message a connector delivers", notYet("test_receive_messages", "the command-line tools issue (#8)")},
+		{"test_send_messages", "send test messages through a connector", notYet("test_send_messages", "the command-line tools issue (#8)")},
+		{"test_publish_messages", "publish test messages through a connector", notYet("test_publish_messages", "the command-line tools issue (#8)")},
+		{"chat", "two-station chat and file transfer", notYet("chat", "the command-line tools issue (#8)")},
+		{"bench", "load generator: rate, throughput, pubsub, reqrep, file", notYet("bench", "the bench issue (#4)")},
+		{"check_config", "validate a config file; exit 2 listing every problem", runCheckConfig},
+		{"version", "print aioconn's version", runVersion},
+	}
+	commands = make(map[string]*command, len(list))
+	for _, c := range list {
+		commands[c.name] = c
+	}
+}
+
+// Main runs the command line args (without the program name) and returns the exit code.
+// Dispatch follows aioconnectors: no argument or --help prints the help text (exit 0), --version
+// prints the compatible aioconnectors version, an unknown command prints `Unknown command : X`.
+// Unlike the original (exit 0) an unknown command exits 1, so scripts notice typos.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
+		io.WriteString(stdout, helpText())
+		return 0
+	}
+	if args[0] == "--version" {
+		fmt.Fprintln(stdout, CompatVersion)
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stdout, "Unknown command : %s\n", args[0])
+		return 1
+	}
+	return c.run(ctx, args[1:], stdout, stderr)
+}
+
+// helpText is the original HELP block followed by aioconn's additions.
+func helpText() string {
+	var b strings.Builder
+	b.WriteString(originalHelp())
+	b.WriteString("aioconn additions :\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		switch n {
+		case "bench", "check_config", "version":
+			fmt.Fprintf(&b, "    - %-14s %s\n", n, commands[n].summary)
+		}
+	}
+	b.WriteString("Each command accepts --help.\n")
+	return b.String()
+}
+
+func notYet(name, issue string) func(context.Context, []string, io.Writer, io.Writer) int {
+	return func(_ context.Context, args []string, stdout, stderr io.Writer) int {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			fmt.Fprintf(stdout, "%s: %s\n(not implemented yet in aioconn %s)\n", name, commands[name].summary, Version)
+			return 0
+		}
+		fmt.Fprintf(stderr, "aioconn %s: not implemented yet (tracked by %s)\n", name, issue)
+		return 3
+	}
+}
+
+func runVersion(_ context.Context, args []string, stdout, _ io.Writer) int {
+	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+		fmt.Fprintln(stdout, "usage: aioconn version")
+		return 0
+	}
+	fmt.Fprintf(stdout, "aioconn %s (aioconnectors %s compatible)\n", Version, CompatVersion)
+	return 0
+}

@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/aioconn/aioconn/config"
+	"github.com/aioconn/aioconn/connector"
+)
+
+func originalHelp() string { return config.HelpText }
+
+// configArg enforces the original's `<command> <config file path>` form: exactly one argument,
+// `--help` prints the usage (exit 0), anything else prints it and exits 1.
+func configArg(name string, args []string, stdout io.Writer) (string, int, bool) {
+	if len(args) == 1 && args[0] == "--help" {
+		fmt.Fprintln(stdout, config.UsageLine(name))
+		return "", 0, false
+	}
+	if len(args) != 1 {
+		fmt.Fprintln(stdout, config.UsageLine(name))
+		return "", 1, false
+	}
+	return args[0], 0, true
+}
+
+func runCreateConnector(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	path, code, ok := configArg("create_connector", args, stdout)
+	if !ok {
+		return code
+	}
+	fmt.Fprintf(stderr, "Creating connector with config file %s\n", path)
+	cfg, err := config.Load(path)
+	if err != nil {
+		printConfigErrors(stderr, err)
+		return 2
+	}
+	cn, err := connector.New(cfg, stdout)
+	if err != nil {
+		fmt.Fprintf(stderr, "aioconn: %v\n", err)
+		return 1
+	}
+	if err := cn.Run(ctx); err != nil {
+		fmt.Fprintf(stderr, "aioconn: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "Connector stopped !")
+	return 0
+}
+
+func runPrintConfigTemplates(_ context.Context, args []string, stdout, _ io.Writer) int {
+	if len(args) > 0 && args[0] == "--help" {
+		fmt.Fprintln(stdout, "print_config_templates : print the manager and API config templates of aioconnectors 1.0.33")
+		return 0
+	}
+	io.WriteString(stdout, config.PrintConfigTemplates(config.DefaultFilesDir()))
+	return 0
+}
+
+// runCheckConfig validates a manager config file: exit 0 when valid (warnings are printed), 2 with
+// every problem listed otherwise.
+func runCheckConfig(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 || args[0] == "--help" {
+		fmt.Fprintln(stdout, "usage: aioconn check_config <config file path>\n\nValidates an aioconnectors config file: exit 0 when valid, 2 listing every problem.")
+		if len(args) == 1 {
+			return 0
+		}
+		return 2
+	}
+	cfg, err := config.Load(args[0])
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		printConfigErrors(stderr, err)
+		return 2
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
+	for _, k := range cfg.Unsupported {
+		fmt.Fprintf(stdout, "warning: %s is accepted but not supported yet\n", k)
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", args[0])
+	return 0
+}
+
+// printConfigErrors prints each joined error on its own line.
+func printConfigErrors(w io.Writer, err error) {
+	var multi interface{ Unwrap() []error }
+	if errors.As(err, &multi) {
+		for _, e := range multi.Unwrap() {
+			fmt.Fprintf(w, "error: %v\n", e)
+		}
+		return
+	}
+	fmt.Fprintf(w, "error: %v\n", err)
+}
+
+var _ = os.Stdout

@@ -1,0 +1,169 @@
+package connector
+
+import (
+	"github.com/aioconn/aioconn/codec"
+	"github.com/aioconn/aioconn/loop"
+	"github.com/valyala/bytebufferpool"
+)
+
+// apiConn is the state of one application connection on the send_to_connector socket (loop-owned).
+type apiConn struct {
+	touched    []*peer
+	bufs       [2][]byte // alternating targets of header rewrites
+	scratch    []byte
+	closeAfter bool
+}
+
+// apiHandler serves the send_to_connector socket (LOCAL-API §4.2).
+type apiHandler struct{ cn *Connector }
+
+func (h *apiHandler) OnOpen(c *loop.Conn) {
+	c.Ctx = &apiConn{}
+	if h.cn.cfg.DebugMsgCounts {
+		h.cn.stats.msgRecvdUDS.Add(1) // Python counts one extra per connection (LOCAL §10)
+	}
+}
+
+func (h *apiHandler) OnTraffic(c *loop.Conn) error {
+	a := c.Ctx.(*apiConn)
+	cn := h.cn
+	var err error
+	for err == nil && !a.closeAfter {
+		n := c.InboundBuffered()
+		if n < codec.LenPrefix {
+			break
+		}
+		head, e := c.Peek(codec.LenPrefix)
+		if e != nil {
+			return e
+		}
+		size, e := codec.FrameSize(head, cn.cfg.MaxFrame)
+		if e != nil {
+			cn.log.Errorf("%s queue_send_to_connector_put : %v", cn.sourceID, e)
+			return e
+		}
+		if n < size {
+			break
+		}
+		fr, e := c.Peek(size)
+		if e != nil {
+			return e
+		}
+		err = h.handle(c, a, fr)
+		c.Discard(size)
+	}
+	for i, p := range a.touched {
+		p.conn.Wake()
+		a.touched[i] = nil
+	}
+	a.touched = a.touched[:0]
+	if a.closeAfter && err == nil {
+		c.Close()
+	}
+	return err
+}
+
+func (h *apiHandler) OnClose(c *loop.Conn, err error) {
+	h.cn.forgetWaitersOf(c)
+}
+
+// handle applies LOCAL-API §4.2 steps 2–10 to one frame from an application.
+func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
+	cn := h.cn
+	if cn.cfg.DebugMsgCounts {
+		cn.stats.msgRecvdUDS.Add(1)
+	}
+	f, err := codec.ParseBody(fr[codec.LenPrefix:])
+	if err != nil {
+		cn.log.Errorf("%s queue_send_to_connector_put : %v", cn.sourceID, err)
+		return err
+	}
+	var hd codec.Header
+	if err := codec.ScanHeader(f.JSON, &hd); err != nil {
+		cn.log.Errorf("%s queue_send_to_connector_put : %v", cn.sourceID, err)
+		return err
+	}
+	json := f.JSON
+	nb := 0
+	set := func(key string, raw []byte) error {
+		out, err := codec.SetKey(a.bufs[nb&1][:0], json, key, raw)
+		a.bufs[nb&1] = out
+		nb++
+		json = out
+		return err
+	}
+	await := hd.AwaitResponse.Truthy()
+	preserve := cn.cfg.UDSPathSendPreserveSocket
+	if !preserve {
+		a.closeAfter = true
+	}
+	// 3. destination
+	var peerName string
+	if !cn.cfg.IsServer {
+		peerName = cn.serverPeer
+		dst, ok := hd.DestinationID.Str()
+		if !ok || dst != cn.serverPeer {
+			if hd.DestinationID.Present() {
+				cn.log.Warnf("%s destination_id %s replaced by %s", cn.sourceID, hd.DestinationID.Raw, cn.serverPeer)
+			}
+			a.scratch = codec.AppendPyString(a.scratch[:0], cn.serverPeer)
+			if err := set("destination_id", a.scratch); err != nil {
+				return err
+			}
+		}
+	} else {
+		peerName, _ = hd.DestinationID.Str()
+	}
+	// 4. ignore_peer_traffic
+	if cn.ignore.Load().match(peerName) {
+		cn.log.Debugf("%s ignoring message for %s (ignore_peer_traffic)", cn.sourceID, peerName)
+		return nil
+	}
+	// 5. source_id
+	if src, ok := hd.SourceID.Str(); !ok || src != cn.sourceID {
+		a.scratch = codec.AppendPyString(a.scratch[:0], cn.sourceID)
+		if err := set("source_id", a.scratch); err != nil {
+			return err
+		}
+	}
+	mt, _ := hd.MessageType.Str()
+	// 6. peer connected?
+	p := cn.peerByName(peerName)
+	if p == nil || !p.ident.Load() {
+		cn.log.Debugf("%s peer %s not connected, message of type %s dropped", cn.sourceID, peerName, mt)
+		if await {
+			a.closeAfter = true
+		}
+		return nil
+	}
+	// 7. type check
+	prio, ok := cn.sendPrio[mt]
+	if !ok && !cn.cfg.PubsubCentralBroker {
+		cn.log.Warnf("%s queue_send_to_connector_put received a message with invalid type %s. Ignoring...", cn.sourceID, mt)
+		return nil
+	}
+	// 8. await_response
+	if await {
+		a.closeAfter = false
+		cn.addWaiter(mt, peerName, hd.RequestID, c)
+	}
+	// 9. queue
+	if cn.cfg.DebugMsgCounts {
+		cn.stats.sendNoPersist.Add(1)
+	}
+	b := bytebufferpool.Get()
+	b.B = codec.AppendFrame(b.B[:0], json, f.Data, f.Binary, f.HasBinary)
+	if !p.q.Push(qmsg{b: b, ack: hd.WaitForAck.Truthy()}, len(b.B), prio) {
+		bytebufferpool.Put(b)
+		cn.stats.dropQueueFull.Add(1)
+		cn.log.Errorf("%s queue_send_to_connector_put : queue full for peer %s, message of type %s dropped", cn.sourceID, peerName, mt)
+		return nil
+	}
+	for _, t := range a.touched {
+		if t == p {
+			return nil
+		}
+	}
+	a.touched = append(a.touched, p)
+	return nil
+}

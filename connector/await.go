@@ -1,0 +1,157 @@
+package connector
+
+import (
+	"context"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aioconn/aioconn/codec"
+	"github.com/aioconn/aioconn/loop"
+	"github.com/valyala/bytebufferpool"
+)
+
+// waitKey identifies an await_response request: (message_type, peer, request_id) where the id is
+// canonicalised with Python dict-key equality (1 == 1.0 == true, 1 != "1").
+type waitKey struct{ mtype, peer, id string }
+type waitGroupKey struct{ mtype, peer string }
+
+type waiter struct {
+	api      *loop.Conn
+	deadline time.Time
+}
+
+// pyKey canonicalises a JSON value as a Python dict key.
+func pyKey(v codec.Value) (string, bool) {
+	switch v.Kind {
+	case codec.KindString:
+		s, ok := v.Str()
+		return "s" + s, ok
+	case codec.KindTrue:
+		return "n1", true
+	case codec.KindFalse:
+		return "n0", true
+	case codec.KindNumber:
+		raw := string(v.Raw)
+		if !strings.ContainsAny(raw, ".eE") {
+			if i, err := strconv.ParseInt(raw, 10, 64); err == nil {
+				return "n" + strconv.FormatInt(i, 10), true
+			}
+			return "n" + strings.TrimPrefix(raw, "-0"), true // huge integers: exact text
+		}
+		f, err := strconv.ParseFloat(raw, 64)
+		if err != nil {
+			return "", false
+		}
+		if f == math.Trunc(f) && math.Abs(f) < 1<<63 {
+			return "n" + strconv.FormatInt(int64(f), 10), true
+		}
+		return "f" + strconv.FormatFloat(f, 'g', -1, 64), true
+	case codec.KindNull:
+		return "z", true
+	}
+	return "", false
+}
+
+// addWaiter registers an await request before the message is queued (LOCAL-API §4.3).
+func (c *Connector) addWaiter(mtype, peer string, reqID codec.Value, api *loop.Conn) {
+	var id string
+	ok := false
+	if reqID.Present() {
+		id, ok = pyKey(reqID)
+	}
+	if !ok { // 1.0.33: a generated id that is not put in the frame: the request cannot be answered
+		c.log.Warnf("%s await_response without request_id for type %s: no response can match", c.sourceID, mtype)
+		id = "u" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := waitGroupKey{mtype, peer}
+	k := waitKey{mtype, peer, id}
+	if _, dup := c.waiters[k]; dup {
+		c.log.Warnf("%s request_id %s already awaited for %s, overwritten", c.sourceID, reqID.Raw, peer)
+	} else {
+		if c.waitCount[g] >= c.cfg.MaxAwaitingRequests {
+			c.log.Errorf("%s too many requests awaiting a response for type %s and peer %s", c.sourceID, mtype, peer)
+			return
+		}
+		c.waitCount[g]++
+	}
+	c.waiters[k] = &waiter{api: api, deadline: time.Now().Add(c.cfg.AwaitResponseTimeout)}
+}
+
+// completeWaiter hands a matching response to its requester's API connection and reports whether
+// one matched. Called on the peer's loop; the reply is written on the API connection's loop.
+func (c *Connector) completeWaiter(mtype, peer string, respID codec.Value, json, data, binary []byte, withBinary bool) bool {
+	id, ok := pyKey(respID)
+	if !ok {
+		return false
+	}
+	k := waitKey{mtype, peer, id}
+	c.mu.Lock()
+	w := c.waiters[k]
+	if w != nil {
+		delete(c.waiters, k)
+		c.waitCount[waitGroupKey{mtype, peer}]--
+	}
+	c.mu.Unlock()
+	if w == nil {
+		c.log.Warnf("%s response_id %s from %s matches no request. Forwarding to queue_recv anyway", c.sourceID, respID.Raw, peer)
+		return false
+	}
+	b := bytebufferpool.Get()
+	b.B = codec.AppendFrame(b.B[:0], json, data, binary, withBinary)
+	closeAfter := !c.cfg.UDSPathSendPreserveSocket
+	api := w.api
+	if err := api.AsyncWrite(b.B, func(error) {
+		bytebufferpool.Put(b)
+		if closeAfter {
+			api.Close()
+		}
+	}); err != nil {
+		bytebufferpool.Put(b)
+	}
+	return true
+}
+
+// forgetWaitersOf drops the waiters of a closed API connection.
+func (c *Connector) forgetWaitersOf(api *loop.Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, w := range c.waiters {
+		if w.api == api {
+			delete(c.waiters, k)
+			c.waitCount[waitGroupKey{k.mtype, k.peer}]--
+		}
+	}
+}
+
+// sweepWaiters expires waiters after AwaitResponseTimeout (nothing is written, as in Python).
+func (c *Connector) sweepWaiters(ctx context.Context) {
+	period := c.cfg.AwaitResponseTimeout / 4
+	if period > time.Second {
+		period = time.Second
+	}
+	if period <= 0 {
+		period = time.Millisecond
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			c.mu.Lock()
+			for k, w := range c.waiters {
+				if now.After(w.deadline) {
+					c.log.Warnf("%s timeout waiting for response %s from %s", c.sourceID, k.id[1:], k.peer)
+					delete(c.waiters, k)
+					c.waitCount[waitGroupKey{k.mtype, k.peer}]--
+				}
+			}
+			c.mu.Unlock()
+		}
+	}
+}

@@ -1,0 +1,266 @@
+package connector
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aioconn/aioconn/codec"
+	"github.com/aioconn/aioconn/uds"
+)
+
+// maxCommand bounds a commander request.
+const maxCommand = 1 << 20
+
+// openCommander binds the commander socket (LOCAL-API §2.2, §7). It serves one request per
+// connection on its own goroutine: management traffic is rare and must work while the loops are
+// stopped (commander `stop`/`start`).
+func (c *Connector) openCommander() error {
+	path := c.paths.Commander
+	if err := uds.PrepareListen(path, c.cfg.ReuseUDSPathCommanderServer); err != nil {
+		return fmt.Errorf("connector: %s already exists. Cannot create_commander_server: %w", path, err)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("connector: commander socket %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(false)
+	c.cmdLn = ln
+	c.cmdWG.Add(1)
+	go func() {
+		defer c.cmdWG.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go c.serveCommand(conn)
+		}
+	}()
+	return nil
+}
+
+func (c *Connector) closeCommander(deleteFile bool) {
+	c.mu.Lock()
+	ln := c.cmdLn
+	c.cmdLn = nil
+	c.mu.Unlock()
+	if ln == nil {
+		return
+	}
+	ln.Close()
+	c.cmdWG.Wait()
+	if deleteFile {
+		os.Remove(c.paths.Commander)
+	}
+}
+
+func (c *Connector) serveCommand(conn net.Conn) {
+	defer conn.Close()
+	var hdr [4]byte
+	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
+		return
+	}
+	n := binary.LittleEndian.Uint32(hdr[:])
+	if n > maxCommand {
+		c.log.Errorf("%s commander request of %d bytes refused", c.sourceID, n)
+		return
+	}
+	conn.SetReadDeadline(time.Now().Add(c.cfg.IOTimeout))
+	body := make([]byte, n)
+	if _, err := io.ReadFull(conn, body); err != nil {
+		c.log.Errorf("%s commander: %v", c.sourceID, err)
+		return
+	}
+	var req struct {
+		Cmd    string                     `json:"cmd"`
+		Kwargs map[string]json.RawMessage `json:"kwargs"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		c.log.Errorf("%s commander: invalid request %q: %v", c.sourceID, truncate(body, 80), err)
+		return
+	}
+	if req.Cmd == "" {
+		return
+	}
+	reply, err := c.Command(req.Cmd, req.Kwargs)
+	if err != nil {
+		c.log.Warnf("%s %v", c.sourceID, err)
+		return
+	}
+	if reply == "" {
+		reply = "{}"
+	}
+	conn.SetWriteDeadline(time.Now().Add(c.cfg.IOTimeout))
+	conn.Write(codec.AppendCommand(nil, []byte(reply)))
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+// ErrUnknownCommand is returned by Command for a name the commander does not know.
+var ErrUnknownCommand = errors.New("connector: Unknown command")
+
+// Command executes one commander request (wire name, with or without the __sync suffix exactly as
+// the original expects) and returns the reply text ("" means the falsy reply `{}`).
+// Concurrency-safe.
+func (c *Connector) Command(cmd string, kw map[string]json.RawMessage) (string, error) {
+	flag := func(k string, def bool) bool {
+		v, ok := kw[k]
+		if !ok {
+			return def
+		}
+		return truthyJSON(v)
+	}
+	str := func(k string) string {
+		var s string
+		json.Unmarshal(kw[k], &s)
+		return s
+	}
+	switch cmd {
+	case "start":
+		if err := c.Start(); err != nil {
+			c.log.Errorf("%s start: %v", c.sourceID, err)
+		}
+		return "", nil
+	case "stop":
+		c.Stop(flag("hard", false), flag("shutdown", false), flag("enable_delete_files", true))
+		return "", nil
+	case "restart":
+		var sleep float64
+		json.Unmarshal(kw["sleep_between"], &sleep)
+		if err := c.Restart(flag("hard", false), time.Duration(sleep*float64(time.Second))); err != nil {
+			c.log.Errorf("%s restart: %v", c.sourceID, err)
+		}
+		return "", nil
+	case "show_connected_peers__sync":
+		names := []string{}
+		for _, p := range *c.peers.Load() {
+			names = append(names, p.showName)
+		}
+		sortStrings(names)
+		return string(codec.AppendPyJSONList(nil, names)), nil
+	case "peek_queues__sync":
+		recv, send := c.queueSizes()
+		return string(codec.AppendPeekQueues(nil, recv, send)), nil
+	case "manage_ignore_peer_traffic__sync":
+		switch {
+		case flag("show", false):
+		case flag("enable", false):
+			c.ignore.Store(&ignoreState{all: true})
+		case flag("disable", false):
+			c.ignore.Store(&ignoreState{})
+		case flag("unique_peer", false):
+			c.ignore.Store(&ignoreState{peer: str("unique_peer")})
+		default:
+			return "", nil
+		}
+		s := c.ignore.Load()
+		switch {
+		case s.all:
+			return "True", nil
+		case s.peer != "":
+			return string(codec.AppendPyListRepr(nil, []string{s.peer})), nil
+		}
+		return "False", nil
+	case "disconnect_client":
+		id := str("client_id")
+		if !c.cfg.IsServer {
+			c.log.Warnf("%s client cannot disconnect a client %s", c.sourceID, id)
+			return "", nil
+		}
+		c.log.Infof("%s disconnecting client %s", c.sourceID, id)
+		p := c.peerByName(id)
+		if p == nil {
+			return "Non existing client " + id, nil
+		}
+		c.removePeer(id, p)
+		p.conn.Close()
+		return "True", nil
+	case "delete_previous_persistence_remains__sync":
+		c.deletePersistenceRemains()
+		return "", nil
+	case "show_subscribe_message_types__sync":
+		if c.cfg.IsServer || len(c.cfg.SubscribeMessageTypes) == 0 {
+			return "", nil
+		}
+		return string(codec.AppendPyListRepr(nil, c.cfg.SubscribeMessageTypes)), nil
+	case "show_log_level__sync":
+		return c.log.Level().String(), nil
+	case "set_log_level__sync":
+		lv := str("level")
+		l, ok := ParseLevel(lv)
+		if !ok {
+			return "", fmt.Errorf("connector: set_log_level: invalid level %q", lv)
+		}
+		c.log.SetLevel(l)
+		return lv, nil
+	case "delete_client_certificate_on_server", "delete_client_certificate_on_client":
+		if !c.cfg.UseSSL {
+			return `{"status": false, "msg": "'Connector' object has no attribute 'ssl_helper'"}`, nil
+		}
+		return `{"status": false, "msg": "certificates are not supported yet by aioconn"}`, nil
+	}
+	return "", fmt.Errorf("%w : %s", ErrUnknownCommand, cmd)
+}
+
+// deletePersistenceRemains removes this connector's persistence files (LOCAL-API §9.3, prefix match).
+func (c *Connector) deletePersistenceRemains() {
+	dir := c.cfg.ConnectorFilesDirpath
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	p1 := "connector_disk_persistence_send_from_" + c.alnumID + "_to_peer_"
+	p2 := "connector_disk_persistence_recv_by_" + c.alnumID + "_"
+	for _, e := range ents {
+		if n := e.Name(); strings.HasPrefix(n, p1) || strings.HasPrefix(n, p2) {
+			c.log.Warnf("Deleting %s", filepath.Join(dir, n))
+			os.Remove(filepath.Join(dir, n))
+		}
+	}
+}
+
+// truthyJSON is Python truthiness of a JSON value.
+func truthyJSON(raw json.RawMessage) bool {
+	s := strings.TrimSpace(string(raw))
+	switch s {
+	case "", "false", "null", "0", `""`, "[]", "{}", "0.0", "-0", "-0.0":
+		return false
+	}
+	if strings.HasPrefix(s, "[") || strings.HasPrefix(s, "{") {
+		var v any
+		if json.Unmarshal(raw, &v) == nil {
+			switch x := v.(type) {
+			case []any:
+				return len(x) > 0
+			case map[string]any:
+				return len(x) > 0
+			}
+		}
+	}
+	var f float64
+	if json.Unmarshal(raw, &f) == nil {
+		return f != 0
+	}
+	return true
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}

@@ -1,0 +1,336 @@
+// Package connector is the aioconnectors-compatible connector: server or client, point-to-point,
+// the local unix-socket API (send socket, application listener sockets, await_response replies)
+// and the commander socket. It runs the peer link and the API sockets on package loop.
+//
+// Concurrency: one Connector is driven by several event loops (one per CPU) plus a few goroutines
+// (dialers, commander, timers). Shared state is either immutable after start (type tables, paths),
+// read through atomic pointers (the peer table, ignore_peer_traffic), or guarded by Connector.mu
+// (lifecycle, waiters). Per-connection state (write batches, pending ack) is owned by the
+// connection's loop. Lock order: Connector.mu before any other lock; no lock is held across a
+// blocking call or a loop call that may block (Enroll, Stop).
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aioconn/aioconn/config"
+	"github.com/aioconn/aioconn/loop"
+	"github.com/aioconn/aioconn/uds"
+)
+
+// Errors of package connector.
+var (
+	ErrRunning    = errors.New("connector: already running")
+	ErrNotRunning = errors.New("connector: not running")
+	ErrNoSockaddr = errors.New("connector: server_sockaddr is required")
+)
+
+// Connector is one aioconnectors connector (ConnectorManager + Connector in Python).
+type Connector struct {
+	cfg      *config.Options
+	log      *Logger
+	sourceID string // own source_id as Python prints it
+	alnumID  string
+	paths    uds.Paths
+	// serverPeer is str(server_sockaddr): the peer name a client gives its server.
+	serverPeer string
+
+	sendPrio  map[string]int      // allowed send types -> priority (immutable)
+	recvTypes map[string]struct{} // allowed receive types (immutable)
+
+	mu        sync.Mutex // guards running, eng, waiters, cmd state
+	running   bool
+	eng       *loop.Engine
+	runCtx    context.Context // cancelled on stop: ends dialers and timers of this run
+	runCancel context.CancelFunc
+	waiters   map[waitKey]*waiter
+	waitCount map[waitGroupKey]int
+
+	peers  atomic.Pointer[map[string]*peer] // identified peers by name (copy on write under peersMu)
+	peersMu sync.Mutex
+	recv   map[string]*recvType // per message type delivery (rebuilt at each start)
+	ignore atomic.Pointer[ignoreState]
+
+	cmdLn   *net.UnixListener
+	cmdWG   sync.WaitGroup
+	closed  atomic.Bool
+	stats   counters
+	statsWG sync.WaitGroup
+	tcpAddr atomic.Pointer[net.TCPAddr]
+	// Ready is closed when the first start completed (listeners bound, client dial launched).
+	ready     chan struct{}
+	readyOnce sync.Once
+}
+
+// ignoreState is ignore_peer_traffic: false, true (all) or one peer name.
+type ignoreState struct {
+	all  bool
+	peer string // non-empty: only this peer
+}
+
+func (s *ignoreState) match(peer string) bool {
+	return s != nil && (s.all || (s.peer != "" && s.peer == peer))
+}
+
+// New builds a connector from validated options: it computes the socket paths, creates the files
+// directory and the log, and opens the commander socket (like the Python constructor). Run starts it.
+func New(cfg *config.Options, logOut io.Writer) (*Connector, error) {
+	if !cfg.HasServerSockaddr {
+		return nil, ErrNoSockaddr
+	}
+	c := &Connector{cfg: cfg, ready: make(chan struct{})}
+	c.sourceID = cfg.SourceID()
+	c.alnumID = uds.AlnumSourceID(cfg.IsServer, c.sourceID)
+	c.serverPeer = cfg.PeerNameOfServer()
+	if err := os.MkdirAll(cfg.ConnectorFilesDirpath, 0o777); err != nil {
+		return nil, fmt.Errorf("connector: create connector_files_dirpath: %w", err)
+	}
+	paths, err := uds.NewPaths(cfg.ConnectorFilesDirpath, cfg.IsServer, c.sourceID, cfg.RecvMessageTypes)
+	if err != nil {
+		return nil, fmt.Errorf("connector: %w", err)
+	}
+	c.paths = paths
+	if cfg.DefaultLoggerDirpath != "" {
+		os.MkdirAll(cfg.DefaultLoggerDirpath, 0o777)
+	}
+	lv, ok := ParseLevel(cfg.DefaultLoggerLogLevel)
+	if !ok {
+		lv = LevelInfo
+	}
+	name := "aioconnectors.client"
+	if cfg.IsServer {
+		name = "aioconnectors.server"
+	}
+	var stdout io.Writer
+	if !cfg.Silent {
+		stdout = logOut
+	}
+	c.log, err = NewLogger(name, cfg.DefaultLoggerDirpath, lv, cfg.DefaultLoggerRotate, stdout)
+	if err != nil {
+		return nil, err
+	}
+	c.sendPrio = map[string]int{}
+	for _, t := range cfg.SendMessageTypes {
+		c.sendPrio[t] = cfg.SendMessageTypesPriorities[t]
+	}
+	for _, t := range []string{"_ping", "_pubsub"} {
+		if _, ok := c.sendPrio[t]; !ok {
+			c.sendPrio[t] = cfg.SendMessageTypesPriorities[t]
+		}
+	}
+	c.recvTypes = map[string]struct{}{}
+	for _, t := range cfg.RecvMessageTypes {
+		c.recvTypes[t] = struct{}{}
+	}
+	empty := map[string]*peer{}
+	c.peers.Store(&empty)
+	c.ignore.Store(&ignoreState{})
+	c.waiters = map[waitKey]*waiter{}
+	c.waitCount = map[waitGroupKey]int{}
+	if err := c.openCommander(); err != nil {
+		c.log.Close()
+		return nil, err
+	}
+	for _, w := range cfg.Warnings() {
+		c.log.Warnf("%s", w)
+	}
+	for _, k := range cfg.Unsupported {
+		c.log.Warnf("config key %s is accepted but not supported yet by aioconn; it has no effect", k)
+	}
+	return c, nil
+}
+
+// SourceID is the connector's own identity on the wire.
+func (c *Connector) SourceID() string { return c.sourceID }
+
+// Paths are the unix socket paths of this connector.
+func (c *Connector) Paths() uds.Paths { return c.paths }
+
+// TCPAddr is the bound server address (useful with port 0), nil before start or on a client.
+func (c *Connector) TCPAddr() *net.TCPAddr { return c.tcpAddr.Load() }
+
+// Ready is closed once the first start has completed.
+func (c *Connector) Ready() <-chan struct{} { return c.ready }
+
+// Logger returns the connector's logger.
+func (c *Connector) Logger() *Logger { return c.log }
+
+// Run starts the connector and blocks until ctx is cancelled, then stops it with shutdown
+// (sockets removed), like create_connector on SIGINT. The first fatal start error is returned.
+func (c *Connector) Run(ctx context.Context) error {
+	if err := c.Start(); err != nil {
+		c.Close()
+		return err
+	}
+	<-ctx.Done()
+	c.Close()
+	return nil
+}
+
+// Start starts listening/connecting (commander `start`). Starting a running connector only warns.
+func (c *Connector) Start() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running {
+		c.log.Warnf("%s Connector already running", c.sourceID)
+		return nil
+	}
+	c.log.Infof("%s Connector starting ...", c.sourceID)
+	if err := uds.PrepareListen(c.paths.SendToConnector, c.cfg.ReuseUDSPathSendToConnector); err != nil {
+		c.log.Errorf("%s already exists. Cannot queue_send_to_connector", c.paths.SendToConnector)
+		return fmt.Errorf("connector: %w", err)
+	}
+	ls := []loop.Listener{{Addr: "unix://" + c.paths.SendToConnector, Handler: &apiHandler{cn: c}}}
+	if c.cfg.IsServer {
+		host := c.cfg.ServerHost
+		if ip := resolveInterface(host); ip != "" {
+			host = ip
+		}
+		ls = append(ls, loop.Listener{Addr: "tcp://" + net.JoinHostPort(host, strconv.Itoa(c.cfg.ServerPort)), Handler: &peerHandler{cn: c}})
+	}
+	c.recv = map[string]*recvType{}
+	for _, t := range c.cfg.RecvMessageTypes {
+		c.recv[t] = newRecvType(c, t)
+	}
+	eng, err := loop.Start(ls, loop.Options{ReuseAddr: c.cfg.ReuseServerSockaddr})
+	if err != nil {
+		os.Remove(c.paths.SendToConnector)
+		return fmt.Errorf("connector: start: %w", err)
+	}
+	c.eng = eng
+	if a, ok := eng.TCPAddr().(*net.TCPAddr); ok {
+		c.tcpAddr.Store(a)
+	}
+	if c.cfg.EverybodyCanSendMessages {
+		if err := uds.ChownNobody(c.paths.SendToConnector); err != nil {
+			c.log.Infof("chown_nobody_permissions : %v", err)
+		}
+	}
+	c.runCtx, c.runCancel = context.WithCancel(context.Background())
+	c.running = true
+	if c.cfg.DebugMsgCounts {
+		c.statsWG.Add(1)
+		go c.logCounts(c.runCtx)
+	}
+	go c.sweepWaiters(c.runCtx)
+	if !c.cfg.IsServer {
+		go c.dialLoop(c.runCtx, true)
+	} else {
+		c.registerActive()
+	}
+	c.readyOnce.Do(func() { close(c.ready) })
+	return nil
+}
+
+// Stop stops the peer link and the send socket (commander `stop`); the commander stays unless
+// shutdown. hard is accepted for compatibility: queues are never waited on for a dead link.
+func (c *Connector) Stop(hard, shutdown, deleteFiles bool) {
+	c.mu.Lock()
+	if c.running {
+		c.log.Infof("%s Connector stopping ...", c.sourceID)
+		c.running = false
+		c.runCancel()
+		eng := c.eng
+		c.eng = nil
+		c.mu.Unlock()
+		eng.Stop(5 * time.Second)
+		c.statsWG.Wait()
+		c.mu.Lock()
+		empty := map[string]*peer{}
+		c.peersMu.Lock()
+		c.peers.Store(&empty)
+		c.peersMu.Unlock()
+		for k, w := range c.waiters {
+			w.api.Close()
+			delete(c.waiters, k)
+		}
+		c.waitCount = map[waitGroupKey]int{}
+		if deleteFiles {
+			os.Remove(c.paths.SendToConnector)
+		}
+		c.unregisterActive()
+		c.tcpAddr.Store(nil)
+	}
+	c.mu.Unlock()
+	if shutdown {
+		c.closeCommander(deleteFiles)
+	}
+}
+
+// Restart is stop (not shutdown), sleep, start.
+func (c *Connector) Restart(hard bool, sleepBetween time.Duration) error {
+	c.Stop(hard, false, true)
+	if sleepBetween > 0 {
+		time.Sleep(sleepBetween)
+	}
+	return c.Start()
+}
+
+// Close stops with shutdown and releases the log. Idempotent.
+func (c *Connector) Close() {
+	if c.closed.Swap(true) {
+		return
+	}
+	c.Stop(false, true, true)
+	c.log.Infof("%s Connector stopped", c.sourceID)
+	c.log.Close()
+}
+
+// peerByName returns the identified peer, or nil. Concurrency-safe, lock-free.
+func (c *Connector) peerByName(name string) *peer {
+	return (*c.peers.Load())[name]
+}
+
+// setPeer installs p under name (replacing and returning any previous one).
+func (c *Connector) setPeer(name string, p *peer) *peer {
+	c.peersMu.Lock()
+	defer c.peersMu.Unlock()
+	old := *c.peers.Load()
+	n := make(map[string]*peer, len(old)+1)
+	for k, v := range old {
+		n[k] = v
+	}
+	prev := n[name]
+	n[name] = p
+	c.peers.Store(&n)
+	return prev
+}
+
+// removePeer removes name if it still maps to p.
+func (c *Connector) removePeer(name string, p *peer) bool {
+	c.peersMu.Lock()
+	defer c.peersMu.Unlock()
+	old := *c.peers.Load()
+	if old[name] != p {
+		return false
+	}
+	n := make(map[string]*peer, len(old))
+	for k, v := range old {
+		if k != name {
+			n[k] = v
+		}
+	}
+	c.peers.Store(&n)
+	return true
+}
+
+// peerNames returns the sorted names of connected peers.
+func (c *Connector) peerNames() []string {
+	m := *c.peers.Load()
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,186 @@
+package connector
+
+import (
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/aioconn/aioconn/codec"
+	"github.com/aioconn/aioconn/loop"
+	"github.com/aioconn/aioconn/ring"
+	"github.com/valyala/bytebufferpool"
+)
+
+// recvType delivers the messages of one message type to the application listening on its
+// receive_from_connector socket (LOCAL-API §5). Producers are the peer loops; the consumer is the
+// loop of the cached connection to the application (preserve mode) or a dialing goroutine.
+type recvType struct {
+	cn      *Connector
+	mtype   string
+	path    string
+	q       *ring.MPSC[*bytebufferpool.ByteBuffer]
+	conn    atomic.Pointer[loop.Conn]
+	dialing atomic.Bool
+	rewake  atomic.Bool
+	// loop-owned by conn's loop
+	out   []byte
+	batch []*bytebufferpool.ByteBuffer
+}
+
+func newRecvType(cn *Connector, t string) *recvType {
+	return &recvType{cn: cn, mtype: t, path: cn.paths.ReceivePath(t),
+		q: ring.NewMPSC[*bytebufferpool.ByteBuffer](cn.cfg.MaxQueueSize, defaultMaxBytes)}
+}
+
+// listenerPresent is the original's rule: a listener exists iff its socket file exists. Callers
+// check it once per read burst, not per message.
+func (rt *recvType) listenerPresent() bool {
+	_, err := os.Lstat(rt.path)
+	return err == nil
+}
+
+func (rt *recvType) dropNoListener() {
+	rt.cn.stats.dropNoListener.Add(1)
+	rt.cn.log.Warnf("%s could not connect to non existing %s", rt.cn.sourceID, rt.path)
+}
+
+// push copies one message (re-packed frame) into the type's ring. Concurrency-safe.
+func (rt *recvType) push(json, data, binary []byte, withBinary bool) {
+	b := bytebufferpool.Get()
+	b.B = codec.AppendFrame(b.B[:0], json, data, binary, withBinary)
+	if !rt.q.Push(b, len(b.B)) {
+		bytebufferpool.Put(b)
+		rt.cn.stats.dropQueueFull.Add(1)
+		rt.cn.log.Errorf("%s queue_recv full for type %s: message dropped", rt.cn.sourceID, rt.mtype)
+	}
+}
+
+// kick makes the consumer run: wakes the cached connection, or starts a dial. Concurrency-safe.
+func (rt *recvType) kick() {
+	if c := rt.conn.Load(); c != nil {
+		if c.Wake() == nil {
+			return
+		}
+		rt.conn.CompareAndSwap(c, nil)
+	}
+	if rt.dialing.Swap(true) {
+		return
+	}
+	go rt.dial()
+}
+
+// dial connects to the application's listener socket (off the loop) and enrolls the connection;
+// in non-preserve mode it writes each queued frame on its own connection instead.
+func (rt *recvType) dial() {
+	cn := rt.cn
+	defer rt.dialing.Store(false)
+	cn.mu.Lock()
+	eng := cn.eng
+	cn.mu.Unlock()
+	if eng == nil {
+		return
+	}
+	if !cn.cfg.UDSPathReceivePreserveSocket {
+		rt.writeEach()
+		return
+	}
+	nc, err := net.DialTimeout("unix", rt.path, cn.cfg.IOTimeout)
+	if err != nil {
+		rt.dropQueued(err)
+		return
+	}
+	c, err := eng.Enroll(nc, &recvHandler{}, rt)
+	if err != nil {
+		rt.dropQueued(err)
+		return
+	}
+	rt.conn.Store(c)
+	c.Wake()
+}
+
+func (rt *recvType) writeEach() {
+	cn := rt.cn
+	for {
+		b, ok := rt.q.Pop()
+		if !ok {
+			return
+		}
+		nc, err := net.DialTimeout("unix", rt.path, cn.cfg.IOTimeout)
+		if err == nil {
+			nc.SetWriteDeadline(time.Now().Add(cn.cfg.IOTimeout))
+			_, err = nc.Write(b.B)
+			nc.Close()
+		}
+		bytebufferpool.Put(b)
+		if err != nil {
+			cn.stats.dropNoListener.Add(1)
+			cn.log.Warnf("%s could not deliver to %s : %v", cn.sourceID, rt.path, err)
+		}
+	}
+}
+
+func (rt *recvType) dropQueued(err error) {
+	n := 0
+	for {
+		b, ok := rt.q.Pop()
+		if !ok {
+			break
+		}
+		bytebufferpool.Put(b)
+		n++
+	}
+	rt.cn.stats.dropNoListener.Add(int64(n))
+	rt.cn.log.Warnf("%s could not connect to %s : %v (%d messages dropped)", rt.cn.sourceID, rt.path, err, n)
+}
+
+// recvHandler drains a recvType ring into its application connection.
+type recvHandler struct{}
+
+func (recvHandler) OnOpen(c *loop.Conn) {}
+
+func (recvHandler) OnTraffic(c *loop.Conn) error {
+	rt := c.Ctx.(*recvType)
+	if n := c.InboundBuffered(); n > 0 { // applications never write here
+		c.Discard(n)
+	}
+	rt.rewake.Store(false)
+	for {
+		if c.OutboundBuffered() > outboundLimit {
+			if !rt.rewake.Swap(true) {
+				time.AfterFunc(rewakeDelay, func() { c.Wake() })
+			}
+			break
+		}
+		rt.batch = rt.q.PopBatch(rt.batch[:0], sendBatchMsgs)
+		if len(rt.batch) == 0 {
+			break
+		}
+		for i, b := range rt.batch {
+			rt.out = append(rt.out, b.B...)
+			bytebufferpool.Put(b)
+			rt.batch[i] = nil
+		}
+		if _, err := c.Write(rt.out); err != nil {
+			rt.out = rt.out[:0]
+			return err
+		}
+		if cap(rt.out) > 4*sendBatchBytes {
+			rt.out = nil
+		} else {
+			rt.out = rt.out[:0]
+		}
+	}
+	return nil
+}
+
+func (recvHandler) OnClose(c *loop.Conn, err error) {
+	rt, ok := c.Ctx.(*recvType)
+	if !ok {
+		return
+	}
+	rt.conn.CompareAndSwap(c, nil)
+	if rt.q.Len() > 0 && rt.listenerPresent() {
+		rt.kick()
+	}
+}

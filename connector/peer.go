@@ -1,0 +1,528 @@
+package connector
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/aioconn/aioconn/codec"
+	"github.com/aioconn/aioconn/loop"
+	"github.com/aioconn/aioconn/ring"
+	"github.com/valyala/bytebufferpool"
+)
+
+// Tuning of the peer send path.
+const (
+	sendBatchMsgs   = 512       // messages taken from a ring per pop
+	sendBatchBytes  = 256 << 10 // flush the write batch when it reaches this size
+	outboundLimit   = 4 << 20   // stop draining while gnet holds this much unsent output
+	rewakeDelay     = time.Millisecond
+	defaultMaxBytes = 256 << 20 // byte cap of one peer ring
+)
+
+// qmsg is one queued outgoing frame: a pooled buffer holding the complete frame (prefix included).
+// The queue owns the buffer until it is popped; the popper returns it to the pool once written.
+type qmsg struct {
+	b   *bytebufferpool.ByteBuffer
+	ack bool // wait_for_ack: stamp transport_id and stop-and-wait
+}
+
+// peer is one TCP connection to another connector. Fields marked loop-owned are touched only on
+// the connection's event loop.
+type peer struct {
+	cn       *Connector
+	conn     *loop.Conn
+	client   bool   // we are the client side
+	name     string // routing name (loop-owned until identified, then immutable)
+	showName string // what show_connected_peers prints
+	q        *ring.Prio[qmsg]
+	ident    atomic.Bool
+
+	// loop-owned
+	out        []byte
+	pending    []qmsg
+	scratch    []byte
+	jsonBuf    []byte
+	touched    []*recvType
+	transport  uint32 // last transport_id used
+	ackWait    uint32 // transport_id awaited, 0 = none
+	ackTimer   *time.Timer
+	ackExpired atomic.Bool
+	rewake     atomic.Bool
+	gone       bool
+}
+
+func newPeer(cn *Connector, client bool) *peer {
+	return &peer{cn: cn, client: client, q: ring.NewPrio[qmsg](cn.cfg.MaxQueueSize, defaultMaxBytes)}
+}
+
+// pyAddr is Python's str() of a socket address tuple: ('127.0.0.1', 53124).
+func pyAddr(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return "('" + t.IP.String() + "', " + strconv.Itoa(t.Port) + ")"
+	}
+	return "('" + a.String() + "', 0)"
+}
+
+// peerHandler handles every TCP connection of the connector (accepted or dialed).
+type peerHandler struct{ cn *Connector }
+
+func (h *peerHandler) OnOpen(c *loop.Conn) {
+	cn := h.cn
+	p, ok := c.Ctx.(*peer)
+	if !ok { // accepted by the server: known by its socket address until the handshake
+		p = newPeer(cn, false)
+		c.Ctx = p
+		p.conn = c
+		p.name = pyAddr(c.RemoteAddr())
+		p.showName = p.name
+		cn.setPeer(p.name, p)
+		cn.log.Infof("%s Accepted connection from %s", cn.sourceID, p.name)
+		return
+	}
+	p.conn = c
+	p.showName = pyAddr(c.RemoteAddr())
+	// Client: the handshake is the first frame on the wire; no answer is expected.
+	var o codec.Obj
+	o.Begin(p.jsonBuf[:0])
+	o.Str("message_type", "_handshake_no_ssl")
+	o.Str("source_id", cn.sourceID)
+	p.jsonBuf = o.End()
+	p.out = codec.AppendFrame(p.out, p.jsonBuf, []byte("hello"), nil, false)
+	p.ident.Store(true)
+	if prev := cn.setPeer(p.name, p); prev != nil && prev != p {
+		prev.conn.Close()
+	}
+	cn.registerActive()
+	cn.log.Infof("%s Connected to server %s", cn.sourceID, p.showName)
+	p.flush()
+}
+
+func (h *peerHandler) OnTraffic(c *loop.Conn) error {
+	p := c.Ctx.(*peer)
+	if p.ackExpired.Swap(false) && p.ackWait != 0 {
+		p.cn.log.Warnf("%s no _ack received for transport_id %d from %s", p.cn.sourceID, p.ackWait, p.name)
+		p.ackWait = 0
+	}
+	p.rewake.Store(false)
+	max := p.cn.cfg.MaxFrame
+	for {
+		n := c.InboundBuffered()
+		if n < codec.LenPrefix {
+			break
+		}
+		head, err := c.Peek(codec.LenPrefix)
+		if err != nil {
+			return err
+		}
+		size, err := codec.FrameSize(head, max)
+		if err != nil {
+			p.cn.log.Errorf("%s closing connection with %s: %v", p.cn.sourceID, p.name, err)
+			return err
+		}
+		if n < size {
+			break
+		}
+		fr, err := c.Peek(size)
+		if err != nil {
+			return err
+		}
+		if err := p.handleFrame(fr); err != nil {
+			return err
+		}
+		c.Discard(size)
+	}
+	for i, rt := range p.touched {
+		rt.kick()
+		p.touched[i] = nil
+	}
+	p.touched = p.touched[:0]
+	p.drain()
+	p.flush()
+	return nil
+}
+
+func (h *peerHandler) OnClose(c *loop.Conn, err error) {
+	p, ok := c.Ctx.(*peer)
+	if !ok {
+		return
+	}
+	cn := p.cn
+	p.gone = true
+	if p.ackTimer != nil {
+		p.ackTimer.Stop()
+	}
+	cn.removePeer(p.name, p)
+	dropped := len(p.pending)
+	for _, m := range p.pending {
+		bytebufferpool.Put(m.b)
+	}
+	p.pending = nil
+	var batch []qmsg
+	for {
+		batch = p.q.PopBatch(batch[:0], sendBatchMsgs, 1<<30)
+		if len(batch) == 0 {
+			break
+		}
+		dropped += len(batch)
+		for _, m := range batch {
+			bytebufferpool.Put(m.b)
+		}
+	}
+	if err != nil {
+		cn.log.Infof("%s connection with %s closed: %v", cn.sourceID, p.name, err)
+	} else {
+		cn.log.Infof("%s connection with %s closed", cn.sourceID, p.name)
+	}
+	if dropped > 0 {
+		cn.log.Warnf("%s dropped %d queued messages for %s (connection lost)", cn.sourceID, dropped, p.name)
+	}
+	if p.client {
+		cn.unregisterActive()
+		cn.mu.Lock()
+		ctx, running := cn.runCtx, cn.running
+		cn.mu.Unlock()
+		if running && ctx.Err() == nil && cn.cfg.EnableClientTryReconnect {
+			go cn.dialLoop(ctx, false)
+		}
+	}
+}
+
+// handleFrame runs the receive pipeline of PEER-PROTOCOL §5 on one complete frame (prefix
+// included). fr is only valid during the call.
+func (p *peer) handleFrame(fr []byte) error {
+	cn := p.cn
+	f, err := codec.ParseBody(fr[codec.LenPrefix:])
+	if err != nil {
+		cn.log.Warnf("%s dropping malformed frame from %s: %v", cn.sourceID, p.name, err)
+		return nil
+	}
+	var h codec.Header
+	if err := codec.ScanHeader(f.JSON, &h); err != nil {
+		cn.log.Warnf("%s dropping frame with invalid transport json from %s: %v", cn.sourceID, p.name, err)
+		return nil
+	}
+	if cn.cfg.DebugMsgCounts {
+		cn.stats.queueRecv.Add(1)
+	}
+	mt, _ := h.MessageType.AppendStr(p.scratch[:0])
+	p.scratch = mt
+	// 1. server control interception
+	if !p.client && !cn.cfg.UseSSL && string(mt) == "_handshake_no_ssl" {
+		if cn.cfg.DebugMsgCounts {
+			cn.stats.queueRecv.Add(-1)
+		}
+		return p.handshake(f, h)
+	}
+	// 3. _ack
+	if string(mt) == "_ack" {
+		if cn.cfg.DebugMsgCounts {
+			cn.stats.queueRecv.Add(-1)
+		}
+		id, _ := strconv.ParseUint(string(h.TransportID.Raw), 10, 32)
+		if p.ackWait != 0 && uint32(id) == p.ackWait {
+			p.ackWait = 0
+			if p.ackTimer != nil {
+				p.ackTimer.Stop()
+			}
+		} else {
+			cn.log.Warnf("%s received _ack for unknown transport_id %s from %s", cn.sourceID, h.TransportID.Raw, p.name)
+		}
+		return nil
+	}
+	isPing := string(mt) == "_ping"
+	// 4. _ping request: answered here, never delivered, never acked
+	if isPing && h.AwaitResponse.Truthy() {
+		if !h.RequestID.Present() {
+			cn.log.Warnf("%s dropping _ping request without request_id from %s", cn.sourceID, p.name)
+			return nil
+		}
+		var o codec.Obj
+		o.Begin(p.jsonBuf[:0])
+		o.Str("message_type", "_ping")
+		o.Raw("response_id", h.RequestID.Raw)
+		o.Str("source_id", cn.sourceID)
+		p.jsonBuf = o.End()
+		// Like Python, the request's binary section is echoed without with_binary (ignored by readers).
+		p.out = codec.AppendFrame(p.out, p.jsonBuf, f.Data, f.Binary, f.HasBinary)
+		return nil
+	}
+	json := f.JSON
+	// 5. transport_id: acked if truthy, never delivered
+	if h.TransportID.Present() {
+		if h.TransportID.Truthy() {
+			var o codec.Obj
+			o.Begin(p.jsonBuf[:0])
+			o.Raw("transport_id", h.TransportID.Raw)
+			o.Str("message_type", "_ack")
+			o.Str("source_id", cn.sourceID)
+			p.jsonBuf = o.End()
+			p.out = codec.AppendFrame(p.out, p.jsonBuf, nil, nil, false)
+		}
+		var err error
+		p.jsonBuf, err = codec.DeleteKey(p.jsonBuf[:0], json, "transport_id")
+		if err != nil {
+			return nil
+		}
+		json = p.jsonBuf
+	}
+	// 6. ignore_peer_traffic
+	if cn.ignore.Load().match(p.name) {
+		return nil
+	}
+	// 7. type filter
+	if _, ok := cn.recvTypes[string(mt)]; !ok && !isPing {
+		cn.log.Warnf("%s received a message with invalid type %s from %s. Ignoring...", cn.sourceID, mt, p.name)
+		return nil
+	}
+	// 8. files: the file-transfer issue; refuse cleanly meanwhile.
+	if h.WithFile.Present() {
+		cn.log.Warnf("%s refusing with_file message of type %s from %s: file transfer is not supported yet", cn.sourceID, mt, p.name)
+		return nil
+	}
+	// 9. response matching
+	if h.ResponseID.Present() && h.ResponseID.Kind != codec.KindNull {
+		if cn.completeWaiter(string(mt), p.name, h.ResponseID, json, f.Data, f.Binary, f.HasBinary) {
+			return nil
+		}
+		if isPing {
+			cn.log.Errorf("Invalid message type received by queue_recv_from_connector _ping")
+			return nil
+		}
+	}
+	// 10. deliver to the application listener of this type
+	rt := cn.recv[string(mt)]
+	if rt == nil {
+		return nil
+	}
+	if !p.touchedHas(rt) {
+		if !rt.listenerPresent() {
+			rt.dropNoListener()
+			return nil
+		}
+		p.touched = append(p.touched, rt)
+	}
+	rt.push(json, f.Data, f.Binary, f.HasBinary)
+	return nil
+}
+
+func (p *peer) touchedHas(rt *recvType) bool {
+	for _, t := range p.touched {
+		if t == rt {
+			return true
+		}
+	}
+	return false
+}
+
+// handshake identifies an accepted client by the source_id of its _handshake_no_ssl frame.
+func (p *peer) handshake(f codec.Frame, h codec.Header) error {
+	cn := p.cn
+	if !bytes.Equal(f.Data, []byte("hello")) {
+		cn.log.Warnf("%s invalid handshake data from %s, closing", cn.sourceID, p.name)
+		return fmt.Errorf("connector: invalid handshake from %s", p.name)
+	}
+	name, ok := h.SourceID.Str()
+	if !ok || name == "" {
+		return fmt.Errorf("connector: handshake without source_id from %s", p.name)
+	}
+	if p.ident.Load() {
+		cn.log.Warnf("%s second handshake from %s ignored", cn.sourceID, p.name)
+		return nil
+	}
+	cn.removePeer(p.name, p)
+	p.name = name
+	p.showName = name
+	p.ident.Store(true)
+	if prev := cn.setPeer(name, p); prev != nil && prev != p {
+		cn.log.Warnf("%s client %s already connected : Disconnecting the older connection", cn.sourceID, name)
+		prev.conn.Close()
+	}
+	cn.log.Infof("%s Client %s identified (handshake)", cn.sourceID, name)
+	return nil
+}
+
+// drain moves queued frames into the write batch, honouring stop-and-wait acks and the
+// outbound limit. Loop-owned.
+func (p *peer) drain() {
+	for !p.gone && p.ackWait == 0 {
+		if len(p.out) >= sendBatchBytes {
+			p.flush()
+		}
+		if p.conn.OutboundBuffered() > outboundLimit {
+			p.scheduleRewake()
+			return
+		}
+		if len(p.pending) == 0 {
+			p.pending = p.q.PopBatch(p.pending[:0], sendBatchMsgs, sendBatchBytes)
+			if len(p.pending) == 0 {
+				return
+			}
+		}
+		i := 0
+		for ; i < len(p.pending); i++ {
+			m := p.pending[i]
+			if m.ack {
+				p.sendWithAck(m)
+				i++
+				break
+			}
+			p.out = append(p.out, m.b.B...)
+			bytebufferpool.Put(m.b)
+		}
+		if p.cn.cfg.DebugMsgCounts {
+			p.cn.stats.queueSent.Add(int64(i))
+		}
+		n := copy(p.pending, p.pending[i:])
+		p.pending = p.pending[:n]
+	}
+}
+
+// sendWithAck stamps the next transport_id (1..100000, never 0) and waits for its _ack.
+func (p *peer) sendWithAck(m qmsg) {
+	cn := p.cn
+	defer bytebufferpool.Put(m.b)
+	f, err := codec.ParseBody(m.b.B[codec.LenPrefix:])
+	if err != nil {
+		return
+	}
+	p.transport++
+	if p.transport > 100000 {
+		p.transport = 1
+	}
+	p.jsonBuf, err = codec.SetKey(p.jsonBuf[:0], f.JSON, "transport_id", strconv.AppendUint(p.scratch[:0], uint64(p.transport), 10))
+	if err != nil {
+		return
+	}
+	p.out = codec.AppendFrame(p.out, p.jsonBuf, f.Data, f.Binary, f.HasBinary)
+	p.ackWait = p.transport
+	conn := p.conn
+	if p.ackTimer == nil {
+		p.ackTimer = time.AfterFunc(cn.cfg.IOTimeout, func() {
+			p.ackExpired.Store(true)
+			conn.Wake()
+		})
+	} else {
+		p.ackTimer.Reset(cn.cfg.IOTimeout)
+	}
+}
+
+func (p *peer) scheduleRewake() {
+	if p.rewake.Swap(true) {
+		return
+	}
+	conn := p.conn
+	time.AfterFunc(rewakeDelay, func() { conn.Wake() })
+}
+
+// flush writes the batch with one syscall. Loop-owned.
+func (p *peer) flush() {
+	if len(p.out) == 0 {
+		return
+	}
+	p.conn.Write(p.out)
+	if cap(p.out) > 4*sendBatchBytes {
+		p.out = nil
+	} else {
+		p.out = p.out[:0]
+	}
+}
+
+// dialLoop connects a client to its server, retrying every ReconnectInterval while
+// enable_client_try_reconnect holds. It returns once a connection is enrolled (OnClose starts the
+// next dialLoop) or the run ends.
+func (c *Connector) dialLoop(ctx context.Context, first bool) {
+	for {
+		if !first {
+			t := time.NewTimer(c.cfg.ReconnectInterval)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		first = false
+		c.mu.Lock()
+		eng := c.eng
+		c.mu.Unlock()
+		if eng == nil || ctx.Err() != nil {
+			return
+		}
+		nc, err := c.dialServer(ctx)
+		if err == nil {
+			p := newPeer(c, true)
+			p.name = c.serverPeer
+			if _, err = eng.Enroll(nc, &peerHandler{cn: c}, p); err == nil {
+				return
+			}
+		}
+		c.log.Warnf("%s could not connect to server %s : %v", c.sourceID, c.serverPeer, err)
+		if !c.cfg.EnableClientTryReconnect {
+			return
+		}
+	}
+}
+
+var proxyOK = regexp.MustCompile(`^HTTP/\d.\d 200`)
+
+// dialServer opens the TCP connection to the server, through the HTTP CONNECT proxy if configured.
+// It blocks (run it off the loop).
+func (c *Connector) dialServer(ctx context.Context) (net.Conn, error) {
+	d := net.Dialer{Timeout: c.cfg.ConnectTimeout}
+	if c.cfg.ClientBindIP != "" {
+		ip := c.cfg.ClientBindIP
+		if r := resolveInterface(ip); r != "" {
+			ip = r
+		}
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip)}
+	}
+	host := c.cfg.ServerHost
+	if r := resolveInterface(host); r != "" {
+		host = r
+	}
+	target := net.JoinHostPort(host, strconv.Itoa(c.cfg.ServerPort))
+	px := c.cfg.Proxy
+	if !px.Enabled {
+		return d.DialContext(ctx, "tcp4", target)
+	}
+	if px.SSLServer {
+		return nil, fmt.Errorf("connector: proxy ssl_server is not supported yet")
+	}
+	nc, err := d.DialContext(ctx, "tcp4", net.JoinHostPort(px.Address, strconv.Itoa(px.Port)))
+	if err != nil {
+		return nil, err
+	}
+	req := "CONNECT " + target + " HTTP/1.1\r\n"
+	if px.HasAuth {
+		req += "Proxy-Authorization: basic " + base64.StdEncoding.EncodeToString([]byte(px.Username+":"+px.Password)) + "\r\n"
+	}
+	req += "\r\n"
+	nc.SetDeadline(time.Now().Add(c.cfg.IOTimeout))
+	if _, err := nc.Write([]byte(req)); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	buf := make([]byte, 2048)
+	n, err := nc.Read(buf)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	head := buf[:n]
+	if len(head) > 12 {
+		head = head[:12]
+	}
+	if !proxyOK.Match(head) {
+		nc.Close()
+		return nil, fmt.Errorf("connector: proxy refused CONNECT: %q", head)
+	}
+	nc.SetDeadline(time.Time{})
+	return nc, nil
+}

@@ -1,0 +1,337 @@
+// Package loop is aioconn's event loop: a thin layer over gnet/v2 that owns the TCP and unix-socket
+// listeners of one connector run, enrolls dialed connections (TCP peers, application listener
+// sockets) into the same loops, and hands every event to a per-listener or per-connection Handler.
+// It knows nothing of aioconnectors; it is the only package that imports gnet.
+//
+// Threading: every Handler method runs on the event loop that owns the connection; handlers must
+// never block (no disk, DNS or dial work: do it on a goroutine and come back with Conn.Wake or
+// Conn.AsyncWrite). Methods documented as concurrency-safe may be called from any goroutine.
+package loop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/logging"
+	"golang.org/x/sys/unix"
+)
+
+// Errors of package loop.
+var (
+	ErrStopped    = errors.New("loop: engine stopped")
+	ErrNoListener = errors.New("loop: at least one listener is required")
+	ErrClosed     = errors.New("loop: connection closed")
+)
+
+// Handler receives the events of the connections it owns. All methods run on the owning event loop.
+type Handler interface {
+	// OnOpen is called once when the connection is registered on its loop.
+	OnOpen(c *Conn)
+	// OnTraffic is called when bytes are buffered for reading (c.InboundBuffered() > 0) or after
+	// a Wake. Returning a non-nil error closes the connection (OnClose receives it).
+	OnTraffic(c *Conn) error
+	// OnClose is called once when the connection is gone; err is nil on a clean EOF.
+	OnClose(c *Conn, err error)
+}
+
+// Listener names an address to listen on ("tcp://127.0.0.1:10673" or "unix:///path/to/socket")
+// and the Handler of the connections accepted there.
+type Listener struct {
+	Addr    string
+	Handler Handler
+}
+
+// Options tunes the engine. The zero value is usable.
+type Options struct {
+	// Loops is the number of event loops (default: one per CPU).
+	Loops int
+	// ReuseAddr sets SO_REUSEADDR and SO_REUSEPORT on the TCP listener.
+	ReuseAddr bool
+	// ReadBufferCap is the per-connection read buffer size (default 64 KiB).
+	ReadBufferCap int
+}
+
+// Conn is one connection on the loop. Reading methods (Peek, Discard, InboundBuffered) and Write
+// must be called on the loop (inside a Handler method); Wake, AsyncWrite, Close and the accessors
+// marked so are concurrency-safe.
+type Conn struct {
+	gc      gnet.Conn
+	h       Handler
+	network string
+	woken   atomic.Bool
+	closed  atomic.Bool
+	// Ctx belongs to the Handler (set it in OnOpen or before Enroll); loop never touches it.
+	Ctx any
+}
+
+// Peek returns the next n buffered bytes without consuming them (n <= 0: everything buffered).
+// The slice is valid only until the next Discard or the end of the Handler call. On the loop only.
+func (c *Conn) Peek(n int) ([]byte, error) { return c.gc.Peek(n) }
+
+// Discard consumes n buffered bytes. On the loop only.
+func (c *Conn) Discard(n int) (int, error) { return c.gc.Discard(n) }
+
+// InboundBuffered is the number of bytes ready to read. On the loop only.
+func (c *Conn) InboundBuffered() int { return c.gc.InboundBuffered() }
+
+// OutboundBuffered is the number of bytes accepted by Write but not yet sent. On the loop only.
+func (c *Conn) OutboundBuffered() int { return c.gc.OutboundBuffered() }
+
+// Write sends b now (one write syscall) and buffers what the socket does not take. b may be reused
+// by the caller after Write returns. On the loop only.
+func (c *Conn) Write(b []byte) (int, error) { return c.gc.Write(b) }
+
+// AsyncWrite queues b to be written on the connection's loop; b must not be modified until done
+// is called (done may be nil; it runs on the loop). Concurrency-safe.
+func (c *Conn) AsyncWrite(b []byte, done func(err error)) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	var cb gnet.AsyncCallback
+	if done != nil {
+		cb = func(_ gnet.Conn, err error) error { done(err); return nil }
+	}
+	return c.gc.AsyncWrite(b, cb)
+}
+
+// Wake makes the loop call OnTraffic for this connection soon; many Wakes before the loop runs
+// collapse into one call. Concurrency-safe.
+func (c *Conn) Wake() error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if c.woken.Swap(true) {
+		return nil
+	}
+	return c.gc.Wake(nil)
+}
+
+// Close closes the connection (buffered output is flushed first by gnet). Concurrency-safe.
+func (c *Conn) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	return c.gc.Close()
+}
+
+// Closed reports whether Close was called or the connection is gone. Concurrency-safe.
+func (c *Conn) Closed() bool { return c.closed.Load() }
+
+// RemoteAddr is the peer's address. Concurrency-safe.
+func (c *Conn) RemoteAddr() net.Addr { return c.gc.RemoteAddr() }
+
+// LocalAddr is the local address. Concurrency-safe.
+func (c *Conn) LocalAddr() net.Addr { return c.gc.LocalAddr() }
+
+// Network is "tcp" or "unix". Concurrency-safe.
+func (c *Conn) Network() string { return c.network }
+
+// Fd is the socket's descriptor (for socket options). On the loop only.
+func (c *Conn) Fd() int { return c.gc.Fd() }
+
+// Engine runs the listeners of one connector run on gnet event loops.
+type Engine struct {
+	eng      gnet.Engine
+	tcp      Handler
+	unixH    map[string]Handler
+	booted   chan struct{}
+	done     chan struct{}
+	runErr   error
+	tcpAddr  net.Addr
+	stopOnce sync.Once
+	gnet.BuiltinEventEngine
+}
+
+// Start listens on every listener and runs the loops in the background. It returns once the
+// listeners are bound (or binding failed).
+func Start(ls []Listener, o Options) (*Engine, error) {
+	if len(ls) == 0 {
+		return nil, ErrNoListener
+	}
+	e := &Engine{unixH: map[string]Handler{}, booted: make(chan struct{}), done: make(chan struct{})}
+	addrs := make([]string, 0, len(ls))
+	var tcpAddr string
+	for _, l := range ls {
+		switch {
+		case strings.HasPrefix(l.Addr, "tcp://"):
+			if e.tcp != nil {
+				return nil, fmt.Errorf("loop: only one tcp listener is supported (%s)", l.Addr)
+			}
+			e.tcp = l.Handler
+			tcpAddr = strings.TrimPrefix(l.Addr, "tcp://")
+		case strings.HasPrefix(l.Addr, "unix://"):
+			e.unixH[strings.TrimPrefix(l.Addr, "unix://")] = l.Handler
+		default:
+			return nil, fmt.Errorf("loop: unsupported listener address %q", l.Addr)
+		}
+		addrs = append(addrs, l.Addr)
+	}
+	if o.ReadBufferCap == 0 {
+		o.ReadBufferCap = 64 << 10
+	}
+	opts := []gnet.Option{
+		gnet.WithMulticore(o.Loops != 1),
+		gnet.WithReadBufferCap(o.ReadBufferCap),
+		gnet.WithWriteBufferCap(64 << 10),
+		gnet.WithLoadBalancing(gnet.LeastConnections),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithLogLevel(logging.ErrorLevel),
+		gnet.WithReuseAddr(o.ReuseAddr),
+		gnet.WithReusePort(o.ReuseAddr),
+	}
+	if o.Loops > 0 {
+		opts = append(opts, gnet.WithNumEventLoop(o.Loops))
+	}
+	go func() {
+		err := gnet.Rotate(e, addrs, opts...)
+		select {
+		case <-e.booted:
+		default:
+			e.runErr = err
+			close(e.booted)
+		}
+		if err != nil && e.runErr == nil {
+			e.runErr = err
+		}
+		close(e.done)
+	}()
+	<-e.booted
+	if e.runErr != nil {
+		return nil, fmt.Errorf("loop: listen %s: %w", strings.Join(addrs, ", "), e.runErr)
+	}
+	if tcpAddr != "" {
+		fd, err := e.eng.DupListener("tcp", tcpAddr)
+		if err == nil {
+			if sa, err2 := unix.Getsockname(fd); err2 == nil {
+				if in4, ok := sa.(*unix.SockaddrInet4); ok {
+					e.tcpAddr = &net.TCPAddr{IP: net.IP(in4.Addr[:]).To4(), Port: in4.Port}
+				}
+			}
+			unix.Close(fd)
+		}
+	}
+	return e, nil
+}
+
+// TCPAddr is the bound address of the TCP listener (useful with port 0), or nil.
+func (e *Engine) TCPAddr() net.Addr { return e.tcpAddr }
+
+// OnBoot implements gnet.EventHandler.
+func (e *Engine) OnBoot(eng gnet.Engine) gnet.Action {
+	e.eng = eng
+	close(e.booted)
+	return gnet.None
+}
+
+// OnOpen implements gnet.EventHandler.
+func (e *Engine) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	c, ok := gc.Context().(*Conn)
+	if !ok { // accepted on a listener
+		c = &Conn{gc: gc}
+		if la := gc.LocalAddr(); la != nil && la.Network() == "unix" {
+			c.network = "unix"
+			c.h = e.unixH[la.String()]
+		} else {
+			c.network = "tcp"
+			c.h = e.tcp
+		}
+		if c.h == nil {
+			return nil, gnet.Close
+		}
+		gc.SetContext(c)
+	}
+	c.gc = gc
+	c.h.OnOpen(c)
+	if c.closed.Load() {
+		return nil, gnet.Close
+	}
+	return nil, gnet.None
+}
+
+// OnTraffic implements gnet.EventHandler.
+func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
+	c, ok := gc.Context().(*Conn)
+	if !ok {
+		return gnet.Close
+	}
+	c.woken.Store(false)
+	if err := c.h.OnTraffic(c); err != nil {
+		c.closeErr(err)
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// OnClose implements gnet.EventHandler.
+func (e *Engine) OnClose(gc gnet.Conn, err error) gnet.Action {
+	c, ok := gc.Context().(*Conn)
+	if !ok {
+		return gnet.None
+	}
+	c.closed.Store(true)
+	if ce := c.takeCloseErr(); ce != nil && err == nil {
+		err = ce
+	}
+	c.h.OnClose(c, err)
+	return gnet.None
+}
+
+var closeErrs sync.Map // *Conn -> error: the error a handler returned, reported in OnClose
+
+func (c *Conn) closeErr(err error) { closeErrs.Store(c, err) }
+func (c *Conn) takeCloseErr() error {
+	v, ok := closeErrs.LoadAndDelete(c)
+	if !ok {
+		return nil
+	}
+	return v.(error)
+}
+
+// Enroll registers an established connection (dialed by the caller off the loop) with Handler h
+// on one of the engine's loops; h.OnOpen runs before Enroll returns. ctx is stored in Conn.Ctx
+// before OnOpen. nc is closed by Enroll (the loop owns a duplicate of its descriptor).
+// Concurrency-safe; blocks until the loop accepted the connection, so never call it on a loop.
+func (e *Engine) Enroll(nc net.Conn, h Handler, ctx any) (*Conn, error) {
+	c := &Conn{h: h, Ctx: ctx, network: nc.RemoteAddr().Network()}
+	gctx := gnet.NewContext(context.Background(), c)
+	gctx = gnet.NewNetConnContext(gctx, nc)
+	ch, err := e.eng.Register(gctx)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("loop: enroll %s: %w", nc.RemoteAddr(), err)
+	}
+	res := <-ch
+	if res.Err != nil {
+		return nil, fmt.Errorf("loop: enroll %s: %w", nc.RemoteAddr(), res.Err)
+	}
+	return c, nil
+}
+
+// Stop closes every listener and connection and waits (at most timeout) for the loops to end.
+// Concurrency-safe and idempotent; never call it on a loop.
+func (e *Engine) Stop(timeout time.Duration) error {
+	var err error
+	e.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		err = e.eng.Stop(ctx)
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			if err == nil {
+				err = ctx.Err()
+			}
+		}
+	})
+	return err
+}
+
+// Done is closed when the engine has stopped.
+func (e *Engine) Done() <-chan struct{} { return e.done }
