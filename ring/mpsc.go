@@ -1,0 +1,240 @@
+package ring
+
+import (
+	"math/bits"
+	"sync/atomic"
+)
+
+const (
+	minSlots  = 64
+	maxSlots  = 1 << 30
+	closedBit = uint64(1) << 63
+)
+
+// cacheLine pads hot atomics apart to avoid false sharing.
+type cacheLine [64]byte
+
+// cell is one slot of a Vyukov bounded queue. seq == pos means free for the producer taking
+// position pos; seq == pos+1 means written and ready for the consumer at pos.
+type cell[T any] struct {
+	seq  atomic.Uint64
+	size int64
+	v    T
+}
+
+// segment is a power-of-two Vyukov ring. Producers reserve positions with a CAS on tail.
+// When a producer finds the segment full it closes it (sets closedBit in tail, after which
+// no position can be reserved in it) and links a segment twice as large; the consumer drains
+// a closed segment up to its final tail and then moves to next. Closing before linking keeps
+// each producer's items in push order: a producer only pushes into next after it has seen
+// the segment closed.
+type segment[T any] struct {
+	next  atomic.Pointer[segment[T]]
+	mask  uint64
+	cells []cell[T]
+	_     cacheLine
+	tail  atomic.Uint64
+	_     cacheLine
+}
+
+func newSegment[T any](n int) *segment[T] {
+	s := &segment[T]{mask: uint64(n - 1), cells: make([]cell[T], n)}
+	for i := range s.cells {
+		s.cells[i].seq.Store(uint64(i))
+	}
+	return s
+}
+
+// MPSC is a bounded multi-producer single-consumer FIFO queue. Push may be called from any
+// goroutine and never blocks (it is lock-free: a preempted producer never stops others from
+// pushing). Pop and PopBatch must be called by one consumer goroutine at a time. Len and
+// Bytes are safe anywhere.
+//
+// Ordering: items pushed by one goroutine are popped in push order; items of different
+// goroutines are ordered by when they reserved their slot. Pop may report empty while a
+// Push that reserved the next slot is still writing it.
+//
+// Caps: Push refuses an item when the count would exceed maxCount or the summed sizes would
+// exceed maxBytes. The caps are never exceeded. Near a cap a Push may be refused while a
+// concurrent refused Push is undoing its reservation (a transient over-count of at most the
+// number of concurrent producers). An item larger than maxBytes is always refused.
+//
+// Memory: storage starts at 64 slots and doubles when a burst fills it, up to the smallest
+// power of two >= maxCount; in steady state Push and Pop do not allocate.
+type MPSC[T any] struct {
+	maxCount int64
+	maxBytes int64 // <= 0: no byte cap
+	maxSeg   int
+	_        cacheLine
+	count    atomic.Int64 // reserved items (producers +1, consumer -1)
+	bytes    atomic.Int64
+	_        cacheLine
+	tailSeg  atomic.Pointer[segment[T]]
+	_        cacheLine
+	headSeg  *segment[T] // consumer only
+	head     uint64      // consumer only: next position in headSeg
+	_        cacheLine
+}
+
+// NewMPSC returns an empty queue holding at most maxCount items (at least 1) and at most
+// maxBytes of declared sizes (maxBytes <= 0: no byte cap).
+func NewMPSC[T any](maxCount int, maxBytes int64) *MPSC[T] {
+	if maxCount < 1 {
+		maxCount = 1
+	}
+	ms := ceilPow2(maxCount)
+	q := &MPSC[T]{maxCount: int64(maxCount), maxBytes: maxBytes, maxSeg: ms}
+	s := newSegment[T](min(minSlots, ms))
+	q.tailSeg.Store(s)
+	q.headSeg = s
+	return q
+}
+
+// ceilPow2 returns the smallest power of two >= n, clamped to maxSlots.
+func ceilPow2(n int) int {
+	if n >= maxSlots {
+		return maxSlots
+	}
+	if n <= 1 {
+		return 1
+	}
+	return 1 << bits.Len(uint(n-1))
+}
+
+// Push appends v with its declared size (negative counts as 0). It returns false, keeping
+// nothing, when the queue is full by count or by bytes. Safe for concurrent use; never
+// blocks; allocates only when the storage grows.
+func (q *MPSC[T]) Push(v T, size int) bool {
+	sz := int64(size)
+	if sz < 0 {
+		sz = 0
+	}
+	if q.count.Add(1) > q.maxCount {
+		q.count.Add(-1)
+		return false
+	}
+	if b := q.bytes.Add(sz); q.maxBytes > 0 && b > q.maxBytes {
+		q.bytes.Add(-sz)
+		q.count.Add(-1)
+		return false
+	}
+	s := q.tailSeg.Load()
+	for {
+		pos := s.tail.Load()
+		if pos&closedBit != 0 {
+			s = q.advance(s)
+			continue
+		}
+		c := &s.cells[pos&s.mask]
+		dif := int64(c.seq.Load() - pos)
+		if dif == 0 {
+			if s.tail.CompareAndSwap(pos, pos+1) {
+				c.v = v
+				c.size = sz
+				c.seq.Store(pos + 1)
+				return true
+			}
+		} else if dif < 0 {
+			// Full segment: close it (if the tail has not moved) and go on to the next.
+			if s.tail.CompareAndSwap(pos, pos|closedBit) {
+				s = q.advance(s)
+			}
+		}
+		// dif > 0 or a lost CAS: another producer took pos; reload.
+	}
+}
+
+// advance returns the segment after the closed segment s, linking a new one twice the size
+// of s (up to maxSeg) if nobody has yet, and moves tailSeg forward.
+func (q *MPSC[T]) advance(s *segment[T]) *segment[T] {
+	n := s.next.Load()
+	if n == nil {
+		n = newSegment[T](min(2*len(s.cells), q.maxSeg))
+		if !s.next.CompareAndSwap(nil, n) {
+			n = s.next.Load() // another producer linked first; ours is garbage
+		}
+	}
+	q.tailSeg.CompareAndSwap(s, n)
+	return n
+}
+
+// Pop removes and returns the oldest item, or false when the queue is (momentarily) empty.
+// Consumer only. Does not allocate.
+func (q *MPSC[T]) Pop() (T, bool) {
+	var zero T
+	s := q.headSeg
+	for {
+		pos := q.head
+		c := &s.cells[pos&s.mask]
+		if c.seq.Load() == pos+1 {
+			v, sz := c.v, c.size
+			c.v = zero
+			c.seq.Store(pos + s.mask + 1)
+			q.head = pos + 1
+			q.bytes.Add(-sz)
+			q.count.Add(-1)
+			return v, true
+		}
+		if !q.nextSegment(s, pos) {
+			return zero, false
+		}
+		s = q.headSeg
+	}
+}
+
+// nextSegment moves the consumer to the next segment if s is closed and drained at pos.
+func (q *MPSC[T]) nextSegment(s *segment[T], pos uint64) bool {
+	t := s.tail.Load()
+	if t&closedBit == 0 || t&^closedBit != pos {
+		return false
+	}
+	n := s.next.Load()
+	if n == nil {
+		return false // the closer is about to link it
+	}
+	q.headSeg, q.head = n, 0
+	return true
+}
+
+// PopBatch appends up to max items (max <= 0: none) to dst in queue order and returns the
+// extended slice. Consumer only. Does not allocate unless dst must grow.
+func (q *MPSC[T]) PopBatch(dst []T, max int) []T {
+	var zero T
+	s := q.headSeg
+	var n, nb int64
+	for max > 0 {
+		pos := q.head
+		c := &s.cells[pos&s.mask]
+		if c.seq.Load() == pos+1 {
+			dst = append(dst, c.v)
+			nb += c.size
+			c.v = zero
+			c.seq.Store(pos + s.mask + 1)
+			q.head = pos + 1
+			n++
+			max--
+			continue
+		}
+		if !q.nextSegment(s, pos) {
+			break
+		}
+		s = q.headSeg
+	}
+	if n > 0 {
+		q.bytes.Add(-nb)
+		q.count.Add(-n)
+	}
+	return dst
+}
+
+// Len returns the number of items queued, counting pushes in progress. Safe anywhere.
+func (q *MPSC[T]) Len() int { return int(q.count.Load()) }
+
+// Bytes returns the sum of the declared sizes queued, counting pushes in progress.
+func (q *MPSC[T]) Bytes() int64 { return q.bytes.Load() }
+
+// Cap returns the count cap.
+func (q *MPSC[T]) Cap() int { return int(q.maxCount) }
+
+// slots returns the size of the segment producers currently push into (for tests).
+func (q *MPSC[T]) slots() int { return len(q.tailSeg.Load().cells) }

@@ -1,0 +1,175 @@
+package ring
+
+import "sync"
+
+// entry is one queued item with its declared size.
+type entry[T any] struct {
+	v    T
+	size int64
+}
+
+// fifo is a growable power-of-two ring buffer (not safe for concurrent use).
+type fifo[T any] struct {
+	buf        []entry[T]
+	head, tail uint64 // tail-head = number of items
+}
+
+func (f *fifo[T]) len() int { return int(f.tail - f.head) }
+
+// push appends; grows by doubling (from minSlots, up to maxSlots). The caller checked caps.
+func (f *fifo[T]) push(e entry[T], maxSlots int) {
+	n := f.len()
+	if n == len(f.buf) {
+		c := max(minSlots, 2*len(f.buf))
+		c = min(c, maxSlots)
+		if c <= n {
+			c = 2 * n // cannot happen when callers respect the count cap; stay correct anyway
+		}
+		nb := make([]entry[T], c)
+		mask := uint64(len(f.buf) - 1)
+		for i := 0; i < n; i++ {
+			nb[i] = f.buf[(f.head+uint64(i))&mask]
+		}
+		f.buf, f.head, f.tail = nb, 0, uint64(n)
+	}
+	f.buf[f.tail&uint64(len(f.buf)-1)] = e
+	f.tail++
+}
+
+func (f *fifo[T]) peekSize() int64 { return f.buf[f.head&uint64(len(f.buf)-1)].size }
+
+func (f *fifo[T]) pop() entry[T] {
+	i := f.head & uint64(len(f.buf)-1)
+	e := f.buf[i]
+	f.buf[i] = entry[T]{}
+	f.head++
+	return e
+}
+
+type level[T any] struct {
+	prio int
+	q    fifo[T]
+}
+
+// Prio is a bounded priority queue for a peer's send side (PEER-PROTOCOL.md §7.3): items
+// come out by priority, smallest number first, and in push order within one priority (the
+// sequence-number tie-break Python lacks). Any int is a valid priority; each distinct
+// priority ever pushed gets a level (a growable ring) kept for the queue's life, so the
+// number of distinct priorities should be small (they come from
+// send_message_types_priorities; unknown types use 0).
+//
+// Concurrency: all methods are safe for concurrent use; they serialise on one mutex held
+// for O(1) work per item (plus a scan over the levels). Lock order: Prio's mutex is a leaf
+// (no other lock is taken while it is held).
+//
+// Caps: Push refuses an item (returns false) when the total count would exceed maxCount or
+// the total of declared sizes would exceed maxBytes (<= 0: no byte cap). Each level's ring
+// starts at 64 slots and doubles up to the smallest power of two >= maxCount.
+type Prio[T any] struct {
+	mu       sync.Mutex
+	levels   []level[T] // sorted by prio ascending
+	last     int        // index of the level used by the last Push (lookup cache)
+	count    int
+	bytes    int64
+	maxCount int
+	maxBytes int64
+	maxSeg   int
+}
+
+// NewPrio returns an empty priority queue with the given caps (maxCount at least 1).
+func NewPrio[T any](maxCount int, maxBytes int64) *Prio[T] {
+	if maxCount < 1 {
+		maxCount = 1
+	}
+	return &Prio[T]{maxCount: maxCount, maxBytes: maxBytes, maxSeg: ceilPow2(maxCount)}
+}
+
+// Push queues v with its declared size (negative counts as 0) at priority. It returns false,
+// keeping nothing, when the queue is full by count or bytes. Allocates only when a level is
+// created or grows.
+func (q *Prio[T]) Push(v T, size int, priority int) bool {
+	sz := int64(size)
+	if sz < 0 {
+		sz = 0
+	}
+	q.mu.Lock()
+	if q.count >= q.maxCount || (q.maxBytes > 0 && q.bytes+sz > q.maxBytes) {
+		q.mu.Unlock()
+		return false
+	}
+	l := q.level(priority)
+	l.q.push(entry[T]{v: v, size: sz}, q.maxSeg)
+	q.count++
+	q.bytes += sz
+	q.mu.Unlock()
+	return true
+}
+
+// level returns the level of priority p, creating it in order. Caller holds mu.
+func (q *Prio[T]) level(p int) *level[T] {
+	if q.last < len(q.levels) && q.levels[q.last].prio == p {
+		return &q.levels[q.last]
+	}
+	i := 0
+	for i < len(q.levels) && q.levels[i].prio < p {
+		i++
+	}
+	if i == len(q.levels) || q.levels[i].prio != p {
+		q.levels = append(q.levels, level[T]{})
+		copy(q.levels[i+1:], q.levels[i:])
+		q.levels[i] = level[T]{prio: p}
+	}
+	q.last = i
+	return &q.levels[i]
+}
+
+// PopBatch appends to dst up to max items (max <= 0: none) whose declared sizes sum to at
+// most maxBytes (maxBytes <= 0: no limit), smallest priority number first, FIFO within a
+// priority, and returns the extended slice. The first item is taken even if it alone is
+// larger than maxBytes, so a big frame cannot get stuck. Stops at the first item that does
+// not fit (no reordering to fill the byte budget). Safe for concurrent use.
+func (q *Prio[T]) PopBatch(dst []T, max int, maxBytes int) []T {
+	if max <= 0 {
+		return dst
+	}
+	q.mu.Lock()
+	var taken int64
+	n := 0
+	budget := int64(maxBytes)
+levels:
+	for i := range q.levels {
+		f := &q.levels[i].q
+		for f.len() > 0 {
+			if n >= max {
+				break levels
+			}
+			if budget > 0 && n > 0 && taken+f.peekSize() > budget {
+				break levels
+			}
+			e := f.pop()
+			dst = append(dst, e.v)
+			taken += e.size
+			n++
+		}
+	}
+	q.count -= n
+	q.bytes -= taken
+	q.mu.Unlock()
+	return dst
+}
+
+// Len returns the number of queued items.
+func (q *Prio[T]) Len() int {
+	q.mu.Lock()
+	n := q.count
+	q.mu.Unlock()
+	return n
+}
+
+// Bytes returns the sum of the declared sizes queued.
+func (q *Prio[T]) Bytes() int64 {
+	q.mu.Lock()
+	n := q.bytes
+	q.mu.Unlock()
+	return n
+}
