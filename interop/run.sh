@@ -15,12 +15,12 @@
 #   PYTHON              python interpreter (default python3).
 #   INTEROP_PAIRINGS    optional space-separated subset of: pp gp pg gg (server letter first).
 #   INTEROP_KEEP        1 => keep temp dirs of passing runs too (failing runs are always kept).
-#   INTEROP_SCENARIO_TIMEOUT  hard cap in seconds for one driver run (default 60).
+#   INTEROP_SCENARIO_TIMEOUT  hard cap in seconds for one driver run (default 90; scenarios have their own, lower, bounds).
 set -u
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${PYTHON:-python3}"
-SCEN_TIMEOUT="${INTEROP_SCENARIO_TIMEOUT:-60}"
+SCEN_TIMEOUT="${INTEROP_SCENARIO_TIMEOUT:-90}"
 READY_TIMEOUT=10
 
 if [ -z "${AIOCONNECTORS_PATH:-}" ]; then
@@ -77,7 +77,10 @@ free_port() {
 # Extra config keys some scenarios need (JSON fragment starting with a comma, or empty).
 scenario_extra() {
     case "$1" in
+        # SIGKILLed server restarted by the driver: stale socket files and the port must be reusable
         reconnect) echo ', "reuse_server_sockaddr": true, "reuse_uds_path_send_to_connector": true, "reuse_uds_path_commander_server": true' ;;
+        # the reference server cannot re-bind its port after stop (TIME_WAIT) without SO_REUSEADDR
+        tool_stop_start|tool_restart) echo ', "reuse_server_sockaddr": true' ;;
         *) echo '' ;;
     esac
 }
@@ -153,7 +156,6 @@ kill_started() { # dir
     for p in $pids; do
         for i in $(seq 1 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
         kill -KILL "$p" 2>/dev/null
-        wait "$p" 2>/dev/null
     done
     STARTED_PIDS=""
 }
@@ -170,12 +172,12 @@ run_cell() { # scenario pairing
     start=$(date +%s%N)
     # server first (a client that finds no server only retries every 5 s)
     ( cd "$d" && exec $scmd create_connector "$d/server.json" ) >"$d/server.out" 2>&1 &
-    spid=$!; STARTED_PIDS="$spid"; echo "$spid" > "$d/server.pid"
+    spid=$!; disown "$spid"; STARTED_PIDS="$spid"; echo "$spid" > "$d/server.pid"
     rc=0
     wait_files "$READY_TIMEOUT" "$d/s/uds_path_commander_$sidf" "$d/s/uds_path_send_to_connector_server_$sidf" || rc=1
     if [ $rc -eq 0 ]; then
         ( cd "$d" && exec $ccmd create_connector "$d/client.json" ) >"$d/client.out" 2>&1 &
-        cpid=$!; STARTED_PIDS="$STARTED_PIDS $cpid"; echo "$cpid" > "$d/client.pid"
+        cpid=$!; disown "$cpid"; STARTED_PIDS="$STARTED_PIDS $cpid"; echo "$cpid" > "$d/client.pid"
         wait_files "$READY_TIMEOUT" "$d/c/uds_path_commander_client1" "$d/c/uds_path_send_to_connector_client_client1" || rc=1
     fi
     if [ $rc -eq 0 ]; then

@@ -27,6 +27,7 @@ import traceback
 CONNECT_TIMEOUT = 10.0   # connectors see each other (show_connected_peers)
 RECV_TIMEOUT = 5.0       # one expected message reaches a listener
 RECONNECT_TIMEOUT = 15.0  # client reconnect period is 5 s in the reference
+TOOL_TIMEOUT = 12.0      # one commander request/reply
 
 SCENARIOS = {}
 
@@ -46,6 +47,27 @@ def check(label, got, want):
     if got != want:
         raise Failure(f'{label}:\n      got  {got!r}\n      want {want!r}')
     print(f'  ok  {label}: {got!r}')
+
+
+class BoundedTool:
+    """Wraps ConnectorRemoteTool so that every command is bounded: the tool itself waits forever for the
+    reply length, and a connector that leaves the commander connection open (unknown command, failing
+    command) would otherwise hang the scenario."""
+
+    def __init__(self, tool):
+        self._tool = tool
+
+    def __getattr__(self, name):
+        attr = getattr(self._tool, name)
+        if not callable(attr):
+            return attr
+
+        async def call(*args, **kwargs):
+            try:
+                return await asyncio.wait_for(attr(*args, **kwargs), TOOL_TIMEOUT)
+            except asyncio.TimeoutError:
+                raise Failure(f'remote tool {name}{args or ""} got no reply within {TOOL_TIMEOUT}s') from None
+        return call
 
 
 class Ctx:
@@ -73,8 +95,10 @@ class Ctx:
         # "s" = server-side application, "c" = client-side application
         self.api = {'s': ConnectorAPI(config_file_path=self.server_cfg, logger=self.log.getChild('server.api')),
                     'c': ConnectorAPI(config_file_path=self.client_cfg, logger=self.log.getChild('client.api'))}
-        self.tool = {'s': ConnectorRemoteTool(config_file_path=self.server_cfg, logger=self.log.getChild('server.tool')),
-                     'c': ConnectorRemoteTool(config_file_path=self.client_cfg, logger=self.log.getChild('client.tool'))}
+        self.tool = {'s': BoundedTool(ConnectorRemoteTool(config_file_path=self.server_cfg,
+                                                          logger=self.log.getChild('server.tool'))),
+                     'c': BoundedTool(ConnectorRemoteTool(config_file_path=self.client_cfg,
+                                                          logger=self.log.getChild('client.tool')))}
         self.inbox = {}
         self.replier = {'s': None, 'c': None}   # side -> fn(tj, data, binary) -> send kwargs or None
         self.reply_results = []
