@@ -156,7 +156,7 @@ func TestMPSCClearsSlots(t *testing.T) {
 
 // stress runs producers pushing n items each (value = producer<<32 | seq) and one consumer
 // checking that every item arrives exactly once and in per-producer order.
-func stress(t *testing.T, producers, n, maxCount int, maxBytes int64, batch bool) {
+func stress(t *testing.T, producers, n, maxCount int, maxBytes int64, batch, late bool) {
 	q := NewMPSC[uint64](maxCount, maxBytes)
 	var wg sync.WaitGroup
 	for p := 0; p < producers; p++ {
@@ -174,6 +174,12 @@ func stress(t *testing.T, producers, n, maxCount int, maxBytes int64, batch bool
 				}
 			}
 		}(p)
+	}
+	if late { // all pushes race each other through every segment growth
+		wg.Wait()
+		if q.Len() != producers*n {
+			t.Fatalf("Len %d before draining, want %d", q.Len(), producers*n)
+		}
 	}
 	next := make([]uint64, producers)
 	total := producers * n
@@ -223,16 +229,18 @@ func TestMPSCStress(t *testing.T) {
 		maxCount  int
 		maxBytes  int64
 		batch     bool
+		late      bool
 	}{
-		{"4p small cap pop", 4, 100, 0, false},
-		{"4p small cap batch", 4, 100, 0, true},
-		{"8p byte cap batch", 8, 1 << 20, 200, true},
-		{"4p growth batch", 4, 1 << 16, 0, true},
-		{"1p growth pop", 1, 1 << 16, 0, false},
-		{"3p cap 1", 3, 1, 0, false},
+		{"4p small cap pop", 4, 100, 0, false, false},
+		{"4p small cap batch", 4, 100, 0, true, false},
+		{"8p byte cap batch", 8, 1 << 20, 200, true, false},
+		{"4p growth batch", 4, 1 << 16, 0, true, false},
+		{"1p growth pop", 1, 1 << 16, 0, false, false},
+		{"3p cap 1", 3, 1, 0, false, false},
+		{"4p all growth then drain", 4, 1 << 20, 0, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			stress(t, c.producers, n, c.maxCount, c.maxBytes, c.batch)
+			stress(t, c.producers, n, c.maxCount, c.maxBytes, c.batch, c.late)
 		})
 	}
 }
