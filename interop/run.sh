@@ -75,19 +75,21 @@ free_port() {
 }
 
 # Extra config keys some scenarios need (JSON fragment starting with a comma, or empty).
-scenario_extra() {
-    case "$1" in
+scenario_extra() { # scenario role(server|client)
+    case "$1,$2" in
+        pubsub,server) echo ', "pubsub_central_broker": true' ;;
+        pubsub,client) echo ', "subscribe_message_types": ["other"]' ;;
         # SIGKILLed server restarted by the driver: stale socket files and the port must be reusable
-        reconnect) echo ', "reuse_server_sockaddr": true, "reuse_uds_path_send_to_connector": true, "reuse_uds_path_commander_server": true' ;;
+        reconnect,*) echo ', "reuse_server_sockaddr": true, "reuse_uds_path_send_to_connector": true, "reuse_uds_path_commander_server": true' ;;
         # the reference server cannot re-bind its port after stop (TIME_WAIT) without SO_REUSEADDR
-        tool_stop_start|tool_restart) echo ', "reuse_server_sockaddr": true' ;;
+        tool_stop_start,server|tool_restart,server) echo ', "reuse_server_sockaddr": true' ;;
         *) echo '' ;;
     esac
 }
 
 write_configs() { # dir port scenario
     local d="$1" port="$2" extra
-    extra="$(scenario_extra "$3")"
+    extra="$(scenario_extra "$3" server)"
     mkdir -p "$d/s" "$d/c"
     cat > "$d/server.json" <<EOF
 {
@@ -109,6 +111,7 @@ write_configs() { # dir port scenario
     "uds_path_send_preserve_socket": true$extra
 }
 EOF
+    extra="$(scenario_extra "$3" client)"
     cat > "$d/client.json" <<EOF
 {
     "is_server": false,

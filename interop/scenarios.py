@@ -559,10 +559,47 @@ async def reconnect(ctx):
     await ctx.roundtrip('after reconnect')
 
 
+@scenario()
+async def pubsub(ctx):
+    """Server is a pubsub_central_broker, client subscribes to 'other' (config): publish_message from the
+    client app comes back to it through the broker; show/set_subscribe_message_types on the client tool."""
+    check('client show_subscribe_message_types', await ctx.tool['c'].show_subscribe_message_types(), b"['other']")
+    check('server show_subscribe_message_types', await ctx.tool['s'].show_subscribe_message_types(), b'{}')
+    check('publish other', await ctx.api['c'].publish_message(message_type='other', data={'pub': 1}), True)
+    # the broker forwards with its own source_id and the subscriber as destination_id
+    check('publication received', await ctx.recv('c', 'other'), (tj_of(ctx, 's', 'other'), b'{"pub": 1}', None))
+    check('publish other with binary+request_id', await ctx.api['c'].publish_message(
+        message_type='other', data='p2', data_is_json=False, binary=b'\x00\x01', request_id=5), True)
+    check('publication with binary received', await ctx.recv('c', 'other'),
+          (tj_of(ctx, 's', 'other', request_id=5, with_binary=True), b'p2', b'\x00\x01'))
+    check('publish any (not subscribed)', await ctx.api['c'].publish_message(message_type='any', data='nosub'), True)
+    check('client set_subscribe_message_types', await ctx.tool['c'].set_subscribe_message_types('any'), b"['any']")
+    check('client show_subscribe_message_types', await ctx.tool['c'].show_subscribe_message_types(), b"['any']")
+    check('publish any (now subscribed)', await ctx.api['c'].publish_message(message_type='any', data='sub'), True)
+    check('first any publication received is the subscribed one', await ctx.recv('c', 'any'),
+          (tj_of(ctx, 's', 'any'), b'"sub"', None))
+    check('publish other (now unsubscribed)', await ctx.api['c'].publish_message(message_type='other', data='x'), True)
+    check('publish any marker', await ctx.api['c'].publish_message(message_type='any', data='marker'), True)
+    check('marker publication received', await ctx.recv('c', 'any'), (tj_of(ctx, 's', 'any'), b'"marker"', None))
+    ctx.assert_empty('c', 'other')
+    await ctx.roundtrip('after publications')
+    for side in 'sc':
+        for t in ('any', 'other'):
+            ctx.assert_empty(side, t)
+
+
 # ----------------------------------------------------------------------------------------------------------
 
 async def run_one(name, d):
     fn, timeout = SCENARIOS[name]
+    loop = asyncio.get_running_loop()
+
+    def quiet_cancel(loop, context):
+        # listener handler tasks of the API are cancelled at teardown; asyncio reports that noisily
+        if isinstance(context.get('exception'), asyncio.CancelledError):
+            return
+        loop.default_exception_handler(context)
+    loop.set_exception_handler(quiet_cancel)
     ctx = Ctx(d)
     t0 = time.monotonic()
     try:
