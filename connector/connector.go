@@ -202,7 +202,7 @@ func (c *Connector) Start() error {
 	for _, t := range c.cfg.RecvMessageTypes {
 		c.recv[t] = newRecvType(c, t)
 	}
-	eng, err := loop.Start(ls, loop.Options{ReuseAddr: c.cfg.ReuseServerSockaddr})
+	eng, err := loop.Start(ls, loop.Options{ReusePort: c.cfg.ReuseServerSockaddr})
 	if err != nil {
 		os.Remove(c.paths.SendToConnector)
 		return fmt.Errorf("connector: start: %w", err)

@@ -52,8 +52,8 @@ type Listener struct {
 type Options struct {
 	// Loops is the number of event loops (default: one per CPU).
 	Loops int
-	// ReuseAddr sets SO_REUSEADDR and SO_REUSEPORT on the TCP listener.
-	ReuseAddr bool
+	// ReusePort sets SO_REUSEPORT on the TCP listener (SO_REUSEADDR is always set, as asyncio does).
+	ReusePort bool
 	// ReadBufferCap is the per-connection read buffer size (default 64 KiB).
 	ReadBufferCap int
 }
@@ -183,8 +183,8 @@ func Start(ls []Listener, o Options) (*Engine, error) {
 		gnet.WithLoadBalancing(gnet.LeastConnections),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLogLevel(logging.ErrorLevel),
-		gnet.WithReuseAddr(o.ReuseAddr),
-		gnet.WithReusePort(o.ReuseAddr),
+		gnet.WithReuseAddr(true),
+		gnet.WithReusePort(o.ReusePort),
 	}
 	if o.Loops > 0 {
 		opts = append(opts, gnet.WithNumEventLoop(o.Loops))
