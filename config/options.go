@@ -908,7 +908,7 @@ func appendOnce(l []string, t string) []string {
 
 func (d *decoder) manager() *Options {
 	o := &Options{Source: d.src, Raw: d.raw}
-	o.Unknown, o.Unsupported = d.classifyKeys(managerKeys, false)
+	o.Unknown, o.Unsupported = d.classifyKeys(append(slices.Clone(managerKeys), apiOnlyKeys...), false)
 	filesDir := DefaultFilesDir()
 
 	o.DefaultLoggerLogLevel = d.logLevel()

@@ -34,8 +34,11 @@ func Truthy(raw json.RawMessage) bool {
 	case 't':
 		return true
 	case '"':
-		return !(len(b) == 2 && b[1] == '"')
+		return len(b) > 2
 	case '[', '{':
+		if len(b) < 2 {
+			return false
+		}
 		inner := bytes.TrimSpace(b[1 : len(b)-1])
 		return len(inner) != 0
 	default: // number: zero iff every mantissa digit is 0

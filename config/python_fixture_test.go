@@ -58,9 +58,9 @@ func TestAgainstPython(t *testing.T) {
 			un := func(s string) string { return strings.ReplaceAll(s, dir, "$D") }
 			type got struct {
 				src, alnum, cmd, send string
-				isServer            bool
-				sendT, recvT        []string
-				recvP               map[string]string
+				isServer              bool
+				sendT, recvT          []string
+				recvP                 map[string]string
 			}
 			var g got
 			if c.Kind == "api" {
