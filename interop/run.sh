@@ -149,6 +149,20 @@ wait_files() {
     done
 }
 
+# wait_listen <deadline-seconds> <port>: poll the kernel's socket table until something LISTENs on the port
+# (the server's socket files can appear before its TCP listener; a client that connects too early only
+# retries after 5 s).
+wait_listen() {
+    local limit="$1" hex end
+    hex=$(printf ':%04X' "$2")
+    end=$(( $(date +%s%N) / 1000000 + limit * 1000 ))
+    while :; do
+        awk -v p="$hex" '$2 ~ p"$" && $4 == "0A" {f=1} END {exit !f}' /proc/net/tcp /proc/net/tcp6 2>/dev/null && return 0
+        [ $(( $(date +%s%N) / 1000000 )) -ge $end ] && { echo "timeout waiting for a listener on port $2" >&2; return 1; }
+        sleep 0.05
+    done
+}
+
 # Every PID this script started, so that cleanup kills exactly those.
 STARTED_PIDS=""
 kill_started() { # dir
@@ -162,12 +176,21 @@ kill_started() { # dir
     done
     STARTED_PIDS=""
 }
-trap 'for p in $STARTED_PIDS; do kill -KILL $p 2>/dev/null; done; exit 130' INT TERM
+CUR_DIR=""
+cleanup_on_signal() {
+    local p
+    for p in $STARTED_PIDS $( [ -n "$CUR_DIR" ] && cat "$CUR_DIR/extra_pids" 2>/dev/null ); do
+        kill -KILL "$p" 2>/dev/null
+    done
+    STARTED_PIDS=""
+}
+trap 'cleanup_on_signal' EXIT
+trap 'cleanup_on_signal; exit 130' INT TERM HUP PIPE
 
 declare -A RESULT APPS
 run_cell() { # scenario pairing
     local scen="$1" pr="$2" si="${2:0:1}" ci="${2:1:1}" d port scmd ccmd spid cpid rc start end sidf cidf
-    d="$(mktemp -d /tmp/aiXXXXXX)"
+    d="$(mktemp -d /tmp/aiXXXXXX)"; CUR_DIR="$d"
     port="$(free_port)"
     write_configs "$d" "$port" "$scen"
     scmd="$(impl_cmd "$si")"; ccmd="$(impl_cmd "$ci")"
@@ -178,6 +201,7 @@ run_cell() { # scenario pairing
     spid=$!; disown "$spid"; STARTED_PIDS="$spid"; echo "$spid" > "$d/server.pid"
     rc=0
     wait_files "$READY_TIMEOUT" "$d/s/uds_path_commander_$sidf" "$d/s/uds_path_send_to_connector_server_$sidf" || rc=1
+    [ $rc -eq 0 ] && { wait_listen "$READY_TIMEOUT" "$port" || rc=1; }
     if [ $rc -eq 0 ]; then
         ( cd "$d" && exec $ccmd create_connector "$d/client.json" ) >"$d/client.out" 2>&1 &
         cpid=$!; disown "$cpid"; STARTED_PIDS="$STARTED_PIDS $cpid"; echo "$cpid" > "$d/client.pid"
@@ -191,7 +215,7 @@ run_cell() { # scenario pairing
     else
         echo "connectors not ready within ${READY_TIMEOUT}s" > "$d/driver.out"
     fi
-    kill_started "$d"
+    kill_started "$d"; CUR_DIR=""
     end=$(date +%s%N)
     local secs; secs=$(awk "BEGIN{printf \"%.1f\", ($end-$start)/1e9}")
     if [ $rc -eq 0 ]; then
@@ -203,6 +227,9 @@ run_cell() { # scenario pairing
         FAILED=1
         echo "---- FAIL $scen [$(pairing_name "$pr")] (logs kept in $d) ----"
         tail -n 25 "$d/driver.out" | sed 's/^/    /'
+        for f in server.out client.out server2.out; do
+            [ -s "$d/$f" ] && { echo "  -- $f (tail):"; tail -n 8 "$d/$f" | sed 's/^/    /'; }
+        done
     fi
     printf '%-28s %-22s %s\n' "$scen" "$(pairing_name "$pr")" "${RESULT[$scen,$pr]}"
 }
