@@ -56,10 +56,10 @@ type Connector struct {
 	waiters   map[waitKey]*waiter
 	waitCount map[waitGroupKey]int
 
-	peers  atomic.Pointer[map[string]*peer] // identified peers by name (copy on write under peersMu)
+	peers   atomic.Pointer[map[string]*peer] // identified peers by name (copy on write under peersMu)
 	peersMu sync.Mutex
-	recv   map[string]*recvType // per message type delivery (rebuilt at each start)
-	ignore atomic.Pointer[ignoreState]
+	recv    map[string]*recvType // per message type delivery (rebuilt at each start)
+	ignore  atomic.Pointer[ignoreState]
 
 	cmdLn   *net.UnixListener
 	cmdWG   sync.WaitGroup
@@ -67,6 +67,8 @@ type Connector struct {
 	stats   counters
 	statsWG sync.WaitGroup
 	tcpAddr atomic.Pointer[net.TCPAddr]
+	// peerEvt is closed and replaced whenever the peer table changes (PeerChange).
+	peerEvt atomic.Pointer[chan struct{}]
 	// Ready is closed when the first start completed (listeners bound, client dial launched).
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -134,6 +136,8 @@ func New(cfg *config.Options, logOut io.Writer) (*Connector, error) {
 	}
 	empty := map[string]*peer{}
 	c.peers.Store(&empty)
+	evt := make(chan struct{})
+	c.peerEvt.Store(&evt)
 	c.ignore.Store(&ignoreState{})
 	c.waiters = map[waitKey]*waiter{}
 	c.waitCount = map[waitGroupKey]int{}
@@ -249,6 +253,7 @@ func (c *Connector) Stop(hard, shutdown, deleteFiles bool) {
 		empty := map[string]*peer{}
 		c.peersMu.Lock()
 		c.peers.Store(&empty)
+		c.notifyPeers()
 		c.peersMu.Unlock()
 		for k, w := range c.waiters {
 			w.api.Close()
@@ -303,6 +308,7 @@ func (c *Connector) setPeer(name string, p *peer) *peer {
 	prev := n[name]
 	n[name] = p
 	c.peers.Store(&n)
+	c.notifyPeers()
 	return prev
 }
 
@@ -321,7 +327,31 @@ func (c *Connector) removePeer(name string, p *peer) bool {
 		}
 	}
 	c.peers.Store(&n)
+	c.notifyPeers()
 	return true
+}
+
+// notifyPeers wakes PeerChange waiters. Call with peersMu held.
+func (c *Connector) notifyPeers() {
+	evt := make(chan struct{})
+	old := c.peerEvt.Swap(&evt)
+	close(*old)
+}
+
+// PeerChange returns a channel closed at the next change of the connected peers (a readiness
+// signal for tools and tests). Concurrency-safe.
+func (c *Connector) PeerChange() <-chan struct{} { return *c.peerEvt.Load() }
+
+// ConnectedPeers returns the sorted routing names of the identified peers. Concurrency-safe.
+func (c *Connector) ConnectedPeers() []string {
+	var names []string
+	for k, p := range *c.peers.Load() {
+		if p.ident.Load() {
+			names = append(names, k)
+		}
+	}
+	sortStrings(names)
+	return names
 }
 
 // peerNames returns the sorted names of connected peers.

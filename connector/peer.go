@@ -55,6 +55,7 @@ type peer struct {
 	ackTimer   *time.Timer
 	ackExpired atomic.Bool
 	rewake     atomic.Bool
+	pendingN   atomic.Int32 // len(pending), readable from any goroutine
 	gone       bool
 }
 
@@ -381,6 +382,7 @@ func (p *peer) drain() {
 		}
 		n := copy(p.pending, p.pending[i:])
 		p.pending = p.pending[:n]
+		p.pendingN.Store(int32(n))
 	}
 }
 

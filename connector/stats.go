@@ -64,7 +64,7 @@ func (c *Connector) queueSizes() (int, map[string]int) {
 	c.mu.Unlock()
 	send := map[string]int{}
 	for name, p := range *c.peers.Load() {
-		send[name] = p.q.Len() + len(p.pending)
+		send[name] = p.q.Len() + int(p.pendingN.Load())
 	}
 	return recv, send
 }

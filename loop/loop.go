@@ -142,6 +142,7 @@ type Engine struct {
 	tcp      Handler
 	unixH    map[string]Handler
 	booted   chan struct{}
+	started  chan struct{} // closed by the first OnTick: every loop is registered and running
 	done     chan struct{}
 	runErr   error
 	tcpAddr  net.Addr
@@ -155,7 +156,7 @@ func Start(ls []Listener, o Options) (*Engine, error) {
 	if len(ls) == 0 {
 		return nil, ErrNoListener
 	}
-	e := &Engine{unixH: map[string]Handler{}, booted: make(chan struct{}), done: make(chan struct{})}
+	e := &Engine{unixH: map[string]Handler{}, booted: make(chan struct{}), started: make(chan struct{}), done: make(chan struct{})}
 	addrs := make([]string, 0, len(ls))
 	var tcpAddr string
 	for _, l := range ls {
@@ -183,6 +184,7 @@ func Start(ls []Listener, o Options) (*Engine, error) {
 		gnet.WithLoadBalancing(gnet.LeastConnections),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLogLevel(logging.ErrorLevel),
+		gnet.WithTicker(true),
 		gnet.WithReuseAddr(true),
 		gnet.WithReusePort(o.ReusePort),
 	}
@@ -206,6 +208,14 @@ func Start(ls []Listener, o Options) (*Engine, error) {
 	if e.runErr != nil {
 		return nil, fmt.Errorf("loop: listen %s: %w", strings.Join(addrs, ", "), e.runErr)
 	}
+	select { // gnet calls OnBoot before its loops exist; the ticker starts after them
+	case <-e.started:
+	case <-e.done:
+		if e.runErr == nil {
+			e.runErr = ErrStopped
+		}
+		return nil, fmt.Errorf("loop: start %s: %w", strings.Join(addrs, ", "), e.runErr)
+	}
 	if tcpAddr != "" {
 		fd, err := e.eng.DupListener("tcp", tcpAddr)
 		if err == nil {
@@ -228,6 +238,16 @@ func (e *Engine) OnBoot(eng gnet.Engine) gnet.Action {
 	e.eng = eng
 	close(e.booted)
 	return gnet.None
+}
+
+// OnTick implements gnet.EventHandler: its first call tells Start that the loops are running.
+func (e *Engine) OnTick() (time.Duration, gnet.Action) {
+	select {
+	case <-e.started:
+	default:
+		close(e.started)
+	}
+	return time.Hour, gnet.None
 }
 
 // OnOpen implements gnet.EventHandler.
