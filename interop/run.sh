@@ -144,6 +144,9 @@ wait_files() {
         missing=""
         for f in "$@"; do [ -e "$f" ] || missing="$f"; done
         [ -z "$missing" ] && return 0
+        if [ -n "${WATCH_PID:-}" ] && ! kill -0 "$WATCH_PID" 2>/dev/null; then
+            echo "connector process $WATCH_PID exited before creating $missing" >&2; return 1
+        fi
         [ $(( $(date +%s%N) / 1000000 )) -ge $end ] && { echo "timeout waiting for $missing" >&2; return 1; }
         sleep 0.05
     done
@@ -158,6 +161,9 @@ wait_listen() {
     end=$(( $(date +%s%N) / 1000000 + limit * 1000 ))
     while :; do
         awk -v p="$hex" '$2 ~ p"$" && $4 == "0A" {f=1} END {exit !f}' /proc/net/tcp /proc/net/tcp6 2>/dev/null && return 0
+        if [ -n "${WATCH_PID:-}" ] && ! kill -0 "$WATCH_PID" 2>/dev/null; then
+            echo "connector process $WATCH_PID exited before listening on port $2" >&2; return 1
+        fi
         [ $(( $(date +%s%N) / 1000000 )) -ge $end ] && { echo "timeout waiting for a listener on port $2" >&2; return 1; }
         sleep 0.05
     done
@@ -200,12 +206,14 @@ run_cell() { # scenario pairing
     ( cd "$d" && exec $scmd create_connector "$d/server.json" ) >"$d/server.out" 2>&1 &
     spid=$!; disown "$spid"; STARTED_PIDS="$spid"; echo "$spid" > "$d/server.pid"
     rc=0
-    wait_files "$READY_TIMEOUT" "$d/s/uds_path_commander_$sidf" "$d/s/uds_path_send_to_connector_server_$sidf" || rc=1
-    [ $rc -eq 0 ] && { wait_listen "$READY_TIMEOUT" "$port" || rc=1; }
+    WATCH_PID=$spid
+    wait_files "$READY_TIMEOUT" "$d/s/uds_path_commander_$sidf" "$d/s/uds_path_send_to_connector_server_$sidf" 2>>"$d/ready.err" || rc=1
+    [ $rc -eq 0 ] && { wait_listen "$READY_TIMEOUT" "$port" 2>>"$d/ready.err" || rc=1; }
     if [ $rc -eq 0 ]; then
         ( cd "$d" && exec $ccmd create_connector "$d/client.json" ) >"$d/client.out" 2>&1 &
         cpid=$!; disown "$cpid"; STARTED_PIDS="$STARTED_PIDS $cpid"; echo "$cpid" > "$d/client.pid"
-        wait_files "$READY_TIMEOUT" "$d/c/uds_path_commander_client1" "$d/c/uds_path_send_to_connector_client_client1" || rc=1
+        WATCH_PID=$cpid
+        wait_files "$READY_TIMEOUT" "$d/c/uds_path_commander_client1" "$d/c/uds_path_send_to_connector_client_client1" 2>>"$d/ready.err" || rc=1
     fi
     if [ $rc -eq 0 ]; then
         IOP_SERVER_CMD="$scmd" IOP_CLIENT_CMD="$ccmd" \
@@ -213,7 +221,7 @@ run_cell() { # scenario pairing
             timeout -k 5 "$SCEN_TIMEOUT" "$PYTHON" "$HERE/scenarios.py" run "$scen" "$d" >"$d/driver.out" 2>&1
         rc=$?
     else
-        echo "connectors not ready within ${READY_TIMEOUT}s" > "$d/driver.out"
+        { echo "connectors not ready (limit ${READY_TIMEOUT}s):"; cat "$d/ready.err"; } > "$d/driver.out"
     fi
     kill_started "$d"; CUR_DIR=""
     end=$(date +%s%N)
