@@ -9,6 +9,16 @@ const (
 	minSlots  = 64
 	maxSlots  = 1 << 30
 	closedBit = uint64(1) << 63
+
+	// The MPSC's count and byte total share one atomic word so a Push or a PopBatch costs
+	// one read-modify-write for both: count in the low countBits, bytes above.
+	countBits = 24
+	countMask = 1<<countBits - 1
+	// MaxCount is the largest count cap an MPSC takes (larger caps are clamped). It leaves
+	// room in the count field for transient over-reservations by refused producers.
+	MaxCount = 1 << 22
+	// MaxBytes is the largest byte cap an MPSC takes, and its cap when none is given.
+	MaxBytes = int64(1) << 36
 )
 
 // cacheLine pads hot atomics apart to avoid false sharing.
@@ -18,7 +28,7 @@ type cacheLine [64]byte
 // position pos; seq == pos+1 means written and ready for the consumer at pos.
 type cell[T any] struct {
 	seq  atomic.Uint64
-	size int64
+	size uint64
 	v    T
 }
 
@@ -58,16 +68,17 @@ func newSegment[T any](n int) *segment[T] {
 // exceed maxBytes. The caps are never exceeded. Near a cap a Push may be refused while a
 // concurrent refused Push is undoing its reservation (a transient over-count of at most the
 // number of concurrent producers). An item larger than maxBytes is always refused.
+// Declared sizes should be real memory sizes: the byte total shares a 64-bit word with the
+// count and is exact only while in-flight reservations stay under 2^40 bytes.
 //
 // Memory: storage starts at 64 slots and doubles when a burst fills it, up to the smallest
 // power of two >= maxCount; in steady state Push and Pop do not allocate.
 type MPSC[T any] struct {
-	maxCount int64
-	maxBytes int64 // <= 0: no byte cap
+	maxCount uint64
+	maxBytes uint64
 	maxSeg   int
 	_        cacheLine
-	count    atomic.Int64 // reserved items (producers +1, consumer -1)
-	bytes    atomic.Int64
+	state    atomic.Uint64 // bytes<<countBits | count of reserved items
 	_        cacheLine
 	tailSeg  atomic.Pointer[segment[T]]
 	_        cacheLine
@@ -76,14 +87,15 @@ type MPSC[T any] struct {
 	_        cacheLine
 }
 
-// NewMPSC returns an empty queue holding at most maxCount items (at least 1) and at most
-// maxBytes of declared sizes (maxBytes <= 0: no byte cap).
+// NewMPSC returns an empty queue holding at most maxCount items (clamped to [1, MaxCount])
+// and at most maxBytes of declared sizes (maxBytes <= 0 or above MaxBytes: MaxBytes).
 func NewMPSC[T any](maxCount int, maxBytes int64) *MPSC[T] {
-	if maxCount < 1 {
-		maxCount = 1
+	maxCount = min(max(maxCount, 1), MaxCount)
+	if maxBytes <= 0 || maxBytes > MaxBytes {
+		maxBytes = MaxBytes
 	}
 	ms := ceilPow2(maxCount)
-	q := &MPSC[T]{maxCount: int64(maxCount), maxBytes: maxBytes, maxSeg: ms}
+	q := &MPSC[T]{maxCount: uint64(maxCount), maxBytes: uint64(maxBytes), maxSeg: ms}
 	s := newSegment[T](min(minSlots, ms))
 	q.tailSeg.Store(s)
 	q.headSeg = s
@@ -105,17 +117,13 @@ func ceilPow2(n int) int {
 // nothing, when the queue is full by count or by bytes. Safe for concurrent use; never
 // blocks; allocates only when the storage grows.
 func (q *MPSC[T]) Push(v T, size int) bool {
-	sz := int64(size)
-	if sz < 0 {
-		sz = 0
-	}
-	if q.count.Add(1) > q.maxCount {
-		q.count.Add(-1)
+	sz := uint64(max(size, 0))
+	if sz > q.maxBytes {
 		return false
 	}
-	if b := q.bytes.Add(sz); q.maxBytes > 0 && b > q.maxBytes {
-		q.bytes.Add(-sz)
-		q.count.Add(-1)
+	d := sz<<countBits | 1
+	if st := q.state.Add(d); st&countMask > q.maxCount || st>>countBits > q.maxBytes {
+		q.state.Add(-d)
 		return false
 	}
 	s := q.tailSeg.Load()
@@ -171,8 +179,7 @@ func (q *MPSC[T]) Pop() (T, bool) {
 			c.v = zero
 			c.seq.Store(pos + s.mask + 1)
 			q.head = pos + 1
-			q.bytes.Add(-sz)
-			q.count.Add(-1)
+			q.state.Add(-(sz<<countBits | 1))
 			return v, true
 		}
 		if !q.nextSegment(s, pos) {
@@ -201,7 +208,7 @@ func (q *MPSC[T]) nextSegment(s *segment[T], pos uint64) bool {
 func (q *MPSC[T]) PopBatch(dst []T, max int) []T {
 	var zero T
 	s := q.headSeg
-	var n, nb int64
+	var n, nb uint64
 	for max > 0 {
 		pos := q.head
 		c := &s.cells[pos&s.mask]
@@ -221,17 +228,16 @@ func (q *MPSC[T]) PopBatch(dst []T, max int) []T {
 		s = q.headSeg
 	}
 	if n > 0 {
-		q.bytes.Add(-nb)
-		q.count.Add(-n)
+		q.state.Add(-(nb<<countBits | n))
 	}
 	return dst
 }
 
 // Len returns the number of items queued, counting pushes in progress. Safe anywhere.
-func (q *MPSC[T]) Len() int { return int(q.count.Load()) }
+func (q *MPSC[T]) Len() int { return int(q.state.Load() & countMask) }
 
 // Bytes returns the sum of the declared sizes queued, counting pushes in progress.
-func (q *MPSC[T]) Bytes() int64 { return q.bytes.Load() }
+func (q *MPSC[T]) Bytes() int64 { return int64(q.state.Load() >> countBits) }
 
 // Cap returns the count cap.
 func (q *MPSC[T]) Cap() int { return int(q.maxCount) }

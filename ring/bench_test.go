@@ -1,0 +1,132 @@
+package ring
+
+import (
+	"runtime"
+	"sync"
+	"testing"
+)
+
+// One goroutine pushes then pops: the uncontended cost of a Push+Pop pair.
+func BenchmarkMPSCPushPop(b *testing.B) {
+	q := NewMPSC[*int](300000, 1<<30)
+	x := 1
+	b.ReportAllocs()
+	for b.Loop() {
+		q.Push(&x, 100)
+		q.Pop()
+	}
+}
+
+// One producer goroutine, the benchmark goroutine consumes with Pop; ns/op per item.
+func BenchmarkMPSC1Producer(b *testing.B) { benchProducers(b, 1, false) }
+
+// Four producer goroutines, one consumer with Pop.
+func BenchmarkMPSC4Producers(b *testing.B) { benchProducers(b, 4, false) }
+
+// Four producers, consumer with PopBatch(64).
+func BenchmarkMPSC4ProducersBatch(b *testing.B) { benchProducers(b, 4, true) }
+
+func benchProducers(b *testing.B, producers int, batch bool) {
+	q := NewMPSC[*int](16384, 0)
+	x := 1
+	b.ReportAllocs()
+	b.ResetTimer()
+	per := b.N / producers
+	total := per * producers
+	var wg sync.WaitGroup
+	for p := 0; p < producers; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < per; i++ {
+				for !q.Push(&x, 100) {
+					runtime.Gosched()
+				}
+			}
+		}()
+	}
+	buf := make([]*int, 0, 64)
+	for got := 0; got < total; {
+		if batch {
+			buf = q.PopBatch(buf[:0], 64)
+			got += len(buf)
+			if len(buf) == 0 {
+				runtime.Gosched()
+			}
+		} else if _, ok := q.Pop(); ok {
+			got++
+		} else {
+			runtime.Gosched()
+		}
+	}
+	wg.Wait()
+}
+
+// Push 64 then PopBatch 64 on one goroutine; ns/op per item.
+func BenchmarkMPSCPopBatch(b *testing.B) {
+	q := NewMPSC[*int](300000, 0)
+	x := 1
+	buf := make([]*int, 0, 64)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i += 64 {
+		for j := 0; j < 64; j++ {
+			q.Push(&x, 100)
+		}
+		buf = q.PopBatch(buf[:0], 64)
+	}
+}
+
+func BenchmarkPrioPushPop(b *testing.B) {
+	q := NewPrio[*int](300000, 1<<30)
+	x := 1
+	buf := make([]*int, 0, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		q.Push(&x, 100, 0)
+		buf = q.PopBatch(buf[:0], 1, 0)
+	}
+}
+
+// Push 64 over 3 priorities then PopBatch 64 on one goroutine; ns/op per item.
+func BenchmarkPrioPopBatch(b *testing.B) {
+	q := NewPrio[*int](300000, 0)
+	x := 1
+	buf := make([]*int, 0, 64)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i += 64 {
+		for j := 0; j < 64; j++ {
+			q.Push(&x, 100, j%3)
+		}
+		buf = q.PopBatch(buf[:0], 64, 0)
+	}
+}
+
+// Four producers on the mutex queue, consumer with PopBatch(64).
+func BenchmarkPrio4ProducersBatch(b *testing.B) {
+	q := NewPrio[*int](16384, 0)
+	x := 1
+	b.ReportAllocs()
+	b.ResetTimer()
+	per := b.N / 4
+	var wg sync.WaitGroup
+	for p := 0; p < 4; p++ {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			for i := 0; i < per; i++ {
+				for !q.Push(&x, 100, p%2) {
+					runtime.Gosched()
+				}
+			}
+		}(p)
+	}
+	buf := make([]*int, 0, 64)
+	for got := 0; got < per*4; {
+		buf = q.PopBatch(buf[:0], 64, 0)
+		got += len(buf)
+		if len(buf) == 0 {
+			runtime.Gosched()
+		}
+	}
+	wg.Wait()
+}
