@@ -1,7 +1,9 @@
 package codec
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -322,10 +324,13 @@ func ScanHeader(json []byte, h *Header) error {
 type keyMatcher struct {
 	key   string
 	valid bool // key is valid UTF-8 (decoded JSON keys always are)
+	// key contains U+FFFD, which an unescaped raw key decodes to when it
+	// holds invalid UTF-8 bytes.
+	hasRuneError bool
 }
 
 func newKeyMatcher(key string) keyMatcher {
-	return keyMatcher{key: key, valid: utf8.ValidString(key)}
+	return keyMatcher{key: key, valid: utf8.ValidString(key), hasRuneError: strings.ContainsRune(key, utf8.RuneError)}
 }
 
 func (k *keyMatcher) match(raw []byte, esc bool) bool {
@@ -333,7 +338,12 @@ func (k *keyMatcher) match(raw []byte, esc bool) bool {
 		return false
 	}
 	if !esc {
-		return string(raw) == k.key
+		if string(raw) == k.key {
+			return true
+		}
+		if !k.hasRuneError {
+			return false
+		}
 	}
 	var tmp [128]byte
 	return string(appendUnquote(tmp[:0], raw)) == k.key
@@ -368,7 +378,7 @@ func Lookup(json []byte, key string) (Value, error) {
 // appended as `, "key": raw` after the last member (`"key": raw` when the
 // object is empty). Every other byte, the key order and the lexical form of
 // other values are preserved. raw must be one valid JSON value without
-// surrounding whitespace. On error dst is returned unchanged. json and dst
+// surrounding whitespace and key must be valid UTF-8 (else ErrBadJSON). On error dst is returned unchanged. json and dst
 // must not overlap. Does not allocate beyond growing dst.
 func SetKey(dst, json []byte, key string, raw []byte) ([]byte, error) {
 	if end, _, msg := scanValue(raw, 0); msg != "" || end != len(raw) {
@@ -378,6 +388,9 @@ func SetKey(dst, json []byte, key string, raw []byte) ([]byte, error) {
 		return dst, badJSON(raw, end, msg+" (value for key "+strconv.Quote(key)+")")
 	}
 	km := newKeyMatcher(key)
+	if !km.valid {
+		return dst, fmt.Errorf("%w: key %q is not valid UTF-8", ErrBadJSON, key)
+	}
 	var it iter
 	var m member
 	if !it.start(json) {
