@@ -1,0 +1,220 @@
+package api
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/aioconn/aioconn/codec"
+)
+
+// Message is one message frame as the connector delivers it: the transport JSON exactly as
+// received (key order and lexical values preserved), the data bytes (possibly empty, never
+// decoded) and the binary part. HasBinary mirrors Python's "binary is not None": it is true
+// iff the transport JSON's with_binary is truthy.
+//
+// Ownership: a *Message handed to a Handler aliases the connection's read buffer and is
+// valid only until the handler returns (use Clone to keep it). A *Message returned by
+// SendMessageAwaitResponse is owned by the caller (its slices share one buffer nobody else
+// uses).
+type Message struct {
+	Header    []byte // raw transport JSON
+	Data      []byte
+	Binary    []byte
+	HasBinary bool
+}
+
+// Get returns the raw value of the top-level key of the transport JSON (Kind KindAbsent when
+// the key is absent); see codec.Lookup. The Value aliases m.Header.
+func (m *Message) Get(key string) (codec.Value, error) {
+	return codec.Lookup(m.Header, key)
+}
+
+// Clone returns a deep copy of m (one allocation) that stays valid after a handler returns.
+func (m *Message) Clone() *Message {
+	buf := make([]byte, 0, len(m.Header)+len(m.Data)+len(m.Binary))
+	buf = append(buf, m.Header...)
+	buf = append(buf, m.Data...)
+	buf = append(buf, m.Binary...)
+	c := &Message{HasBinary: m.HasBinary}
+	h, d := len(m.Header), len(m.Data)
+	c.Header = buf[:h:h]
+	c.Data = buf[h : h+d : h+d]
+	if m.Binary != nil {
+		c.Binary = buf[h+d:]
+	}
+	return c
+}
+
+// SendOptions are the arguments of ConnectorAPI.send_message. Zero values mean "not given".
+//
+//   - MessageType: empty means send_message_types[0] (ErrNoMessageType if there is none).
+//   - DestinationID: empty means, for a client API, str(server_sockaddr); a server API omits
+//     the key (the connector then has no peer for the message).
+//   - RequestID, ResponseID: nil (key omitted), a Go integer (int, int8..int64,
+//     uint8..uint64) or a string. Python compares ids by type: 7 and "7" differ.
+//   - Data: sent as is. Python's default data_is_json=True json.dumps the data first: pass
+//     the JSON text yourself (Python sends `null` for data=None; nil Data sends nothing).
+//   - Binary: appended, with "with_binary": true, iff non-empty.
+//   - AwaitResponse: SendMessage with AwaitResponse set behaves as SendMessageAwaitResponse
+//     and discards the reply.
+//   - WithFile: adds the with_file object (the connector reads and sends the file).
+//   - MessageTypePublish: set by PublishMessage; key omitted when empty.
+//
+// The API reads the slices during the call only; it never retains or modifies them.
+type SendOptions struct {
+	MessageType, DestinationID string
+	RequestID, ResponseID      any
+	Data                       []byte
+	Binary                     []byte
+	AwaitResponse, WaitForAck  bool
+	WithFile                   *WithFile
+	MessageTypePublish         string
+}
+
+// WithFile is the with_file object of a message, written as
+// {"src_path", "dst_type", "dst_name"[, "delete"][, "owner"]} in that order (the order of the
+// Python examples and vectors). SrcPath must be readable by the connector's user; the
+// connector deletes it after sending unless Delete points to false. DstType selects the
+// receiver's file_recv_config entry. Owner ("user:group") is written only when non-empty.
+type WithFile struct {
+	SrcPath, DstType, DstName string
+	Delete                    *bool
+	Owner                     string
+}
+
+// Keys of the transport JSON written by the API, in pack_message order.
+const (
+	keyMessageType        = "message_type"
+	keySourceID           = "source_id"
+	keyDestinationID      = "destination_id"
+	keyRequestID          = "request_id"
+	keyResponseID         = "response_id"
+	keyWithBinary         = "with_binary"
+	keyAwaitResponse      = "await_response"
+	keyWithFile           = "with_file"
+	keyWaitForAck         = "wait_for_ack"
+	keyMessageTypePublish = "message_type_publish"
+)
+
+// header fields that do not come from SendOptions.
+type ident struct {
+	sourceID    string
+	defaultDest string // client: str(server_sockaddr); server: ""
+	defaultType string // send_message_types[0] or ""
+	hasDefType  bool
+}
+
+func appendID(o *codec.Obj, key string, v any) error {
+	switch x := v.(type) {
+	case nil:
+	case string:
+		o.Str(key, x)
+	case int:
+		o.Int(key, int64(x))
+	case int64:
+		o.Int(key, x)
+	case int32:
+		o.Int(key, int64(x))
+	case int16:
+		o.Int(key, int64(x))
+	case int8:
+		o.Int(key, int64(x))
+	case uint:
+		o.Raw(key, strconv.AppendUint(nil, uint64(x), 10))
+	case uint64:
+		o.Raw(key, strconv.AppendUint(nil, x, 10))
+	case uint32:
+		o.Int(key, int64(x))
+	case uint16:
+		o.Int(key, int64(x))
+	case uint8:
+		o.Int(key, int64(x))
+	default:
+		return fmt.Errorf("%w: %s of type %T", ErrBadID, key, v)
+	}
+	return nil
+}
+
+// appendHeader appends to dst the start of the frame of o, exactly as Python's pack_message
+// builds it: u32 total length, u16 json length, the transport JSON, u32 data length. The
+// data itself and the optional u32 binary length + binary are NOT appended: the caller writes
+// them (appendTail or a vectored write). On error dst is returned unchanged.
+func appendHeader(dst []byte, id *ident, o *SendOptions) ([]byte, error) {
+	mt := o.MessageType
+	if mt == "" {
+		if !id.hasDefType {
+			return dst, ErrNoMessageType
+		}
+		mt = id.defaultType
+	}
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0, 0, 0)
+	jstart := len(dst)
+	ob := codec.NewObj(dst)
+	ob.Str(keyMessageType, mt)
+	ob.Str(keySourceID, id.sourceID)
+	if dest := o.DestinationID; dest != "" {
+		ob.Str(keyDestinationID, dest)
+	} else if id.defaultDest != "" {
+		ob.Str(keyDestinationID, id.defaultDest)
+	}
+	if err := appendID(&ob, keyRequestID, o.RequestID); err != nil {
+		return dst[:start], err
+	}
+	if err := appendID(&ob, keyResponseID, o.ResponseID); err != nil {
+		return dst[:start], err
+	}
+	if len(o.Binary) > 0 {
+		ob.Bool(keyWithBinary, true)
+	}
+	if o.AwaitResponse {
+		ob.Bool(keyAwaitResponse, true)
+	}
+	if wf := o.WithFile; wf != nil {
+		ob.Raw(keyWithFile, nil)
+		w := codec.NewObj(ob.B)
+		w.Str("src_path", wf.SrcPath)
+		w.Str("dst_type", wf.DstType)
+		w.Str("dst_name", wf.DstName)
+		if wf.Delete != nil {
+			w.Bool("delete", *wf.Delete)
+		}
+		if wf.Owner != "" {
+			w.Str("owner", wf.Owner)
+		}
+		ob.B = w.End()
+	}
+	if o.WaitForAck {
+		ob.Bool(keyWaitForAck, true)
+	}
+	if o.MessageTypePublish != "" {
+		ob.Str(keyMessageTypePublish, o.MessageTypePublish)
+	}
+	dst = ob.End()
+	jl := len(dst) - jstart
+	if jl > codec.MaxJSON {
+		return dst[:start], fmt.Errorf("%w: transport JSON of %d bytes (max %d) for type %q", ErrTooLarge, jl, codec.MaxJSON, mt)
+	}
+	total := uint64(2+jl+4) + uint64(len(o.Data))
+	if len(o.Binary) > 0 {
+		total += 4 + uint64(len(o.Binary))
+	}
+	if total > math.MaxUint32 {
+		return dst[:start], fmt.Errorf("%w: frame of %d bytes for type %q", ErrTooLarge, total, mt)
+	}
+	binary.LittleEndian.PutUint32(dst[start:], uint32(total))
+	binary.LittleEndian.PutUint16(dst[start+4:], uint16(jl))
+	return binary.LittleEndian.AppendUint32(dst, uint32(len(o.Data))), nil
+}
+
+// appendTail appends the data and, when non-empty, the binary section of o.
+func appendTail(dst []byte, o *SendOptions) []byte {
+	dst = append(dst, o.Data...)
+	if len(o.Binary) > 0 {
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(len(o.Binary)))
+		dst = append(dst, o.Binary...)
+	}
+	return dst
+}
