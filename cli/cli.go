@@ -56,7 +56,6 @@ func init() {
 // Main runs the command line args (without the program name) and returns the exit code.
 // Dispatch follows aioconnectors: no argument or --help prints the help text (exit 0), --version
 // prints the compatible aioconnectors version, an unknown command prints `Unknown command : X`.
-// Unlike the original (exit 0) an unknown command exits 1, so scripts notice typos.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
 		io.WriteString(stdout, helpText())
@@ -69,7 +68,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(stdout, "Unknown command : %s\n", args[0])
-		return 1
+		return 0 // as the original: scripts that call it keep their exit status
 	}
 	return c.run(ctx, args[1:], stdout, stderr)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 
 	"github.com/aioconn/aioconn/config"
 	"github.com/aioconn/aioconn/connector"
@@ -37,6 +38,12 @@ func runCreateConnector(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		printConfigErrors(stderr, err)
 		return 2
+	}
+	if prof := os.Getenv("AIOCONN_CPUPROFILE"); prof != "" { // profiling hook for benchmarks/RESULTS.md
+		if f, err := os.Create(prof); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
 	}
 	cn, err := connector.New(cfg, stdout)
 	if err != nil {
@@ -100,4 +107,3 @@ func printConfigErrors(w io.Writer, err error) {
 	fmt.Fprintf(w, "error: %v\n", err)
 }
 
-var _ = os.Stdout

@@ -1,6 +1,8 @@
 package connector
 
 import (
+	"bytes"
+
 	"github.com/aioconn/aioconn/codec"
 	"github.com/aioconn/aioconn/loop"
 	"github.com/valyala/bytebufferpool"
@@ -11,6 +13,8 @@ type apiConn struct {
 	touched    []*peer
 	bufs       [2][]byte // alternating targets of header rewrites
 	scratch    []byte
+	name       []byte // destination peer of the current frame
+	mtype      []byte // message_type of the current frame
 	closeAfter bool
 }
 
@@ -97,12 +101,11 @@ func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 	if !preserve {
 		a.closeAfter = true
 	}
-	// 3. destination
-	var peerName string
+	// 3. destination (no allocation: names are compared and looked up as bytes)
+	var peerB []byte
 	if !cn.cfg.IsServer {
-		peerName = cn.serverPeer
-		dst, ok := hd.DestinationID.Str()
-		if !ok || dst != cn.serverPeer {
+		peerB = append(a.name[:0], cn.serverPeer...)
+		if !strEq(hd.DestinationID, cn.serverPeer) {
 			if hd.DestinationID.Present() {
 				cn.log.Warnf("%s destination_id %s replaced by %s", cn.sourceID, hd.DestinationID.Raw, cn.serverPeer)
 			}
@@ -112,40 +115,42 @@ func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 			}
 		}
 	} else {
-		peerName, _ = hd.DestinationID.Str()
+		peerB, _ = hd.DestinationID.AppendStr(a.name[:0])
 	}
+	a.name = peerB
 	// 4. ignore_peer_traffic
-	if cn.ignore.Load().match(peerName) {
-		cn.log.Debugf("%s ignoring message for %s (ignore_peer_traffic)", cn.sourceID, peerName)
+	if ig := cn.ignore.Load(); ig.all || (ig.peer != "" && ig.peer == string(peerB)) {
+		cn.log.Debugf("%s ignoring message for %s (ignore_peer_traffic)", cn.sourceID, peerB)
 		return nil
 	}
 	// 5. source_id
-	if src, ok := hd.SourceID.Str(); !ok || src != cn.sourceID {
+	if !strEq(hd.SourceID, cn.sourceID) {
 		a.scratch = codec.AppendPyString(a.scratch[:0], cn.sourceID)
 		if err := set("source_id", a.scratch); err != nil {
 			return err
 		}
 	}
-	mt, _ := hd.MessageType.Str()
+	mtB, _ := hd.MessageType.AppendStr(a.mtype[:0])
+	a.mtype = mtB
 	// 6. peer connected?
-	p := cn.peerByName(peerName)
+	p := (*cn.peers.Load())[string(peerB)]
 	if p == nil || !p.ident.Load() {
-		cn.log.Debugf("%s peer %s not connected, message of type %s dropped", cn.sourceID, peerName, mt)
+		cn.log.Debugf("%s peer %s not connected, message of type %s dropped", cn.sourceID, peerB, mtB)
 		if await {
 			a.closeAfter = true
 		}
 		return nil
 	}
 	// 7. type check
-	prio, ok := cn.sendPrio[mt]
+	prio, ok := cn.sendPrio[string(mtB)]
 	if !ok && !cn.cfg.PubsubCentralBroker {
-		cn.log.Warnf("%s queue_send_to_connector_put received a message with invalid type %s. Ignoring...", cn.sourceID, mt)
+		cn.log.Warnf("%s queue_send_to_connector_put received a message with invalid type %s. Ignoring...", cn.sourceID, mtB)
 		return nil
 	}
 	// 8. await_response
 	if await {
 		a.closeAfter = false
-		cn.addWaiter(mt, peerName, hd.RequestID, c)
+		cn.addWaiter(string(mtB), string(peerB), hd.RequestID, c)
 	}
 	// 9. queue
 	if cn.cfg.DebugMsgCounts {
@@ -156,7 +161,7 @@ func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 	if !p.q.Push(qmsg{b: b, ack: hd.WaitForAck.Truthy()}, len(b.B), prio) {
 		bytebufferpool.Put(b)
 		cn.stats.dropQueueFull.Add(1)
-		cn.log.Errorf("%s queue_send_to_connector_put : queue full for peer %s, message of type %s dropped", cn.sourceID, peerName, mt)
+		cn.log.Errorf("%s queue_send_to_connector_put : queue full for peer %s, message of type %s dropped", cn.sourceID, peerB, mtB)
 		return nil
 	}
 	for _, t := range a.touched {
@@ -166,4 +171,17 @@ func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 	}
 	a.touched = append(a.touched, p)
 	return nil
+}
+
+// strEq reports whether the JSON string value v equals s, without allocating when v has no escapes.
+func strEq(v codec.Value, s string) bool {
+	if v.Kind != codec.KindString {
+		return false
+	}
+	raw := v.Raw
+	if len(raw) >= 2 && bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1:len(raw)-1]) == s
+	}
+	got, ok := v.Str()
+	return ok && got == s
 }
