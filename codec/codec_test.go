@@ -254,8 +254,12 @@ func TestFrameErrors(t *testing.T) {
 			t.Errorf("ParseBody(%q) = %v, want truncated %s", c.body, err, c.section)
 		}
 	}
-	if _, err := ParseBody([]byte{1, 0, '[', 0, 0, 0, 0}); !errors.Is(err, ErrBadJSON) {
+	// ParseBody scans the JSON only when it may contain with_binary.
+	if _, err := ParseBody(append([]byte{15, 0}, `["with_binary"]`+"\x00\x00\x00\x00"...)); !errors.Is(err, ErrBadJSON) {
 		t.Errorf("non-object JSON: %v", err)
+	}
+	if f, err := ParseBody([]byte{1, 0, '[', 0, 0, 0, 0}); err != nil || string(f.JSON) != "[" {
+		t.Errorf("unscanned JSON: %v", err)
 	}
 	// Trailing bytes are ignored; a binary section without with_binary too.
 	fr := AppendFrame(nil, []byte(`{"with_binary": false}`), []byte("d"), []byte("bin"), true)
@@ -346,7 +350,7 @@ func TestDecoder(t *testing.T) {
 		t.Fatalf("after reset: %v %v", ok, err)
 	}
 	// A bad frame is consumed and decoding continues.
-	bad := AppendFrame(nil, []byte(`{x}`), nil, nil, false)
+	bad := AppendFrame(nil, []byte(`{"with_binary": x}`), nil, nil, false)
 	d.Reset()
 	d.Feed(append(bad, stream...))
 	if _, _, err := d.Next(); !errors.Is(err, ErrBadJSON) {

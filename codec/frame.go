@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -58,18 +59,31 @@ func truncated(section string, need uint64, have int) error {
 // truthiness); trailing bytes are ignored (returned in Frame.Trailing).
 // A section that runs past the end returns an error wrapping ErrTruncated
 // naming the section. The JSON is validated only as far as finding
-// with_binary requires, i.e. it must be a valid JSON object (else an error
-// wrapping ErrBadJSON). No allocation on success.
+// with_binary requires: when the JSON cannot contain the key with_binary
+// (the name does not occur and there is no backslash) it is not scanned at
+// all; otherwise it must be a valid JSON object (else an error wrapping
+// ErrBadJSON). Validate with ScanHeader, or use ParseBodyHeader, before
+// trusting the JSON. No allocation on success.
 func ParseBody(body []byte) (Frame, error) {
 	f, err := parseSections(body)
 	if err != nil {
 		return Frame{}, err
+	}
+	if !mayHaveKey(f.JSON, KeyWithBinary) {
+		return f, nil
 	}
 	wb, err := Lookup(f.JSON, KeyWithBinary)
 	if err != nil {
 		return Frame{}, err
 	}
 	return finishBody(body, f, wb.Truthy())
+}
+
+// mayHaveKey reports whether json can hold key (an ASCII name without
+// characters JSON must escape) as a top-level key: false only when the name
+// does not occur literally and no backslash escape could spell it.
+func mayHaveKey(json []byte, key string) bool {
+	return bytes.IndexByte(json, '\\') >= 0 || bytes.Contains(json, []byte(key))
 }
 
 // ParseBodyHeader is ParseBody plus ScanHeader(f.JSON, h) in a single pass

@@ -70,7 +70,7 @@ func badJSON(b []byte, pos int, msg string) error {
 	if lo > hi {
 		lo = hi
 	}
-	return fmt.Errorf("%w: %s at offset %d near %q", ErrBadJSON, msg, pos, b[lo:hi])
+	return fmt.Errorf("%w: %s at offset %d near %q", ErrBadJSON, msg, pos, string(b[lo:hi]))
 }
 
 func skipWS(b []byte, i int) int {
