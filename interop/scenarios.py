@@ -470,6 +470,12 @@ async def tool_ignore_peer_traffic(ctx):
         # outgoing from this side's app and incoming from the peer are both dropped
         check(f'{side} send while ignoring', await ctx.send(side, message_type='any', data='out-dropped'), True)
         check(f'{other} send while peer ignores', await ctx.send(other, message_type='any', data='in-dropped'), True)
+        # a _ping from the peer is still answered by the ignoring connector (ping handling precedes the
+        # ignore filter); it also proves 'in-dropped', sent before it on the same TCP link, was processed
+        res = await ctx.send(other, message_type='_ping', data='p', data_is_json=False, request_id=77,
+                             await_response=True, await_response_timeout=5)
+        check(f'{other} ping to ignoring peer', res,
+              ({'message_type': '_ping', 'response_id': 77, 'source_id': ctx.own_id(side)}, b'p', None))
         # an await request through an ignoring connector gets no reply
         res = await ctx.send(side, message_type='any', data='await-dropped', await_response=True, request_id=9,
                              await_response_timeout=1.0)
@@ -479,6 +485,9 @@ async def tool_ignore_peer_traffic(ctx):
         check(f'{side} show unique', await t.ignore_peer_traffic_show(), repr([ctx.peer_of(side)]).encode())
         check(f'{side} send while ignoring unique', await ctx.send(side, message_type='any', data='out-dropped2'),
               True)
+        res = await ctx.send(side, message_type='any', data='await-dropped2', await_response=True, request_id=10,
+                             await_response_timeout=1.0)
+        check(f'{side} await while ignoring unique', res, False)
         check(f'{side} disable', await t.ignore_peer_traffic_disable(), b'False')
         check(f'{side} show disabled', await t.ignore_peer_traffic_show(), b'False')
         await ctx.roundtrip(f'{side} after disable')   # first messages received are the post-disable ones
@@ -573,6 +582,9 @@ async def pubsub(ctx):
     check('publication with binary received', await ctx.recv('c', 'other'),
           (tj_of(ctx, 's', 'other', request_id=5, with_binary=True), b'p2', b'\x00\x01'))
     check('publish any (not subscribed)', await ctx.api['c'].publish_message(message_type='any', data='nosub'), True)
+    # a subscribed marker coming back proves the broker handled 'nosub' before the subscription changes
+    check('publish other marker', await ctx.api['c'].publish_message(message_type='other', data='m0'), True)
+    check('other marker received', await ctx.recv('c', 'other'), (tj_of(ctx, 's', 'other'), b'"m0"', None))
     check('client set_subscribe_message_types', await ctx.tool['c'].set_subscribe_message_types('any'), b"['any']")
     check('client show_subscribe_message_types', await ctx.tool['c'].show_subscribe_message_types(), b"['any']")
     check('publish any (now subscribed)', await ctx.api['c'].publish_message(message_type='any', data='sub'), True)
