@@ -29,6 +29,7 @@ type frameReader struct {
 	big     []byte
 	pending int // bytes of r to discard before the next frame
 	max     uint32
+	h       codec.Header // scratch: ParseBodyHeader validates the whole JSON
 }
 
 func newFrameReader(src io.Reader, size int) *frameReader {
@@ -44,8 +45,9 @@ func (fr *frameReader) setDeadline(t time.Time) {
 }
 
 // next returns the next frame. A clean end of stream before a frame starts returns io.EOF;
-// an end inside a frame returns io.ErrUnexpectedEOF; a bad frame returns a codec error (the
-// stream can not be resynchronised after it).
+// an end inside a frame returns io.ErrUnexpectedEOF; a bad frame (including a transport
+// JSON that is not a valid JSON object) returns a codec error: the connection must be
+// dropped after it.
 func (fr *frameReader) next() (codec.Frame, error) {
 	if fr.pending > 0 {
 		fr.r.Discard(fr.pending)
@@ -88,7 +90,10 @@ func (fr *frameReader) next() (codec.Frame, error) {
 		}
 		return codec.Frame{}, err
 	}
-	return codec.ParseBody(rec[codec.LenPrefix:])
+	// Python's unpack_message json.loads the header: a frame whose transport JSON is not a
+	// JSON object ends the connection. ParseBodyHeader validates it in the same pass that
+	// finds with_binary.
+	return codec.ParseBodyHeader(rec[codec.LenPrefix:], &fr.h)
 }
 
 func frameMessage(f codec.Frame) Message {
