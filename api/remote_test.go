@@ -22,7 +22,9 @@ func TestRemoteToolRequests(t *testing.T) {
 	}{
 		{"start", true, func(c context.Context, r *RemoteTool) ([]byte, error) { return r.StartConnector(c) },
 			`{"cmd": "start", "kwargs": {}}`},
-		{"stop", true, func(c context.Context, r *RemoteTool) ([]byte, error) { return r.StopConnector(c, false, true, true, false) },
+		{"stop", true, func(c context.Context, r *RemoteTool) ([]byte, error) {
+			return r.StopConnector(c, false, true, true, false)
+		},
 			`{"cmd": "stop", "kwargs": {"hard": false, "shutdown": true, "enable_delete_files": true, "client_wait_for_reconnect": false}}`},
 		{"restart", true, func(c context.Context, r *RemoteTool) ([]byte, error) { return r.RestartConnector(c, true, 0) },
 			`{"cmd": "restart", "kwargs": {"hard": true, "sleep_between": 0}}`},
