@@ -23,6 +23,9 @@ func BenchmarkMPSC1Producer(b *testing.B) { benchProducers(b, 1, false) }
 // Four producer goroutines, one consumer with Pop.
 func BenchmarkMPSC4Producers(b *testing.B) { benchProducers(b, 4, false) }
 
+// One producer, consumer with PopBatch(64).
+func BenchmarkMPSC1ProducerBatch(b *testing.B) { benchProducers(b, 1, true) }
+
 // Four producers, consumer with PopBatch(64).
 func BenchmarkMPSC4ProducersBatch(b *testing.B) { benchProducers(b, 4, true) }
 
@@ -101,15 +104,19 @@ func BenchmarkPrioPopBatch(b *testing.B) {
 	}
 }
 
-// Four producers on the mutex queue, consumer with PopBatch(64).
-func BenchmarkPrio4ProducersBatch(b *testing.B) {
+// Producers on the mutex queue (two priorities), consumer with PopBatch(64): compare with
+// BenchmarkMPSC1Producer / BenchmarkMPSC4ProducersBatch (lock-free).
+func BenchmarkPrio1ProducerBatch(b *testing.B)  { benchPrio(b, 1) }
+func BenchmarkPrio4ProducersBatch(b *testing.B) { benchPrio(b, 4) }
+
+func benchPrio(b *testing.B, producers int) {
 	q := NewPrio[*int](16384, 0)
 	x := 1
 	b.ReportAllocs()
 	b.ResetTimer()
-	per := b.N / 4
+	per := b.N / producers
 	var wg sync.WaitGroup
-	for p := 0; p < 4; p++ {
+	for p := 0; p < producers; p++ {
 		wg.Add(1)
 		go func(p int) {
 			defer wg.Done()
@@ -121,7 +128,7 @@ func BenchmarkPrio4ProducersBatch(b *testing.B) {
 		}(p)
 	}
 	buf := make([]*int, 0, 64)
-	for got := 0; got < per*4; {
+	for got := 0; got < per*producers; {
 		buf = q.PopBatch(buf[:0], 64, 0)
 		got += len(buf)
 		if len(buf) == 0 {

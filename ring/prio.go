@@ -1,6 +1,9 @@
 package ring
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // entry is one queued item with its declared size.
 type entry[T any] struct {
@@ -58,8 +61,9 @@ type level[T any] struct {
 // number of distinct priorities should be small (they come from
 // send_message_types_priorities; unknown types use 0).
 //
-// Concurrency: all methods are safe for concurrent use; they serialise on one mutex held
-// for O(1) work per item (plus a scan over the levels). Lock order: Prio's mutex is a leaf
+// Concurrency: all methods are safe for concurrent use; Push, PopBatch and Bytes serialise on
+// one mutex held for O(1) work per item (plus a scan over the levels); Len and PopBatch on an
+// empty queue do not lock, so a consumer may poll cheaply. Lock order: Prio's mutex is a leaf
 // (no other lock is taken while it is held).
 //
 // Caps: Push refuses an item (returns false) when the total count would exceed maxCount or
@@ -71,6 +75,7 @@ type Prio[T any] struct {
 	last     int        // index of the level used by the last Push (lookup cache)
 	count    int
 	bytes    int64
+	n        atomic.Int64 // mirror of count for lock-free Len and empty polls
 	maxCount int
 	maxBytes int64
 	maxSeg   int
@@ -101,6 +106,7 @@ func (q *Prio[T]) Push(v T, size int, priority int) bool {
 	l.q.push(entry[T]{v: v, size: sz}, q.maxSeg)
 	q.count++
 	q.bytes += sz
+	q.n.Store(int64(q.count))
 	q.mu.Unlock()
 	return true
 }
@@ -129,8 +135,8 @@ func (q *Prio[T]) level(p int) *level[T] {
 // larger than maxBytes, so a big frame cannot get stuck. Stops at the first item that does
 // not fit (no reordering to fill the byte budget). Safe for concurrent use.
 func (q *Prio[T]) PopBatch(dst []T, max int, maxBytes int) []T {
-	if max <= 0 {
-		return dst
+	if max <= 0 || q.n.Load() == 0 {
+		return dst // polling an empty queue does not take the lock
 	}
 	q.mu.Lock()
 	var taken int64
@@ -154,17 +160,13 @@ levels:
 	}
 	q.count -= n
 	q.bytes -= taken
+	q.n.Store(int64(q.count))
 	q.mu.Unlock()
 	return dst
 }
 
-// Len returns the number of queued items.
-func (q *Prio[T]) Len() int {
-	q.mu.Lock()
-	n := q.count
-	q.mu.Unlock()
-	return n
-}
+// Len returns the number of queued items (lock-free read).
+func (q *Prio[T]) Len() int { return int(q.n.Load()) }
 
 // Bytes returns the sum of the declared sizes queued.
 func (q *Prio[T]) Bytes() int64 {
