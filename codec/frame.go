@@ -64,9 +64,8 @@ func truncated(section string, need uint64, have int) error {
 // all; otherwise it must be a valid JSON object (else an error wrapping
 // ErrBadJSON). Validate with ScanHeader, or use ParseBodyHeader, before
 // trusting the JSON. No allocation on success.
-func ParseBody(body []byte) (Frame, error) {
-	f, err := parseSections(body)
-	if err != nil {
+func ParseBody(body []byte) (f Frame, err error) {
+	if err = parseSections(body, &f); err != nil {
 		return Frame{}, err
 	}
 	if !mayHaveKey(f.JSON, KeyWithBinary) {
@@ -76,7 +75,10 @@ func ParseBody(body []byte) (Frame, error) {
 	if err != nil {
 		return Frame{}, err
 	}
-	return finishBody(body, f, wb.Truthy())
+	if err = finishBody(&f, wb.Truthy()); err != nil {
+		return Frame{}, err
+	}
+	return f, nil
 }
 
 // mayHaveKey reports whether json can hold key (an ASCII name without
@@ -87,68 +89,66 @@ func mayHaveKey(json []byte, key string) bool {
 }
 
 // ParseBodyHeader is ParseBody plus ScanHeader(f.JSON, h) in a single pass
-// over the JSON (the cheapest way to read a frame and route it). On error h
-// is zeroed.
-func ParseBodyHeader(body []byte, h *Header) (Frame, error) {
-	f, err := parseSections(body)
-	if err != nil {
+// over the JSON (the cheapest way to read a frame and route it). Unlike
+// ParseBody it always validates the JSON. On error h is zeroed.
+func ParseBodyHeader(body []byte, h *Header) (f Frame, err error) {
+	if err = parseSections(body, &f); err != nil {
 		*h = Header{}
 		return Frame{}, err
 	}
-	if err := ScanHeader(f.JSON, h); err != nil {
+	if err = ScanHeader(f.JSON, h); err != nil {
 		return Frame{}, err
 	}
-	f, err = finishBody(body, f, h.WithBinary.Truthy())
-	if err != nil {
+	if err = finishBody(&f, h.WithBinary.Truthy()); err != nil {
 		*h = Header{}
+		return Frame{}, err
 	}
-	return f, err
+	return f, nil
 }
 
 // parseSections reads json and data; f.Trailing temporarily holds the rest.
-func parseSections(body []byte) (Frame, error) {
-	var f Frame
+func parseSections(body []byte, f *Frame) error {
 	if len(body) < 2 {
-		return f, truncated("json_len", 2, len(body))
+		return truncated("json_len", 2, len(body))
 	}
 	jl := int(binary.LittleEndian.Uint16(body))
 	p := 2
 	if len(body)-p < jl {
-		return f, truncated("json", uint64(jl), len(body)-p)
+		return truncated("json", uint64(jl), len(body)-p)
 	}
 	f.JSON = body[p : p+jl : p+jl]
 	p += jl
 	if len(body)-p < 4 {
-		return f, truncated("data_len", 4, len(body)-p)
+		return truncated("data_len", 4, len(body)-p)
 	}
 	dl := uint64(binary.LittleEndian.Uint32(body[p:]))
 	p += 4
 	if uint64(len(body)-p) < dl {
-		return f, truncated("data", dl, len(body)-p)
+		return truncated("data", dl, len(body)-p)
 	}
 	f.Data = body[p : p+int(dl) : p+int(dl)]
 	p += int(dl)
 	f.Trailing = body[p:]
-	return f, nil
+	return nil
 }
 
-func finishBody(body []byte, f Frame, withBinary bool) (Frame, error) {
+func finishBody(f *Frame, withBinary bool) error {
 	if !withBinary {
-		return f, nil
+		return nil
 	}
 	rest := f.Trailing
 	if len(rest) < 4 {
-		return Frame{}, truncated("bin_len", 4, len(rest))
+		return truncated("bin_len", 4, len(rest))
 	}
 	bl := uint64(binary.LittleEndian.Uint32(rest))
 	rest = rest[4:]
 	if uint64(len(rest)) < bl {
-		return Frame{}, truncated("binary", bl, len(rest))
+		return truncated("binary", bl, len(rest))
 	}
 	f.Binary = rest[:bl:bl]
 	f.HasBinary = true
 	f.Trailing = rest[bl:]
-	return f, nil
+	return nil
 }
 
 // CheckJSONLen returns an error wrapping ErrJSONTooLarge when json cannot be
