@@ -189,9 +189,8 @@ func (a *API) dial(ctx context.Context) (net.Conn, error) {
 // frame is one encoded message: head holds the prefix, JSON and data length, and (inline)
 // the data and binary too; otherwise data and binary are written from the caller's slices.
 type frame struct {
-	head   []byte
-	o      *SendOptions
-	inline bool
+	head, data, bin []byte
+	inline          bool
 }
 
 func (a *API) encode(p *[]byte, o *SendOptions) (frame, error) {
@@ -199,9 +198,11 @@ func (a *API) encode(p *[]byte, o *SendOptions) (frame, error) {
 	if err != nil {
 		return frame{}, err
 	}
-	f := frame{o: o, inline: len(o.Data)+len(o.Binary) <= inlineMax}
+	f := frame{inline: len(o.Data)+len(o.Binary) <= inlineMax}
 	if f.inline {
 		b = appendTail(b, o)
+	} else {
+		f.data, f.bin = o.Data, o.Binary
 	}
 	*p = b
 	f.head = b
@@ -219,9 +220,9 @@ func writeFrame(ctx context.Context, c net.Conn, f frame) error {
 	if f.inline {
 		_, err = c.Write(f.head)
 	} else {
-		bufs := net.Buffers{f.head, f.o.Data}
-		if len(f.o.Binary) > 0 {
-			bufs = append(bufs, binary.LittleEndian.AppendUint32(nil, uint32(len(f.o.Binary))), f.o.Binary)
+		bufs := net.Buffers{f.head, f.data}
+		if len(f.bin) > 0 {
+			bufs = append(bufs, binary.LittleEndian.AppendUint32(nil, uint32(len(f.bin))), f.bin)
 		}
 		_, err = bufs.WriteTo(c)
 	}
@@ -481,6 +482,7 @@ func (a *API) serve(w *waiter, c net.Conn) {
 	defer a.wg.Done()
 	defer a.untrack(c)
 	fr := newFrameReader(c, recvBufSize)
+	m := new(Message) // one per connection, refilled for every frame
 	for {
 		f, err := fr.next()
 		if err != nil {
@@ -489,8 +491,8 @@ func (a *API) serve(w *waiter, c net.Conn) {
 			}
 			return
 		}
-		m := frameMessage(f)
-		if !a.call(w, &m) || !a.recvKeep {
+		*m = frameMessage(f)
+		if !a.call(w, m) || !a.recvKeep {
 			return
 		}
 	}
