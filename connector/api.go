@@ -77,13 +77,9 @@ func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 	if cn.cfg.DebugMsgCounts {
 		cn.stats.msgRecvdUDS.Add(1)
 	}
-	f, err := codec.ParseBody(fr[codec.LenPrefix:])
-	if err != nil {
-		cn.log.Errorf("%s queue_send_to_connector_put : %v", cn.sourceID, err)
-		return err
-	}
 	var hd codec.Header
-	if err := codec.ScanHeader(f.JSON, &hd); err != nil {
+	f, err := codec.ParseBodyHeader(fr[codec.LenPrefix:], &hd)
+	if err != nil {
 		cn.log.Errorf("%s queue_send_to_connector_put : %v", cn.sourceID, err)
 		return err
 	}

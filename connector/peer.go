@@ -199,14 +199,10 @@ func (h *peerHandler) OnClose(c *loop.Conn, err error) {
 // included). fr is only valid during the call.
 func (p *peer) handleFrame(fr []byte) error {
 	cn := p.cn
-	f, err := codec.ParseBody(fr[codec.LenPrefix:])
+	var h codec.Header
+	f, err := codec.ParseBodyHeader(fr[codec.LenPrefix:], &h)
 	if err != nil {
 		cn.log.Warnf("%s dropping malformed frame from %s: %v", cn.sourceID, p.name, err)
-		return nil
-	}
-	var h codec.Header
-	if err := codec.ScanHeader(f.JSON, &h); err != nil {
-		cn.log.Warnf("%s dropping frame with invalid transport json from %s: %v", cn.sourceID, p.name, err)
 		return nil
 	}
 	if cn.cfg.DebugMsgCounts {
