@@ -79,7 +79,7 @@ type pair struct {
 }
 
 // writeConnectorConfig writes a manager config (plaintext, types "any") and returns its path.
-func writeConnectorConfig(t *testing.T, dir, name string, server bool, port int) string {
+func writeConnectorConfig(t *testing.T, dir, name string, server bool, port int, extra map[string]any) string {
 	t.Helper()
 	logDir := filepath.Join(dir, "log_"+name)
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
@@ -99,6 +99,9 @@ func writeConnectorConfig(t *testing.T, dir, name string, server bool, port int)
 	}
 	if !server {
 		cfg["client_name"] = "client1"
+	}
+	for k, v := range extra {
+		cfg[k] = v
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
@@ -165,14 +168,14 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 }
 
 // startPair starts a server connector, then a client connector, and waits until each one's
-// commander lists the other as connected.
-func startPair(t *testing.T, server, client connectorKind) pair {
+// commander lists the other as connected. extra keys are added to both config files.
+func startPair(t *testing.T, server, client connectorKind, extra map[string]any) pair {
 	t.Helper()
 	dir := shortDir(t)
 	port := freePort(t)
 	p := pair{dir: dir,
-		serverCfg: writeConnectorConfig(t, dir, "server", true, port),
-		clientCfg: writeConnectorConfig(t, dir, "client", false, port),
+		serverCfg: writeConnectorConfig(t, dir, "server", true, port, extra),
+		clientCfg: writeConnectorConfig(t, dir, "client", false, port, extra),
 	}
 	scfg := loadAPIConfig(t, p.serverCfg)
 	ccfg := loadAPIConfig(t, p.clientCfg)

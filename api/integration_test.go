@@ -12,15 +12,20 @@ func TestIntegrationPython(t *testing.T) {
 		t.Skip("starts real connectors")
 	}
 	py := pythonConnector(t)
-	runIntegration(t, startPair(t, py, py))
+	t.Run("preserve", func(t *testing.T) { runIntegration(t, startPair(t, py, py, nil)) })
+	t.Run("no_preserve", func(t *testing.T) { runIntegration(t, startPair(t, py, py, noPreserve)) })
 }
+
+// noPreserve: one connection per message on both unix sockets, on both sides.
+var noPreserve = map[string]any{"uds_path_send_preserve_socket": false, "uds_path_receive_preserve_socket": false}
 
 func TestIntegrationAioconn(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real connectors")
 	}
 	g := goConnector(t)
-	runIntegration(t, startPair(t, g, g))
+	t.Run("preserve", func(t *testing.T) { runIntegration(t, startPair(t, g, g, nil)) })
+	t.Run("no_preserve", func(t *testing.T) { runIntegration(t, startPair(t, g, g, noPreserve)) })
 }
 
 // replier answers await requests (same type, response_id = request_id, destination_id =
