@@ -94,7 +94,7 @@ func NewMPSC[T any](maxCount int, maxBytes int64) *MPSC[T] {
 	if maxBytes <= 0 || maxBytes > MaxBytes {
 		maxBytes = MaxBytes
 	}
-	ms := ceilPow2(maxCount)
+	ms := max(ceilPow2(maxCount), 2) // a Vyukov ring needs 2 slots to tell "ready" from "free"
 	q := &MPSC[T]{maxCount: uint64(maxCount), maxBytes: uint64(maxBytes), maxSeg: ms}
 	s := newSegment[T](min(minSlots, ms))
 	q.tailSeg.Store(s)
