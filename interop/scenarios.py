@@ -43,8 +43,18 @@ class Failure(Exception):
     pass
 
 
+def _ordered(v):
+    """Make dict key order significant: the wire JSON's key order reaches applications (json.loads keeps
+    it), and the spec asks connectors to preserve it."""
+    if isinstance(v, dict):
+        return ('dict', [(k, _ordered(x)) for k, x in v.items()])
+    if isinstance(v, (list, tuple)):
+        return (type(v).__name__, [_ordered(x) for x in v])
+    return v
+
+
 def check(label, got, want):
-    if got != want:
+    if _ordered(got) != _ordered(want):
         raise Failure(f'{label}:\n      got  {got!r}\n      want {want!r}')
     print(f'  ok  {label}: {got!r}')
 
