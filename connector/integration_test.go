@@ -13,6 +13,7 @@ import (
 // messages of several types arrive byte for byte in both directions; the sending connector stamps
 // its own source_id and a client forces destination_id to str(server_sockaddr).
 func TestEndToEnd(t *testing.T) {
+	t.Parallel()
 	types := opts{"send_message_types": []string{"any", "type2", "type3"}, "recv_message_types": []string{"any", "type2", "type3"}}
 	srv, cli := startPair(t, types, types, nil, nil)
 	sp, cp := srv.Paths(), cli.Paths()
@@ -80,6 +81,7 @@ func TestEndToEnd(t *testing.T) {
 // fake peers: a type not in send types never reaches the wire; a type not in recv types is dropped
 // by the receiver but still acked when it carries a truthy transport_id.
 func TestTypeFilters(t *testing.T) {
+	t.Parallel()
 	t.Run("client", func(t *testing.T) {
 		dir := shortDir(t)
 		ln, port := fakeServer(t)
@@ -128,6 +130,7 @@ func TestTypeFilters(t *testing.T) {
 // meanwhile queued messages are then sent by priority (smaller first), FIFO within a priority;
 // transport_id counts per connection.
 func TestWaitForAckPriorities(t *testing.T) {
+	t.Parallel()
 	dir := shortDir(t)
 	ln, port := fakeServer(t)
 	cli := newConnector(t, dir, clientConf(dir, port, "client1", opts{"send_message_types": []string{"any", "a", "b"},
@@ -171,6 +174,7 @@ func TestWaitForAckPriorities(t *testing.T) {
 // caller's own connection, ids compare with Python dict-key equality, unmatched replies go to the
 // listener, the waiter limit and an absent peer.
 func TestAwaitResponse(t *testing.T) {
+	t.Parallel()
 	srv, cli := startPair(t, nil, nil, nil, func(o *config.Options) { o.MaxAwaitingRequests = 1 })
 	sp, cp := srv.Paths(), cli.Paths()
 	dst := pyStr(cli.serverPeer)
@@ -226,6 +230,7 @@ func TestAwaitResponse(t *testing.T) {
 // TestAwaitResponseTimeout: after AwaitResponseTimeout the waiter is gone and a late reply is
 // delivered to the listener.
 func TestAwaitResponseTimeout(t *testing.T) {
+	t.Parallel()
 	srv, cli := startPair(t, nil, nil, nil, func(o *config.Options) { o.AwaitResponseTimeout = 100 * time.Millisecond })
 	dst := pyStr(cli.serverPeer)
 	srvID := pyStr(srv.SourceID())
@@ -245,6 +250,7 @@ func TestAwaitResponseTimeout(t *testing.T) {
 // TestPing: _ping requests in both directions are answered by the remote connector with the same
 // data and are never delivered to the remote application.
 func TestPing(t *testing.T) {
+	t.Parallel()
 	srv, cli := startPair(t, nil, nil, nil, nil)
 	dst := pyStr(cli.serverPeer)
 	srvID := pyStr(srv.SourceID())

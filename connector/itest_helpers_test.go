@@ -50,8 +50,14 @@ func clientConf(dir string, port int, name string, extra opts) string {
 // both see each other.
 func startPair(t *testing.T, srvExtra, cliExtra opts, srvTweak, cliTweak func(*config.Options)) (srv, cli *Connector) {
 	t.Helper()
+	return startPairOn(t, 0, srvExtra, cliExtra, srvTweak, cliTweak)
+}
+
+// startPairOn is startPair with the server on a given port (0: any free port).
+func startPairOn(t *testing.T, port int, srvExtra, cliExtra opts, srvTweak, cliTweak func(*config.Options)) (srv, cli *Connector) {
+	t.Helper()
 	dir := shortDir(t)
-	srv = newConnector(t, dir, serverConf(dir, 0, srvExtra), srvTweak)
+	srv = newConnector(t, dir, serverConf(dir, port, srvExtra), srvTweak)
 	cli = newConnector(t, dir, clientConf(dir, srv.TCPAddr().Port, "client1", cliExtra), cliTweak)
 	waitLinked(t, srv, cli, "client1")
 	return srv, cli
@@ -215,3 +221,26 @@ func (c *Connector) sendBacklog(name string) int {
 	return send[name]
 }
 
+// waitNewPeer waits until c has an identified peer name that is not the connection old (a
+// reconnection, not the stale connection still being torn down).
+func waitNewPeer(t testing.TB, c *Connector, name string, old *peer) *peer {
+	t.Helper()
+	var got *peer
+	waitPeers(t, c, "new connection of "+name, func([]string) bool {
+		got = c.peerByName(name)
+		return got != nil && got != old && got.ident.Load()
+	})
+	return got
+}
+
+// freePort returns a TCP port that was free a moment ago (for tests that must restart a server on
+// the same port).
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
