@@ -146,8 +146,13 @@ func (c *Connector) Command(cmd string, kw map[string]json.RawMessage) (string, 
 		return "", nil
 	case "show_connected_peers__sync":
 		names := []string{}
-		for _, p := range *c.peers.Load() {
-			names = append(names, p.showName)
+		for name, p := range *c.peers.Load() {
+			// A server-side peer is renamed on its loop at the handshake: show its table key,
+			// which is its name; a client's showName is set before the peer is published.
+			if p.client {
+				name = p.showName
+			}
+			names = append(names, name)
 		}
 		sortStrings(names)
 		return string(codec.AppendPyJSONList(nil, names)), nil

@@ -546,3 +546,31 @@ func TestSendNoPreserve(t *testing.T) {
 	expectFrame(t, "await reply", readRaw(t, a), reply)
 	expectClosed(t, "connection after the await reply", a)
 }
+
+// TestShowPeersDuringHandshakes runs show_connected_peers while clients keep identifying
+// themselves (a regression test for a data race on the peer's display name, run with -race).
+func TestShowPeersDuringHandshakes(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	srv := newConnector(t, dir, serverConf(dir, 0, nil), nil)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			srv.Command("show_connected_peers__sync", nil)
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	for i := 0; i < 100; i++ {
+		name := "c" + strconv.Itoa(i)
+		c := fakeClient(t, srv, name)
+		c.Close()
+	}
+}
