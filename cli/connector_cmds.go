@@ -106,4 +106,3 @@ func printConfigErrors(w io.Writer, err error) {
 	}
 	fmt.Fprintf(w, "error: %v\n", err)
 }
-
