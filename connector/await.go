@@ -100,6 +100,9 @@ func (c *Connector) completeWaiter(mtype, peer string, respID codec.Value, json,
 		c.log.Warnf("%s response_id %s from %s matches no request. Forwarding to queue_recv anyway", c.sourceID, respID.Raw, peer)
 		return false
 	}
+	if w.api == nil { // a broker-forwarded await: the answer is consumed, as in Python
+		return true
+	}
 	b := bytebufferpool.Get()
 	b.B = codec.AppendFrame(b.B[:0], json, data, binary, withBinary)
 	closeAfter := !c.cfg.UDSPathSendPreserveSocket

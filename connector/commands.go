@@ -197,10 +197,24 @@ func (c *Connector) Command(cmd string, kw map[string]json.RawMessage) (string, 
 		c.deletePersistenceRemains()
 		return "", nil
 	case "show_subscribe_message_types__sync":
-		if c.cfg.IsServer || len(c.cfg.SubscribeMessageTypes) == 0 {
+		subs := c.subscriptions()
+		if c.cfg.IsServer || len(subs) == 0 {
 			return "", nil
 		}
-		return string(codec.AppendPyListRepr(nil, c.cfg.SubscribeMessageTypes)), nil
+		return string(codec.AppendPyListRepr(nil, subs)), nil
+	case "set_subscribe_message_types":
+		if c.cfg.IsServer {
+			return "", nil
+		}
+		var types []string
+		if err := json.Unmarshal(kw["message_types"], &types); err != nil {
+			return "", fmt.Errorf("connector: set_subscribe_message_types: message_types: %w", err)
+		}
+		keep, ok := c.setSubscriptions(types)
+		if !ok {
+			return "", fmt.Errorf("connector: set_subscribe_message_types: not connected")
+		}
+		return string(codec.AppendPyListRepr(nil, keep)), nil
 	case "show_log_level__sync":
 		return c.log.Level().String(), nil
 	case "set_log_level__sync":

@@ -61,6 +61,10 @@ type Connector struct {
 	recv    map[string]*recvType // per message type delivery (rebuilt at each start)
 	ignore  atomic.Pointer[ignoreState]
 
+	subs     subs       // broker: subscription table
+	subMu    sync.Mutex // guards subTypes
+	subTypes []string   // client: current subscribe_message_types
+
 	cmdLn   *net.UnixListener
 	cmdWG   sync.WaitGroup
 	closed  atomic.Bool
@@ -139,6 +143,9 @@ func New(cfg *config.Options, logOut io.Writer) (*Connector, error) {
 	evt := make(chan struct{})
 	c.peerEvt.Store(&evt)
 	c.ignore.Store(&ignoreState{})
+	if !cfg.IsServer {
+		c.subTypes = append([]string(nil), cfg.SubscribeMessageTypes...)
+	}
 	c.waiters = map[waitKey]*waiter{}
 	c.waitCount = map[waitGroupKey]int{}
 	if err := c.openCommander(); err != nil {
@@ -247,6 +254,7 @@ func (c *Connector) Stop(hard, shutdown, deleteFiles bool) {
 		eng := c.eng
 		c.eng = nil
 		c.mu.Unlock()
+		c.unsubscribeOnStop()
 		eng.Stop(5 * time.Second)
 		c.statsWG.Wait()
 		c.mu.Lock()
@@ -256,7 +264,9 @@ func (c *Connector) Stop(hard, shutdown, deleteFiles bool) {
 		c.notifyPeers()
 		c.peersMu.Unlock()
 		for k, w := range c.waiters {
-			w.api.Close()
+			if w.api != nil {
+				w.api.Close()
+			}
 			delete(c.waiters, k)
 		}
 		c.waitCount = map[waitGroupKey]int{}
@@ -363,4 +373,25 @@ func (c *Connector) peerNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// unsubscribeOnStop sends the client's `_pubsub` unsubscribe frame before the link closes, as the
+// original does on every client-side stop (best effort, bounded by a second).
+func (c *Connector) unsubscribeOnStop() {
+	if c.cfg.IsServer {
+		return
+	}
+	subs := c.subscriptions()
+	p := c.peerByName(c.serverPeer)
+	if len(subs) == 0 || p == nil || !p.ident.Load() {
+		return
+	}
+	done := make(chan struct{})
+	if p.conn.AsyncWrite(c.subscriptionFrame(nil, "unsubscribe_message_types", subs), func(error) { close(done) }) != nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+	}
 }

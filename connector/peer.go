@@ -29,8 +29,9 @@ const (
 // qmsg is one queued outgoing frame: a pooled buffer holding the complete frame (prefix included).
 // The queue owns the buffer until it is popped; the popper returns it to the pool once written.
 type qmsg struct {
-	b   *bytebufferpool.ByteBuffer
-	ack bool // wait_for_ack: stamp transport_id and stop-and-wait
+	b    *bytebufferpool.ByteBuffer // the frame, or its head when body is set
+	body *shared                    // pub/sub fan-out: data and binary shared by all subscribers
+	ack  bool                       // wait_for_ack: stamp transport_id and stop-and-wait (never with body)
 }
 
 // peer is one TCP connection to another connector. Fields marked loop-owned are touched only on
@@ -56,6 +57,8 @@ type peer struct {
 	ackExpired atomic.Bool
 	rewake     atomic.Bool
 	pendingN   atomic.Int32 // len(pending), readable from any goroutine
+	drops      atomic.Int64 // messages dropped because this peer's queue was full
+	wakePeers  []*peer      // loop-owned: other peers to wake at the end of this read burst
 	gone       bool
 }
 
@@ -96,6 +99,9 @@ func (h *peerHandler) OnOpen(c *loop.Conn) {
 	o.Str("source_id", cn.sourceID)
 	p.jsonBuf = o.End()
 	p.out = codec.AppendFrame(p.out, p.jsonBuf, []byte("hello"), nil, false)
+	if subs := cn.subscriptions(); len(subs) > 0 {
+		p.out = cn.subscriptionFrame(p.out, "subscribe_message_types", subs)
+	}
 	p.ident.Store(true)
 	if prev := cn.setPeer(p.name, p); prev != nil && prev != p {
 		prev.conn.Close()
@@ -144,6 +150,13 @@ func (h *peerHandler) OnTraffic(c *loop.Conn) error {
 		p.touched[i] = nil
 	}
 	p.touched = p.touched[:0]
+	for i, sp := range p.wakePeers {
+		if sp != p {
+			sp.conn.Wake()
+		}
+		p.wakePeers[i] = nil
+	}
+	p.wakePeers = p.wakePeers[:0]
 	p.drain()
 	p.flush()
 	return nil
@@ -162,7 +175,7 @@ func (h *peerHandler) OnClose(c *loop.Conn, err error) {
 	cn.removePeer(p.name, p)
 	dropped := len(p.pending)
 	for _, m := range p.pending {
-		bytebufferpool.Put(m.b)
+		m.release()
 	}
 	p.pending = nil
 	var batch []qmsg
@@ -173,7 +186,7 @@ func (h *peerHandler) OnClose(c *loop.Conn, err error) {
 		}
 		dropped += len(batch)
 		for _, m := range batch {
-			bytebufferpool.Put(m.b)
+			m.release()
 		}
 	}
 	if err != nil {
@@ -293,7 +306,11 @@ func (p *peer) handleFrame(fr []byte) error {
 			return nil
 		}
 	}
-	// 10. deliver to the application listener of this type
+	// 10. deliver: a broker routes `_pubsub` itself; anything else goes to the application
+	if cn.cfg.PubsubCentralBroker && string(mt) == "_pubsub" {
+		p.brokerHandle(&h, f)
+		return nil
+	}
 	rt := cn.recv[string(mt)]
 	if rt == nil {
 		return nil
@@ -371,7 +388,10 @@ func (p *peer) drain() {
 				break
 			}
 			p.out = append(p.out, m.b.B...)
-			bytebufferpool.Put(m.b)
+			if m.body != nil {
+				p.out = append(p.out, m.body.b.B...)
+			}
+			m.release()
 		}
 		if p.cn.cfg.DebugMsgCounts {
 			p.cn.stats.queueSent.Add(int64(i))
@@ -409,6 +429,16 @@ func (p *peer) sendWithAck(m qmsg) {
 	} else {
 		p.ackTimer.Reset(cn.cfg.IOTimeout)
 	}
+}
+
+// touchPeer remembers to wake sp once at the end of the current read burst. Loop-owned.
+func (p *peer) touchPeer(sp *peer) {
+	for _, x := range p.wakePeers {
+		if x == sp {
+			return
+		}
+	}
+	p.wakePeers = append(p.wakePeers, sp)
 }
 
 func (p *peer) scheduleRewake() {
