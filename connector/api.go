@@ -144,9 +144,10 @@ func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 		return nil
 	}
 	// 8. await_response
-	if await {
+	// Over the waiter limit the request is sent but not awaited: without preserve-socket its
+	// connection is then closed like any other frame's (Python's handler ends).
+	if await && cn.addWaiter(string(mtB), string(peerB), hd.RequestID, c) {
 		a.closeAfter = false
-		cn.addWaiter(string(mtB), string(peerB), hd.RequestID, c)
 	}
 	// 9. queue
 	if cn.cfg.DebugMsgCounts {

@@ -54,8 +54,9 @@ func pyKey(v codec.Value) (string, bool) {
 	return "", false
 }
 
-// addWaiter registers an await request before the message is queued (LOCAL-API §4.3).
-func (c *Connector) addWaiter(mtype, peer string, reqID codec.Value, api *loop.Conn) {
+// addWaiter registers an await request before the message is queued (LOCAL-API §4.3). It reports
+// false when the waiter limit of (mtype, peer) is reached (the request is then not awaited).
+func (c *Connector) addWaiter(mtype, peer string, reqID codec.Value, api *loop.Conn) bool {
 	var id string
 	ok := false
 	if reqID.Present() {
@@ -74,11 +75,12 @@ func (c *Connector) addWaiter(mtype, peer string, reqID codec.Value, api *loop.C
 	} else {
 		if c.waitCount[g] >= c.cfg.MaxAwaitingRequests {
 			c.log.Errorf("%s too many requests awaiting a response for type %s and peer %s", c.sourceID, mtype, peer)
-			return
+			return false
 		}
 		c.waitCount[g]++
 	}
 	c.waiters[k] = &waiter{api: api, deadline: time.Now().Add(c.cfg.AwaitResponseTimeout)}
+	return true
 }
 
 // completeWaiter hands a matching response to its requester's API connection and reports whether

@@ -574,3 +574,33 @@ func TestShowPeersDuringHandshakes(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestAwaitLimitNoPreserve: without uds_path_send_preserve_socket, an await request over the
+// waiter limit is sent but not awaited, and its connection is closed like any other frame's
+// (Python's handler ends after the frame; the reply then goes to the listener).
+func TestAwaitLimitNoPreserve(t *testing.T) {
+	t.Parallel()
+	np := opts{"uds_path_send_preserve_socket": false}
+	srv, cli := startPair(t, np, np, nil, func(o *config.Options) { o.MaxAwaitingRequests = 1 })
+	srvApp := listenApp(t, srv.Paths().ReceivePath("any"))
+	cliApp := listenApp(t, cli.Paths().ReceivePath("any"))
+	var sc, cc net.Conn
+	req := func(id string) []byte {
+		return fr(`{"message_type": "any", "source_id": "client1", "destination_id": `+pyStr(cli.serverPeer)+`, "await_response": true, "request_id": `+id+`}`, "")
+	}
+	reply := func(id string) []byte {
+		return fr(`{"message_type": "any", "destination_id": "client1", "response_id": `+id+`, "source_id": `+pyStr(srv.SourceID())+`}`, "r"+id)
+	}
+	a1 := dialUnix(t, cli.Paths().SendToConnector)
+	write(t, a1, req("1"))
+	expectFrame(t, "request 1", srvApp.next(t, &sc), req("1"))
+	a2 := dialUnix(t, cli.Paths().SendToConnector)
+	write(t, a2, req("2"))
+	expectFrame(t, "request 2 is sent", srvApp.next(t, &sc), req("2"))
+	expectClosed(t, "unawaited request's connection", a2)
+	write(t, dialUnix(t, srv.Paths().SendToConnector), reply("2"))
+	expectFrame(t, "reply 2 goes to the listener", cliApp.next(t, &cc), reply("2"))
+	write(t, dialUnix(t, srv.Paths().SendToConnector), reply("1"))
+	expectFrame(t, "await reply 1", readRaw(t, a1), reply("1"))
+	expectClosed(t, "await connection after its reply", a1)
+}
