@@ -2,6 +2,9 @@ package connector
 
 import (
 	"bytes"
+	"errors"
+	"sync/atomic"
+	"time"
 
 	"github.com/aioconn/aioconn/codec"
 	"github.com/aioconn/aioconn/loop"
@@ -10,12 +13,35 @@ import (
 
 // apiConn is the state of one application connection on the send_to_connector socket (loop-owned).
 type apiConn struct {
-	touched    []*peer
-	bufs       [2][]byte // alternating targets of header rewrites
-	scratch    []byte
-	name       []byte // destination peer of the current frame
-	mtype      []byte // message_type of the current frame
-	closeAfter bool
+	touched      []*peer
+	bufs         [2][]byte // alternating targets of header rewrites
+	scratch      []byte
+	name         []byte // destination peer of the current frame
+	mtype        []byte // message_type of the current frame
+	closeAfter   bool
+	blockedSince time.Time   // when backpressure on this connection began (zero: not blocked)
+	rewake       atomic.Bool // a retry wake is scheduled
+}
+
+// Backpressure limits: how long, and up to how many buffered input bytes, an application's
+// connection is left unread while its destination queue is full before messages are dropped.
+const (
+	backpressureMax     = 500 * time.Millisecond
+	backpressureInbound = 32 << 20
+)
+
+// errBackpressure tells OnTraffic to keep the frame and retry later.
+var errBackpressure = errors.New("connector: destination queue full (backpressure)")
+
+// retryLater re-wakes the connection after rewakeDelay. Loop-owned.
+func (a *apiConn) retryLater(c *loop.Conn) {
+	if a.rewake.Swap(true) {
+		return
+	}
+	time.AfterFunc(rewakeDelay, func() {
+		a.rewake.Store(false)
+		c.Wake()
+	})
 }
 
 // apiHandler serves the send_to_connector socket (LOCAL-API §4.2).
@@ -54,6 +80,11 @@ func (h *apiHandler) OnTraffic(c *loop.Conn) error {
 			return e
 		}
 		err = h.handle(c, a, fr)
+		if err == errBackpressure {
+			err = nil
+			a.retryLater(c)
+			break
+		}
 		c.Discard(size)
 	}
 	for i, p := range a.touched {
@@ -74,9 +105,6 @@ func (h *apiHandler) OnClose(c *loop.Conn, err error) {
 // handle applies LOCAL-API §4.2 steps 2–10 to one frame from an application.
 func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 	cn := h.cn
-	if cn.cfg.DebugMsgCounts {
-		cn.stats.msgRecvdUDS.Add(1)
-	}
 	var hd codec.Header
 	f, err := codec.ParseBodyHeader(fr[codec.LenPrefix:], &hd)
 	if err != nil {
@@ -115,7 +143,7 @@ func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 	}
 	a.name = peerB
 	// 4. ignore_peer_traffic
-	if ig := cn.ignore.Load(); ig.all || (ig.peer != "" && ig.peer == string(peerB)) {
+	if cn.ignore.Load().matchBytes(peerB) {
 		cn.log.Debugf("%s ignoring message for %s (ignore_peer_traffic)", cn.sourceID, peerB)
 		return nil
 	}
@@ -142,6 +170,20 @@ func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 	if !ok && !cn.cfg.PubsubCentralBroker {
 		cn.log.Warnf("%s queue_send_to_connector_put received a message with invalid type %s. Ignoring...", cn.sourceID, mtB)
 		return nil
+	}
+	// Backpressure: while the peer's queue is full, stop reading this application for a while
+	// (the frame stays in the input buffer); drop only when that does not help.
+	if p.q.Len() >= cn.cfg.MaxQueueSize || p.q.Bytes()+int64(len(fr)) > defaultMaxBytes {
+		if a.blockedSince.IsZero() {
+			a.blockedSince = time.Now()
+		}
+		if time.Since(a.blockedSince) < backpressureMax && c.InboundBuffered() < backpressureInbound {
+			return errBackpressure
+		}
+	}
+	a.blockedSince = time.Time{}
+	if cn.cfg.DebugMsgCounts {
+		cn.stats.msgRecvdUDS.Add(1)
 	}
 	// 8. await_response
 	// Over the waiter limit the request is sent but not awaited: without preserve-socket its
