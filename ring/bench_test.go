@@ -1,5 +1,19 @@
 package ring
 
+// Measured on a shared 2-core AMD EPYC VM (GOMAXPROCS=2, Go 1.26.8), best of 6 runs of 1s,
+// ns per item, 0 allocs everywhere:
+//
+//	MPSCPushPop (one goroutine)      26    PrioPushPop                  36
+//	MPSCPopBatch (64, one goroutine) 21    PrioPopBatch                 20
+//	MPSC1Producer (Pop)              49    MPSC4Producers (Pop)         43–53
+//	MPSC1ProducerBatch               39    MPSC4ProducersBatch          42–46
+//	Prio1ProducerBatch (mutex)       35    Prio4ProducersBatch (mutex)  23
+//	PrioLockFree1ProducerBatch       44    PrioLockFree4ProducersBatch  26
+//
+// Contended numbers swing 2–4x when other processes load the machine; compare only
+// interleaved runs. With only two cores the mutex queue is as fast as the lock-free one;
+// re-measure on the target machine before choosing.
+
 import (
 	"runtime"
 	"sync"

@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"math"
 	"math/bits"
 	"sync/atomic"
 )
@@ -24,11 +25,13 @@ const (
 // cacheLine pads hot atomics apart to avoid false sharing.
 type cacheLine [64]byte
 
-// cell is one slot of a Vyukov bounded queue. seq == pos means free for the producer taking
-// position pos; seq == pos+1 means written and ready for the consumer at pos.
+// cell is one slot of a Vyukov bounded queue. seq == uint32(pos) means free for the
+// producer taking position pos; seq == uint32(pos+1) means written and ready for the
+// consumer at pos. 32-bit sequence numbers (compared as a signed difference) are exact while
+// a segment has fewer than 2^31 slots, and keep a cell of a pointer type at 16 bytes.
 type cell[T any] struct {
-	seq  atomic.Uint64
-	size uint64
+	seq  atomic.Uint32
+	size uint32
 	v    T
 }
 
@@ -50,7 +53,7 @@ type segment[T any] struct {
 func newSegment[T any](n int) *segment[T] {
 	s := &segment[T]{mask: uint64(n - 1), cells: make([]cell[T], n)}
 	for i := range s.cells {
-		s.cells[i].seq.Store(uint64(i))
+		s.cells[i].seq.Store(uint32(i))
 	}
 	return s
 }
@@ -67,7 +70,8 @@ func newSegment[T any](n int) *segment[T] {
 // Caps: Push refuses an item when the count would exceed maxCount or the summed sizes would
 // exceed maxBytes. The caps are never exceeded. Near a cap a Push may be refused while a
 // concurrent refused Push is undoing its reservation (a transient over-count of at most the
-// number of concurrent producers). An item larger than maxBytes is always refused.
+// number of concurrent producers). An item larger than maxBytes (or than 4 GiB - 1, the
+// largest frame the wire format can carry) is always refused.
 // Declared sizes should be real memory sizes: the byte total shares a 64-bit word with the
 // count and is exact only while in-flight reservations stay under 2^40 bytes.
 //
@@ -118,7 +122,7 @@ func ceilPow2(n int) int {
 // blocks; allocates only when the storage grows.
 func (q *MPSC[T]) Push(v T, size int) bool {
 	sz := uint64(max(size, 0))
-	if sz > q.maxBytes {
+	if sz > q.maxBytes || sz > math.MaxUint32 {
 		return false
 	}
 	d := sz<<countBits | 1
@@ -134,12 +138,12 @@ func (q *MPSC[T]) Push(v T, size int) bool {
 			continue
 		}
 		c := &s.cells[pos&s.mask]
-		dif := int64(c.seq.Load() - pos)
+		dif := int32(c.seq.Load() - uint32(pos))
 		if dif == 0 {
 			if s.tail.CompareAndSwap(pos, pos+1) {
 				c.v = v
-				c.size = sz
-				c.seq.Store(pos + 1)
+				c.size = uint32(sz)
+				c.seq.Store(uint32(pos + 1))
 				return true
 			}
 		} else if dif < 0 {
@@ -174,10 +178,10 @@ func (q *MPSC[T]) Pop() (T, bool) {
 	for {
 		pos := q.head
 		c := &s.cells[pos&s.mask]
-		if c.seq.Load() == pos+1 {
-			v, sz := c.v, c.size
+		if c.seq.Load() == uint32(pos+1) {
+			v, sz := c.v, uint64(c.size)
 			c.v = zero
-			c.seq.Store(pos + s.mask + 1)
+			c.seq.Store(uint32(pos + s.mask + 1))
 			q.head = pos + 1
 			q.state.Add(-(sz<<countBits | 1))
 			return v, true
@@ -212,11 +216,11 @@ func (q *MPSC[T]) PopBatch(dst []T, max int) []T {
 	for max > 0 {
 		pos := q.head
 		c := &s.cells[pos&s.mask]
-		if c.seq.Load() == pos+1 {
+		if c.seq.Load() == uint32(pos+1) {
 			dst = append(dst, c.v)
-			nb += c.size
+			nb += uint64(c.size)
 			c.v = zero
-			c.seq.Store(pos + s.mask + 1)
+			c.seq.Store(uint32(pos + s.mask + 1))
 			q.head = pos + 1
 			n++
 			max--
