@@ -167,7 +167,7 @@ func (c *Connector) Command(cmd string, kw map[string]json.RawMessage) (string, 
 		case flag("disable", false):
 			c.ignore.Store(&ignoreState{})
 		case flag("unique_peer", false):
-			c.ignore.Store(&ignoreState{peer: str("unique_peer")})
+			c.ignore.Store(&ignoreState{peers: []string{str("unique_peer")}})
 		default:
 			return "", nil
 		}
@@ -175,8 +175,8 @@ func (c *Connector) Command(cmd string, kw map[string]json.RawMessage) (string, 
 		switch {
 		case s.all:
 			return "True", nil
-		case s.peer != "":
-			return string(codec.AppendPyListRepr(nil, []string{s.peer})), nil
+		case len(s.peers) > 0:
+			return string(codec.AppendPyListRepr(nil, s.peers)), nil
 		}
 		return "False", nil
 	case "disconnect_client":

@@ -78,14 +78,42 @@ type Connector struct {
 	readyOnce sync.Once
 }
 
-// ignoreState is ignore_peer_traffic: false, true (all) or one peer name.
+// ignoreState is ignore_peer_traffic: false, true (all) or a list of peer names (one from the
+// commander, any from the config file). Immutable once stored.
 type ignoreState struct {
-	all  bool
-	peer string // non-empty: only this peer
+	all   bool
+	peers []string // non-empty: only these peers
 }
 
 func (s *ignoreState) match(peer string) bool {
-	return s != nil && (s.all || (s.peer != "" && s.peer == peer))
+	if s == nil {
+		return false
+	}
+	if s.all {
+		return true
+	}
+	for _, p := range s.peers {
+		if p == peer {
+			return true
+		}
+	}
+	return false
+}
+
+// matchBytes is match for a name held in a byte slice (no allocation).
+func (s *ignoreState) matchBytes(peer []byte) bool {
+	if s == nil {
+		return false
+	}
+	if s.all {
+		return true
+	}
+	for _, p := range s.peers {
+		if p == string(peer) {
+			return true
+		}
+	}
+	return false
 }
 
 // New builds a connector from validated options: it computes the socket paths, creates the files
@@ -142,7 +170,7 @@ func New(cfg *config.Options, logOut io.Writer) (*Connector, error) {
 	c.peers.Store(&empty)
 	evt := make(chan struct{})
 	c.peerEvt.Store(&evt)
-	c.ignore.Store(&ignoreState{})
+	c.ignore.Store(&ignoreState{all: cfg.IgnorePeerTraffic.All, peers: cfg.IgnorePeerTraffic.Peers})
 	if !cfg.IsServer {
 		c.subTypes = append([]string(nil), cfg.SubscribeMessageTypes...)
 	}
