@@ -1,0 +1,111 @@
+package tls
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// Issuer issues per-client certificates (the server's answer to `_ssl` get_new_certificate) on
+// a bounded pool of worker goroutines, so an RSA key generation (tens of milliseconds) never
+// runs on an event loop and a burst of first-time clients cannot make the server spawn
+// unbounded work.
+//
+// Requests wait in a queue of fixed capacity; Submit says no (ErrQueueFull) instead of
+// blocking when it is full, and the caller closes that peer (it will reconnect and ask again).
+//
+// Why no certificate is lost when many clients enrol at once: 1.0.33 generates each
+// certificate by rewriting the one shared csr_details.conf and then running openssl on it, with
+// an await in between, so concurrent requests overwrite each other's configuration (openssl
+// then reads a truncated or foreign file: the request fails, or two clients get the same
+// subject). Here the subject is built in memory for each request and key generation runs in
+// parallel without shared state; the short commit step (write .pem/.key with O_EXCL, pick the
+// first free <hash>.<n>, update both maps, rewrite source_id_2_cert.json via temporary file +
+// rename) runs under the ServerStore's mutex, one request at a time. Every request therefore
+// gets a distinct certificate, a distinct symlink and an entry in a JSON file that always holds
+// all of them.
+type Issuer struct {
+	store  *ServerStore
+	jobs   chan issueJob
+	mu     sync.Mutex // guards sends on jobs against close
+	closed atomic.Bool
+	wg     sync.WaitGroup
+}
+
+type issueJob struct {
+	sourceID string
+	done     func(*Issued, error)
+}
+
+// NewIssuer starts workers goroutines (runtime.NumCPU() if <= 0) with a queue of queue
+// pending requests (0 = accept only when a worker is idle).
+func NewIssuer(store *ServerStore, workers, queue int) *Issuer {
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	if queue < 0 {
+		queue = 0
+	}
+	is := &Issuer{store: store, jobs: make(chan issueJob, queue)}
+	is.wg.Add(workers)
+	for i := 0; i < workers; i++ {
+		go is.work()
+	}
+	return is
+}
+
+func (is *Issuer) work() {
+	defer is.wg.Done()
+	for j := range is.jobs {
+		if is.closed.Load() {
+			j.done(nil, ErrIssuerClosed)
+			continue
+		}
+		iss, err := is.store.Issue(j.sourceID)
+		j.done(iss, err)
+	}
+}
+
+// Submit queues an issuance for sourceID. done is called exactly once, on a worker goroutine,
+// with the result of ServerStore.Issue (or ErrIssuerClosed); it must not block for long. Submit
+// never blocks: it returns ErrQueueFull when the queue is full and ErrIssuerClosed after Close
+// (done is not called then).
+func (is *Issuer) Submit(sourceID string, done func(*Issued, error)) error {
+	is.mu.Lock()
+	defer is.mu.Unlock()
+	if is.closed.Load() {
+		return ErrIssuerClosed
+	}
+	select {
+	case is.jobs <- issueJob{sourceID, done}:
+		return nil
+	default:
+		return ErrQueueFull
+	}
+}
+
+// Issue submits a request and waits for it: the PEM texts to send in set_new_certificate.
+func (is *Issuer) Issue(sourceID string) (certPEM, keyPEM []byte, err error) {
+	ch := make(chan struct{})
+	var res *Issued
+	var resErr error
+	if err := is.Submit(sourceID, func(i *Issued, e error) { res, resErr = i, e; close(ch) }); err != nil {
+		return nil, nil, err
+	}
+	<-ch
+	if resErr != nil {
+		return nil, nil, resErr
+	}
+	return res.CertPEM, res.KeyPEM, nil
+}
+
+// Close stops accepting requests, fails the queued ones with ErrIssuerClosed, and waits for
+// the running ones. Safe to call more than once.
+func (is *Issuer) Close() {
+	is.mu.Lock()
+	if !is.closed.Swap(true) {
+		close(is.jobs)
+	}
+	is.mu.Unlock()
+	is.wg.Wait()
+}
