@@ -46,20 +46,21 @@ type peer struct {
 	ident    atomic.Bool
 
 	// loop-owned
-	out        []byte
-	pending    []qmsg
-	scratch    []byte
-	jsonBuf    []byte
-	touched    []*recvType
-	transport  uint32 // last transport_id used
-	ackWait    uint32 // transport_id awaited, 0 = none
-	ackTimer   *time.Timer
-	ackExpired atomic.Bool
-	rewake     atomic.Bool
-	pendingN   atomic.Int32 // len(pending), readable from any goroutine
-	drops      atomic.Int64 // messages dropped because this peer's queue was full
-	wakePeers  []*peer      // loop-owned: other peers to wake at the end of this read burst
-	gone       bool
+	out          []byte
+	pending      []qmsg
+	scratch      []byte
+	jsonBuf      []byte
+	touched      []*recvType
+	transport    uint32 // last transport_id used
+	ackWait      uint32 // transport_id awaited, 0 = none
+	ackTimer     *time.Timer
+	ackExpired   atomic.Bool
+	rewake       atomic.Bool
+	pendingN     atomic.Int32 // len(pending), readable from any goroutine
+	drops        atomic.Int64 // messages dropped because this peer's queue was full
+	wakePeers    []*peer      // loop-owned: other peers to wake at the end of this read burst
+	blockedSince time.Time    // loop-owned: when receive backpressure began
+	gone         bool
 }
 
 func newPeer(cn *Connector, client bool) *peer {
@@ -141,6 +142,10 @@ func (h *peerHandler) OnTraffic(c *loop.Conn) error {
 			return err
 		}
 		if err := p.handleFrame(fr); err != nil {
+			if err == errBackpressure {
+				p.scheduleRewake()
+				break
+			}
 			return err
 		}
 		c.Discard(size)
@@ -218,11 +223,22 @@ func (p *peer) handleFrame(fr []byte) error {
 		cn.log.Warnf("%s dropping malformed frame from %s: %v", cn.sourceID, p.name, err)
 		return nil
 	}
+	mt, _ := h.MessageType.AppendStr(p.scratch[:0])
+	p.scratch = mt
+	// Backpressure: while the receive ring of this type is full, stop reading this peer for a
+	// while (the frame stays buffered); drop only when that does not help.
+	if rt := cn.recv[string(mt)]; rt != nil && rt.q.Len() >= cn.cfg.MaxQueueSize {
+		if p.blockedSince.IsZero() {
+			p.blockedSince = time.Now()
+		}
+		if time.Since(p.blockedSince) < backpressureMax && p.conn.InboundBuffered() < backpressureInbound {
+			return errBackpressure
+		}
+	}
+	p.blockedSince = time.Time{}
 	if cn.cfg.DebugMsgCounts {
 		cn.stats.queueRecv.Add(1)
 	}
-	mt, _ := h.MessageType.AppendStr(p.scratch[:0])
-	p.scratch = mt
 	// 1. server control interception
 	if !p.client && !cn.cfg.UseSSL && string(mt) == "_handshake_no_ssl" {
 		if cn.cfg.DebugMsgCounts {
