@@ -1,8 +1,8 @@
 package connector
 
 import (
-	"os"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
