@@ -2,11 +2,11 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime/pprof"
+	"strings"
 
 	"github.com/aioconn/aioconn/config"
 	"github.com/aioconn/aioconn/connector"
@@ -95,14 +95,11 @@ func runCheckConfig(_ context.Context, args []string, stdout, stderr io.Writer) 
 	return 0
 }
 
-// printConfigErrors prints each joined error on its own line.
+// printConfigErrors prints each problem (errors.Join puts one per line) on its own line.
 func printConfigErrors(w io.Writer, err error) {
-	var multi interface{ Unwrap() []error }
-	if errors.As(err, &multi) {
-		for _, e := range multi.Unwrap() {
-			fmt.Fprintf(w, "error: %v\n", e)
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if line != "" {
+			fmt.Fprintf(w, "error: %s\n", line)
 		}
-		return
 	}
-	fmt.Fprintf(w, "error: %v\n", err)
 }

@@ -39,24 +39,27 @@ const (
 	DefaultMaxSizeChunkUpload     = int64(1_000_000_000)
 	DefaultMaxSizePersistencePath = int64(1_000_000_000)
 	DefaultLogRotateBytes         = int64(67108864) // 64 MiB, used when default_logger_rotate is true
-	LogBackupCount                = 5
-	LogFileName                   = "aioconnectors.log"
-	LoggerName                    = "aioconnectors"
-	DefaultLogLevel               = "INFO"
-	MaxLengthUDSPath              = 104
-	MaxQueueSize                  = 300_000
-	MaxNumberOfAwaitingRequests   = 1000
-	MaxTransportID                = 100_000
-	MaxRetriesBeforeAck           = 3
-	MaxSocketBufferSize           = 65536
-	ActiveConnectorsName          = "active_connectors.json"
-	PersistenceSeparator          = "@@@PERSISTENCE_SEPARATOR@@@"
-	PersistenceSeparatorReplace   = "#@@PERSISTENCE_SEPARATOR@@#"
-	ChunkIndicator                = "__aioconnectors_chunk"
-	ClientDefaultCertName         = "default"
-	PubsubType                    = "_pubsub"
-	PingType                      = "_ping"
-	AnyType                       = "any"
+	// DefaultMaxFrame bounds a frame body before it is buffered: the largest frame a 1.0.33 peer
+	// sends in practice is one file chunk (MaxSizeChunkUpload) plus its JSON header and lengths.
+	DefaultMaxFrame             = uint32(DefaultMaxSizeChunkUpload) + 2*65536 + 16
+	LogBackupCount              = 5
+	LogFileName                 = "aioconnectors.log"
+	LoggerName                  = "aioconnectors"
+	DefaultLogLevel             = "INFO"
+	MaxLengthUDSPath            = 104
+	MaxQueueSize                = 300_000
+	MaxNumberOfAwaitingRequests = 1000
+	MaxTransportID              = 100_000
+	MaxRetriesBeforeAck         = 3
+	MaxSocketBufferSize         = 65536
+	ActiveConnectorsName        = "active_connectors.json"
+	PersistenceSeparator        = "@@@PERSISTENCE_SEPARATOR@@@"
+	PersistenceSeparatorReplace = "#@@PERSISTENCE_SEPARATOR@@#"
+	ChunkIndicator              = "__aioconnectors_chunk"
+	ClientDefaultCertName       = "default"
+	PubsubType                  = "_pubsub"
+	PingType                    = "_ping"
+	AnyType                     = "any"
 
 	DefaultReconnectInterval    = 5 * time.Second    // SLEEP_BETWEEN_START_FAILURES
 	DefaultIOTimeout            = 10 * time.Second   // ASYNC_TIMEOUT
@@ -180,7 +183,7 @@ type Options struct {
 	MsgCountsPeriod      time.Duration // 2 s
 	MaxQueueSize         int           // 300000
 	MaxAwaitingRequests  int           // 1000
-	MaxFrame             uint32        // largest accepted frame body; 1.0.33 has no limit
+	MaxFrame             uint32        // largest accepted frame body (DefaultMaxFrame); 1.0.33 has no limit
 
 	Unknown     []string // unknown keys seen (sorted)
 	Unsupported []string // 1.6.3 keys set to a non-default value that are not honoured (sorted)
@@ -959,7 +962,7 @@ func (d *decoder) manager() *Options {
 	o.MsgCountsPeriod = DefaultMsgCountsPeriod
 	o.MaxQueueSize = MaxQueueSize
 	o.MaxAwaitingRequests = MaxNumberOfAwaitingRequests
-	o.MaxFrame = math.MaxUint32
+	o.MaxFrame = DefaultMaxFrame
 	o.ConnectTimeout = d.secondsKey("connect_timeout", DefaultConnectTimeout, true)
 	o.SendTimeout = d.secondsKey("send_timeout", 0, true)
 	o.KeepAlivePeriod = d.secondsKey("keep_alive_period", 0, true)

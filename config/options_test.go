@@ -101,7 +101,7 @@ func TestDefaults(t *testing.T) {
 		{"persistence", !o.DiskPersistenceSend.Any() && !o.DiskPersistenceRecv.Any()},
 		{"logger", o.DefaultLoggerLogLevel == "INFO" && o.DefaultLoggerRotate == 67108864},
 		{"timers", o.ReconnectInterval == 5*time.Second && o.IOTimeout == 10*time.Second && o.AwaitResponseTimeout == time.Hour && o.ConnectTimeout == 2*time.Second && o.KeepAlivePeriod == 0},
-		{"limits", o.MaxQueueSize == 300000 && o.MaxAwaitingRequests == 1000 && o.MaxFrame == 1<<32-1},
+		{"limits", o.MaxQueueSize == 300000 && o.MaxAwaitingRequests == 1000 && o.MaxFrame == DefaultMaxFrame},
 		{"maps", len(o.FileRecvConfig) == 0 && o.FileRecvConfig != nil && len(o.SendMessageTypesPriorities) == 0 && !o.Proxy.Enabled},
 	}
 	for _, c := range checks {

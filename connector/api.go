@@ -20,6 +20,7 @@ type apiConn struct {
 	mtype        []byte // message_type of the current frame
 	closeAfter   bool
 	blockedSince time.Time   // when backpressure on this connection began (zero: not blocked)
+	retry        bool        // the current frame is being retried after backpressure (already counted)
 	rewake       atomic.Bool // a retry wake is scheduled
 }
 
@@ -82,9 +83,11 @@ func (h *apiHandler) OnTraffic(c *loop.Conn) error {
 		err = h.handle(c, a, fr)
 		if err == errBackpressure {
 			err = nil
+			a.retry = true
 			a.retryLater(c)
 			break
 		}
+		a.retry = false
 		c.Discard(size)
 	}
 	for i, p := range a.touched {
@@ -105,6 +108,9 @@ func (h *apiHandler) OnClose(c *loop.Conn, err error) {
 // handle applies LOCAL-API §4.2 steps 2–10 to one frame from an application.
 func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 	cn := h.cn
+	if cn.cfg.DebugMsgCounts && !a.retry {
+		cn.stats.msgRecvdUDS.Add(1) // counted when read, as Python does (LOCAL §4.2 step 1)
+	}
 	var hd codec.Header
 	f, err := codec.ParseBodyHeader(fr[codec.LenPrefix:], &hd)
 	if err != nil {
@@ -182,9 +188,6 @@ func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 		}
 	}
 	a.blockedSince = time.Time{}
-	if cn.cfg.DebugMsgCounts {
-		cn.stats.msgRecvdUDS.Add(1)
-	}
 	// 8. await_response
 	// Over the waiter limit the request is sent but not awaited: without preserve-socket its
 	// connection is then closed like any other frame's (Python's handler ends).
