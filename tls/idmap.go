@@ -145,7 +145,7 @@ func appendPyString(dst []byte, s string) []byte {
 			dst = append(dst, '\\', 'b')
 		case r == '\f':
 			dst = append(dst, '\\', 'f')
-		case r < 0x20:
+		case r < 0x20 || r == 0x7f:
 			dst = u4(dst, r)
 		case r < 0x80:
 			dst = append(dst, byte(r))
