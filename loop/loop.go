@@ -62,7 +62,8 @@ type Options struct {
 // must be called on the loop (inside a Handler method); Wake, AsyncWrite, Close and the accessors
 // marked so are concurrency-safe.
 type Conn struct {
-	gc      gnet.Conn
+	gc      gnet.Conn // nil for a stream (EnrollStream)
+	st      *stream
 	h       Handler
 	network string
 	woken   atomic.Bool
@@ -73,26 +74,55 @@ type Conn struct {
 
 // Peek returns the next n buffered bytes without consuming them (n <= 0: everything buffered).
 // The slice is valid only until the next Discard or the end of the Handler call. On the loop only.
-func (c *Conn) Peek(n int) ([]byte, error) { return c.gc.Peek(n) }
+func (c *Conn) Peek(n int) ([]byte, error) {
+	if c.st != nil {
+		return c.st.peek(n)
+	}
+	return c.gc.Peek(n)
+}
 
 // Discard consumes n buffered bytes. On the loop only.
-func (c *Conn) Discard(n int) (int, error) { return c.gc.Discard(n) }
+func (c *Conn) Discard(n int) (int, error) {
+	if c.st != nil {
+		return c.st.discard(n)
+	}
+	return c.gc.Discard(n)
+}
 
 // InboundBuffered is the number of bytes ready to read. On the loop only.
-func (c *Conn) InboundBuffered() int { return c.gc.InboundBuffered() }
+func (c *Conn) InboundBuffered() int {
+	if c.st != nil {
+		return len(c.st.in) - c.st.r
+	}
+	return c.gc.InboundBuffered()
+}
 
 // OutboundBuffered is the number of bytes accepted by Write but not yet sent. On the loop only.
-func (c *Conn) OutboundBuffered() int { return c.gc.OutboundBuffered() }
+func (c *Conn) OutboundBuffered() int {
+	if c.st != nil {
+		return c.st.outbound()
+	}
+	return c.gc.OutboundBuffered()
+}
 
 // Write sends b now (one write syscall) and buffers what the socket does not take. b may be reused
 // by the caller after Write returns. On the loop only.
-func (c *Conn) Write(b []byte) (int, error) { return c.gc.Write(b) }
+func (c *Conn) Write(b []byte) (int, error) {
+	if c.st != nil {
+		c.st.write(b)
+		return len(b), nil
+	}
+	return c.gc.Write(b)
+}
 
 // AsyncWrite queues b to be written on the connection's loop; b must not be modified until done
 // is called (done may be nil; it runs on the loop). Concurrency-safe.
 func (c *Conn) AsyncWrite(b []byte, done func(err error)) error {
 	if c.closed.Load() {
 		return ErrClosed
+	}
+	if c.st != nil {
+		return c.st.asyncWrite(b, done)
 	}
 	var cb gnet.AsyncCallback
 	if done != nil {
@@ -110,11 +140,20 @@ func (c *Conn) Wake() error {
 	if c.woken.Swap(true) {
 		return nil
 	}
+	if c.st != nil {
+		c.st.wake()
+		return nil
+	}
 	return c.gc.Wake(nil)
 }
 
 // Close closes the connection (buffered output is flushed first by gnet). Concurrency-safe.
 func (c *Conn) Close() error {
+	if c.st != nil {
+		c.closed.Store(true)
+		c.st.close()
+		return nil
+	}
 	if c.closed.Swap(true) {
 		return nil
 	}
@@ -125,16 +164,43 @@ func (c *Conn) Close() error {
 func (c *Conn) Closed() bool { return c.closed.Load() }
 
 // RemoteAddr is the peer's address. Concurrency-safe.
-func (c *Conn) RemoteAddr() net.Addr { return c.gc.RemoteAddr() }
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.st != nil {
+		return c.st.nc.RemoteAddr()
+	}
+	return c.gc.RemoteAddr()
+}
 
 // LocalAddr is the local address. Concurrency-safe.
-func (c *Conn) LocalAddr() net.Addr { return c.gc.LocalAddr() }
+func (c *Conn) LocalAddr() net.Addr {
+	if c.st != nil {
+		return c.st.nc.LocalAddr()
+	}
+	return c.gc.LocalAddr()
+}
 
 // Network is "tcp" or "unix". Concurrency-safe.
 func (c *Conn) Network() string { return c.network }
 
 // Fd is the socket's descriptor (for socket options). On the loop only.
-func (c *Conn) Fd() int { return c.gc.Fd() }
+func (c *Conn) Fd() int {
+	if c.st != nil {
+		return -1
+	}
+	return c.gc.Fd()
+}
+
+// Stream reports whether the connection is served by goroutines (EnrollStream) rather than gnet.
+func (c *Conn) Stream() bool { return c.st != nil }
+
+// NetConn is the underlying net.Conn of a stream (e.g. the *tls.Conn), nil for gnet connections.
+// Concurrency-safe for reading its state; never read from or write to it directly.
+func (c *Conn) NetConn() net.Conn {
+	if c.st != nil {
+		return c.st.nc
+	}
+	return nil
+}
 
 // Engine runs the listeners of one connector run on gnet event loops.
 type Engine struct {
@@ -147,6 +213,11 @@ type Engine struct {
 	runErr   error
 	tcpAddr  net.Addr
 	stopOnce sync.Once
+
+	streamsMu     sync.Mutex
+	streams       map[*stream]struct{}
+	streamsClosed bool
+	streamsWG     sync.WaitGroup
 	gnet.BuiltinEventEngine
 }
 
@@ -341,6 +412,7 @@ func (e *Engine) Stop(timeout time.Duration) error {
 	e.stopOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
+		e.stopStreams(timeout)
 		err = e.eng.Stop(ctx)
 		select {
 		case <-e.done:
