@@ -73,8 +73,7 @@ var manageCommands = map[string]struct {
 // original's menu prints them.
 func runCli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "aioconn cli: the interactive menu is not implemented yet (tracked by the command-line tools issue #8); use `aioconn cli CMD --config FILE`")
-		return 3
+		return runMenu(ctx, stdin, stdout) // menu.go
 	}
 	if args[0] == "--help" || args[0] == "-h" {
 		fmt.Fprintln(stdout, "usage: aioconn cli COMMAND [ARGS] --config CONFIG_FILE\n\ncommands:")
