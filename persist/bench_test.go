@@ -1,0 +1,89 @@
+package persist
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func benchFrame() []byte {
+	return frame(`{"message_type": "any", "source_id": "('127.0.0.1', 10673)", "destination_id": "client1", "request_id": 1}`,
+		strings.Repeat("d", 100), "", false)
+}
+
+// BenchmarkAppend: buffered appends with the default 256 KiB group commit (one write per
+// ~1500 records of this size).
+func BenchmarkAppend(b *testing.B) {
+	fr := benchFrame()
+	s := Open(filepath.Join(b.TempDir(), "p"), 1<<62)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(fr) + SepLen))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := s.Append(fr); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkAppendFlushEach: one write system call per record (Python's pattern, minus the
+// open/close per record).
+func BenchmarkAppendFlushEach(b *testing.B) {
+	fr := benchFrame()
+	s := Open(filepath.Join(b.TempDir(), "p"), 1<<62)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(fr) + SepLen))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := s.Append(fr); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Flush(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s.Close()
+}
+
+// BenchmarkAppendBatch64: batches of 64 records, one write each.
+func BenchmarkAppendBatch64(b *testing.B) {
+	fr := benchFrame()
+	batch := make([][]byte, 64)
+	for i := range batch {
+		batch[i] = fr
+	}
+	s := Open(filepath.Join(b.TempDir(), "p"), 1<<62)
+	b.ReportAllocs()
+	b.SetBytes(int64(64 * (len(fr) + SepLen)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := s.AppendBatch(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s.Close()
+}
+
+// BenchmarkLoad: streaming load of 10 000 records (per record cost).
+func BenchmarkLoad(b *testing.B) {
+	fr := benchFrame()
+	path := filepath.Join(b.TempDir(), "p")
+	s := Open(path, 1<<62)
+	for i := 0; i < 10000; i++ {
+		s.Append(fr)
+	}
+	s.Close()
+	st, _ := os.Stat(path)
+	b.ReportAllocs()
+	b.SetBytes(st.Size() / 10000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 10000 {
+		if _, err := Load(path, func([]byte) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
