@@ -27,7 +27,7 @@ func FuzzNames(f *testing.F) {
 			t.Fatalf("server %q vs alnum %q", srv, a)
 		}
 		d := NormalizeDir(s)
-		if !strings.HasPrefix(d, "/") || pyNormpath(d) != d {
+		if !strings.HasPrefix(d, "/") || Normpath(d) != d {
 			t.Fatalf("NormalizeDir(%q) = %q", s, d)
 		}
 		p, err := NewPaths("/tmp/aioconnectors", true, s, []string{s})

@@ -100,31 +100,61 @@ type Paths struct {
 // used as given (normalise it once with NormalizeDir); names are appended the way Python's
 // os.path.join does (no cleaning, so a message type containing "/" makes a sub-path).
 // It fails with a *PathError wrapping ErrPathTooLong for the first path longer than
-// MaxPathLen code points, checked in Python's order: send, receive paths in recvTypes order,
-// commander.
+// MaxPathLen code points, checked in Python's order (that of SocketPaths): send, receive
+// paths in recvTypes order, commander.
 func NewPaths(dir string, isServer bool, sourceID string, recvTypes []string) (Paths, error) {
 	a := AlnumSourceID(isServer, sourceID)
-	p := Paths{Dir: dir, isServer: isServer, alnum: a, Receive: make(map[string]string, len(recvTypes))}
-	if isServer {
-		p.SendToConnector = pyJoin(dir, prefixSendServer+a)
-	} else {
-		p.SendToConnector = pyJoin(dir, prefixSendClient+a)
-	}
-	if err := checkLen(p.SendToConnector); err != nil {
-		return Paths{}, err
-	}
-	for _, t := range recvTypes {
-		rp := p.ReceivePath(t)
-		if err := checkLen(rp); err != nil {
+	all := SocketPaths(dir, isServer, a, recvTypes)
+	for _, sp := range all {
+		if err := checkLen(sp); err != nil {
 			return Paths{}, err
 		}
-		p.Receive[t] = rp
 	}
-	p.Commander = pyJoin(dir, prefixCommander+a)
-	if err := checkLen(p.Commander); err != nil {
-		return Paths{}, err
+	p := Paths{Dir: dir, isServer: isServer, alnum: a, Receive: make(map[string]string, len(recvTypes))}
+	p.SendToConnector = all[0]
+	for i, t := range recvTypes {
+		p.Receive[t] = all[1+i]
 	}
+	p.Commander = all[len(all)-1]
 	return p, nil
+}
+
+// SocketPaths lists every socket path of a connector in the order Python checks their
+// lengths: send_to_connector, one receive path per recvTypes entry (same order), commander.
+// alnumSource is AlnumSourceID of the identity. Lengths are not checked (see CheckLen,
+// NewPaths). The returned slice is new and owned by the caller.
+func SocketPaths(dir string, isServer bool, alnumSource string, recvTypes []string) []string {
+	ps := make([]string, 0, len(recvTypes)+2)
+	ps = append(ps, SendPath(dir, isServer, alnumSource))
+	for _, t := range recvTypes {
+		ps = append(ps, ReceivePath(dir, isServer, alnumSource, t))
+	}
+	return append(ps, CommanderPath(dir, alnumSource))
+}
+
+// CommanderPath is the management socket: dir/uds_path_commander_<alnumSource>.
+// The length is not checked (see CheckLen).
+func CommanderPath(dir, alnumSource string) string {
+	return Join(dir, prefixCommander+alnumSource)
+}
+
+// SendPath is the socket the connector listens on for its applications:
+// dir/uds_path_send_to_connector_{server|client}_<alnumSource>. The length is not checked.
+func SendPath(dir string, isServer bool, alnumSource string) string {
+	if isServer {
+		return Join(dir, prefixSendServer+alnumSource)
+	}
+	return Join(dir, prefixSendClient+alnumSource)
+}
+
+// ReceivePath is the socket an application listens on for msgType:
+// dir/uds_path_receive_from_connector_{server|client}_<msgType>_<alnumSource>. The type is
+// used raw (not sanitised) and the length is not checked.
+func ReceivePath(dir string, isServer bool, alnumSource, msgType string) string {
+	if isServer {
+		return Join(dir, prefixReceiveServer+msgType+"_"+alnumSource)
+	}
+	return Join(dir, prefixReceiveClient+msgType+"_"+alnumSource)
 }
 
 // AlnumSourceID returns the alnum source id the paths were built with.
@@ -134,10 +164,7 @@ func (p Paths) AlnumSourceID() string { return p.alnum }
 // was in recvTypes. The type is used raw (not sanitised) and the length is not checked
 // (use CheckLen).
 func (p Paths) ReceivePath(msgType string) string {
-	if p.isServer {
-		return pyJoin(p.Dir, prefixReceiveServer+msgType+"_"+p.alnum)
-	}
-	return pyJoin(p.Dir, prefixReceiveClient+msgType+"_"+p.alnum)
+	return ReceivePath(p.Dir, p.isServer, p.alnum, msgType)
 }
 
 // CheckLen returns a *PathError wrapping ErrPathTooLong if path has more than MaxPathLen
@@ -155,17 +182,18 @@ func checkLen(path string) error {
 // dir/connector_disk_persistence_send_from_<alnumSource>_to_peer_<Alnum(peerName)>.
 // Note the peer part is plain Alnum (no "_" between host and port).
 func PersistSendPath(dir, alnumSource, peerName string) string {
-	return pyJoin(dir, prefixPersistSend+alnumSource+infixPersistSend+Alnum(peerName))
+	return Join(dir, prefixPersistSend+alnumSource+infixPersistSend+Alnum(peerName))
 }
 
 // PersistRecvPath is the receive-persistence file of one message type:
 // dir/connector_disk_persistence_recv_by_<alnumSource>_<msgType> (type used raw).
 func PersistRecvPath(dir, alnumSource, msgType string) string {
-	return pyJoin(dir, prefixPersistRecv+alnumSource+"_"+msgType)
+	return Join(dir, prefixPersistRecv+alnumSource+"_"+msgType)
 }
 
-// pyJoin is Python's posixpath.join(dir, name) for a name that does not start with "/".
-func pyJoin(dir, name string) string {
+// Join is Python's posixpath.join(dir, name) for a name that does not start with "/": name
+// is appended after a "/" unless dir is empty or already ends with one; nothing is cleaned.
+func Join(dir, name string) string {
 	if dir == "" || strings.HasSuffix(dir, "/") {
 		return dir + name
 	}

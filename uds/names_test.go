@@ -79,8 +79,8 @@ func TestWorkedExample(t *testing.T) {
 		{PersistSendPath(dir, cli.AlnumSourceID(), "('127.0.0.1', 10673)"), "/tmp/aioconnectors/connector_disk_persistence_send_from_client1_to_peer_12700110673"},
 		{PersistRecvPath(dir, cli.AlnumSourceID(), "any"), "/tmp/aioconnectors/connector_disk_persistence_recv_by_client1_any"},
 		// os.path.join semantics: trailing slash kept, no cleaning of the type.
-		{pyJoin("/", "x"), "/x"},
-		{pyJoin("/a/", "x"), "/a/x"},
+		{Join("/", "x"), "/x"},
+		{Join("/a/", "x"), "/a/x"},
 		{srv.ReceivePath("a/../b"), "/tmp/aioconnectors/uds_path_receive_from_connector_server_a/../b_127001_10673"},
 	} {
 		if c.got != c.want {
@@ -89,6 +89,43 @@ func TestWorkedExample(t *testing.T) {
 	}
 	if len(srv.Receive) != 2 || len(cli.Receive) != 1 {
 		t.Errorf("receive maps: %v %v", srv.Receive, cli.Receive)
+	}
+}
+
+// The unchecked builders give the same paths as NewPaths, in SocketPaths order, and accept
+// names NewPaths would refuse.
+func TestUncheckedPaths(t *testing.T) {
+	const dir = "/tmp/aioconnectors"
+	types := []string{"any", "_pubsub"}
+	for _, server := range []bool{true, false} {
+		src := "client1"
+		if server {
+			src = "('127.0.0.1', 10673)"
+		}
+		p, err := NewPaths(dir, server, src, types)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := p.AlnumSourceID()
+		want := []string{p.SendToConnector, p.Receive["any"], p.Receive["_pubsub"], p.Commander}
+		got := SocketPaths(dir, server, a, types)
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("SocketPaths(server=%v) = %q, want %q", server, got, want)
+		}
+		if CommanderPath(dir, a) != p.Commander || SendPath(dir, server, a) != p.SendToConnector ||
+			ReceivePath(dir, server, a, "x") != p.ReceivePath("x") {
+			t.Errorf("builders differ from NewPaths (server=%v)", server)
+		}
+	}
+	long := strings.Repeat("x", MaxPathLen)
+	if got := CommanderPath("/d", long); got != "/d/uds_path_commander_"+long {
+		t.Errorf("CommanderPath long: %q", got)
+	}
+	if got := SocketPaths("", false, "c", nil); len(got) != 2 || got[0] != "uds_path_send_to_connector_client_c" {
+		t.Errorf("SocketPaths empty dir: %q", got)
+	}
+	if Join("", "x") != "x" || Join("a", "x") != "a/x" {
+		t.Error("Join")
 	}
 }
 

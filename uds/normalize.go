@@ -12,7 +12,7 @@ import (
 // path gives the working directory. It reads the environment, the user database (for
 // "~user") and the working directory; not for hot paths.
 func NormalizeDir(p string) string {
-	return pyAbspath(pyNormpath(pyExpandvars(pyExpanduser(p))))
+	return pyAbspath(Normpath(pyExpandvars(pyExpanduser(p))))
 }
 
 // pyExpanduser follows posixpath.expanduser.
@@ -101,8 +101,11 @@ func isWordASCII(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_'
 }
 
-// pyNormpath follows posixpath.normpath (keeps a leading "//", unlike path.Clean).
-func pyNormpath(p string) string {
+// Normpath is Python's posixpath.normpath: it removes empty and "." components and folds
+// ".." lexically, keeping the leading ".." of a relative path and exactly two leading
+// slashes ("//a" stays, "///a" becomes "/a"), unlike path.Clean. An empty path gives ".".
+// Pure; safe for concurrent use.
+func Normpath(p string) string {
 	if p == "" {
 		return "."
 	}
@@ -131,14 +134,19 @@ func pyNormpath(p string) string {
 	return r
 }
 
-// pyAbspath follows posixpath.abspath.
+// pyAbspath follows posixpath.abspath. Where Python would raise (the working directory
+// cannot be found, e.g. it was deleted) it uses $PWD if that is absolute, else "/", so the
+// result is always absolute.
 func pyAbspath(p string) string {
 	if !strings.HasPrefix(p, "/") {
 		wd, err := os.Getwd()
 		if err != nil {
 			wd = os.Getenv("PWD")
+			if !strings.HasPrefix(wd, "/") {
+				wd = "/"
+			}
 		}
-		p = pyJoin(wd, p)
+		p = Join(wd, p)
 	}
-	return pyNormpath(p)
+	return Normpath(p)
 }

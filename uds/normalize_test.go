@@ -59,3 +59,34 @@ func TestNormalizeDir(t *testing.T) {
 		}
 	}
 }
+
+// HOME with a trailing slash (Python strips it) and plain normpath cases; expected values from
+// CPython 3.11.7, cwd /usr, HOME=/home/u/.
+func TestNormalizeDirHomeSlash(t *testing.T) {
+	t.Setenv("HOME", "/home/u/")
+	t.Chdir("/usr")
+	for in, want := range map[string]string{
+		"~/d":               "/home/u/d",
+		"~":                 "/home/u",
+		"/tmp//a/./b/../c/": "/tmp/a/c",
+		"/..":               "/",
+		"/a/$":              "/a/$",
+		"//tmp/x":           "//tmp/x",
+	} {
+		if got := NormalizeDir(in); got != want {
+			t.Errorf("NormalizeDir(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Expected values from CPython 3.11.7 os.path.normpath.
+func TestNormpath(t *testing.T) {
+	for in, want := range map[string]string{
+		"": ".", ".": ".", "./": ".", "a/..": ".", "../a/../..": "../..", "a/../../b/..": "..",
+		"//a//b/": "//a/b", "///a/./b": "/a/b", "a//b/./c/": "a/b/c", "/a/b/../../..": "/",
+	} {
+		if got := Normpath(in); got != want {
+			t.Errorf("Normpath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
