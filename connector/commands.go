@@ -211,8 +211,11 @@ func (c *Connector) Command(cmd string, kw map[string]json.RawMessage) (string, 
 			return "", fmt.Errorf("connector: set_subscribe_message_types: message_types: %w", err)
 		}
 		keep, ok := c.setSubscriptions(types)
-		if !ok {
-			return "", fmt.Errorf("connector: set_subscribe_message_types: not connected")
+		if !ok { // not connected: Python logs the error and replies with its unchanged list
+			keep = c.subscriptions()
+		}
+		if len(keep) == 0 {
+			return "", nil // an empty list is falsy: `{}`
 		}
 		return string(codec.AppendPyListRepr(nil, keep)), nil
 	case "show_log_level__sync":

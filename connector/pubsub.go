@@ -257,7 +257,8 @@ func (c *Connector) subscriptions() []string {
 
 // setSubscriptions implements set_subscribe_message_types on a client: types not in
 // recv_message_types are discarded, removed types are unsubscribed and added ones subscribed,
-// directly on the connection. It fails (no reply) when the client is not connected.
+// directly on the connection. It reports false, leaving the list unchanged, when the client is
+// not connected.
 func (c *Connector) setSubscriptions(types []string) ([]string, bool) {
 	var keep []string
 	for _, t := range types {

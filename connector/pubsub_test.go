@@ -188,3 +188,83 @@ func TestPubsubReconnect(t *testing.T) {
 		t.Fatalf("subscription table %v", got)
 	}
 }
+
+// TestPubsubSetSubscribe: set_subscribe_message_types on the client's commander discards types
+// not in recv_message_types, replies with the Python list repr (`{}` when empty), is reflected by
+// show_subscribe_message_types, and the broker stops and starts delivering accordingly. On a server
+// both commands reply `{}`; on a client that is not connected the list stays unchanged and the
+// reply is the unchanged list (Python catches the error and returns its current list).
+func TestPubsubSetSubscribe(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	types := []string{"t1", "t2"}
+	brk := psBroker(t, dir, types, nil)
+	sub := psClient(t, dir, brk, "sub1", types, []string{"t1"}, nil)
+	cmd := sub.Paths().Commander
+	apps := map[string]*appListener{"t1": listenApp(t, sub.Paths().ReceivePath("t1")), "t2": listenApp(t, sub.Paths().ReceivePath("t2"))}
+	conns := map[string]*net.Conn{"t1": new(net.Conn), "t2": new(net.Conn)}
+	pub := fakeClient(t, brk, "pub1")
+	psPingClient(t, sub, brk, 1)
+
+	show := func(want string) {
+		t.Helper()
+		if got := command(t, cmd, "show_subscribe_message_types__sync", nil); got != want {
+			t.Fatalf("show_subscribe_message_types: %q, want %q", got, want)
+		}
+	}
+	set := func(types []string, want string) {
+		t.Helper()
+		if got := command(t, cmd, "set_subscribe_message_types", map[string]any{"message_types": types}); got != want {
+			t.Fatalf("set_subscribe_message_types %v: %q, want %q", types, got, want)
+		}
+		psPingClient(t, sub, brk, 2) // the (un)subscription frames were processed
+	}
+	round := 0
+	// publish publishes t1 and t2 and checks which ones sub1 receives: a delivered topic arrives,
+	// an undelivered one is proved absent by a marker sent after the barrier.
+	publish := func(want ...string) {
+		t.Helper()
+		round++
+		r := strconv.Itoa(round)
+		for _, ty := range types {
+			write(t, pub, pubFrame("pub1", "x", ty, "", ty+" round "+r))
+		}
+		psPingRaw(t, pub, brk, "pub1", round)
+		for _, ty := range types {
+			if contains(want, ty) {
+				expectFrame(t, ty+" delivered round "+r, apps[ty].next(t, conns[ty]), delivered(brk, ty, "sub1", "", ty+" round "+r))
+			} else {
+				m := psMarker(t, brk, "sub1", ty, "marker "+r)
+				expectFrame(t, ty+" not delivered round "+r, apps[ty].next(t, conns[ty]), m)
+			}
+		}
+	}
+	show("['t1']")
+	publish("t1")
+	set([]string{"t2", "nope", "t2"}, "['t2']") // unknown type discarded, duplicates collapsed
+	show("['t2']")
+	publish("t2")
+	set([]string{"t1", "t2"}, "['t1', 't2']")
+	show("['t1', 't2']")
+	publish("t1", "t2")
+	set([]string{}, "{}")
+	show("{}")
+	publish()
+	set([]string{"t1"}, "['t1']")
+	publish("t1")
+
+	// on the broker (a server): nothing, `{}`
+	if got := command(t, brk.Paths().Commander, "set_subscribe_message_types", map[string]any{"message_types": []string{"t1"}}); got != "{}" {
+		t.Fatalf("set on a server: %q", got)
+	}
+	if got := command(t, brk.Paths().Commander, "show_subscribe_message_types__sync", nil); got != "{}" {
+		t.Fatalf("show on a server: %q", got)
+	}
+
+	// a client that is not connected keeps its list
+	sub.Stop(false, false, true)
+	if got := command(t, cmd, "set_subscribe_message_types", map[string]any{"message_types": []string{"t2"}}); got != "['t1']" {
+		t.Fatalf("set while not connected: %q", got)
+	}
+	show("['t1']")
+}
