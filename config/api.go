@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"strconv"
+
+	"github.com/aioconn/aioconn/uds"
 )
 
 // APIOptions is a ConnectorAPI / ConnectorRemoteTool configuration read
@@ -107,7 +109,7 @@ func (d *decoder) api() *APIOptions {
 	a.IsServer = d.boolKey("is_server", false)
 	a.ServerHost, a.ServerPort, a.ServerPortRepr, a.HasServerSockaddr = d.sockaddr()
 	dir, _ := d.strKey("connector_files_dirpath", filesDir, false, "a directory path string")
-	a.ConnectorFilesDirpath = FullPath(dir)
+	a.ConnectorFilesDirpath = uds.NormalizeDir(dir)
 	a.UDSPathReceivePreserveSocket = d.boolKey("uds_path_receive_preserve_socket", true)
 	a.UDSPathSendPreserveSocket = d.boolKey("uds_path_send_preserve_socket", true)
 	if !a.IsServer {
@@ -156,12 +158,7 @@ func (a *APIOptions) Validate() error {
 		bad("client_name", `""`, "a client name")
 	}
 	if a.IsServer || a.ClientName != "" {
-		for _, p := range a.SocketPaths() {
-			if runeLen(p) > MaxLengthUDSPath {
-				bad("connector_files_dirpath", strconv.Quote(a.ConnectorFilesDirpath),
-					fmt.Sprintf("socket paths of at most %d characters (%s is longer than %d)", MaxLengthUDSPath, p, MaxLengthUDSPath))
-			}
-		}
+		errs = append(errs, socketPathProblems(a.Source, a.ConnectorFilesDirpath, a.SocketPaths())...)
 	}
 	return errors.Join(errs...)
 }
@@ -186,28 +183,24 @@ func (a *APIOptions) PeerNameOfServer() string {
 }
 
 // AlnumSourceID as Options.AlnumSourceID.
-func (a *APIOptions) AlnumSourceID() string { return AlnumSourceID(a.SourceID(), a.IsServer) }
+func (a *APIOptions) AlnumSourceID() string { return uds.AlnumSourceID(a.IsServer, a.SourceID()) }
 
 // SendToConnectorPath is the connector socket this API sends to.
 func (a *APIOptions) SendToConnectorPath() string {
-	return sendToConnectorPath(a.ConnectorFilesDirpath, a.IsServer, a.AlnumSourceID())
+	return uds.SendPath(a.ConnectorFilesDirpath, a.IsServer, a.AlnumSourceID())
 }
 
 // ReceiveFromConnectorPath is the socket this API listens on for type t.
 func (a *APIOptions) ReceiveFromConnectorPath(t string) string {
-	return receiveFromConnectorPath(a.ConnectorFilesDirpath, a.IsServer, t, a.AlnumSourceID())
+	return uds.ReceivePath(a.ConnectorFilesDirpath, a.IsServer, a.AlnumSourceID(), t)
 }
 
 // CommanderPath is the connector's management socket.
 func (a *APIOptions) CommanderPath() string {
-	return pyJoin(a.ConnectorFilesDirpath, "uds_path_commander_"+a.AlnumSourceID())
+	return uds.CommanderPath(a.ConnectorFilesDirpath, a.AlnumSourceID())
 }
 
 // SocketPaths lists the send, receive and commander paths (104-limit check).
 func (a *APIOptions) SocketPaths() []string {
-	ps := []string{a.SendToConnectorPath()}
-	for _, t := range a.RecvMessageTypes {
-		ps = append(ps, a.ReceiveFromConnectorPath(t))
-	}
-	return append(ps, a.CommanderPath())
+	return uds.SocketPaths(a.ConnectorFilesDirpath, a.IsServer, a.AlnumSourceID(), a.RecvMessageTypes)
 }

@@ -3,8 +3,9 @@
 // (create_connector) or a ConnectorAPI would use, with Python's quirks
 // reproduced: "file value if present (even null), else default", Python
 // truthiness for every boolean, the manager's _pubsub adjustments, the
-// server source_id tuple repr, alnum file names and directory
-// normalisation. It also holds the exact CLI texts (help, usage,
+// server source_id tuple repr; alnum file names and directory
+// normalisation come from package uds (config imports uds, never the
+// reverse). It also holds the exact CLI texts (help, usage,
 // print_config_templates).
 //
 // Options values are plain data: not safe for concurrent mutation, safe
@@ -28,6 +29,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/aioconn/aioconn/uds"
 )
 
 // Constants of aioconnectors 1.0.33 (core.py, helpers.py; PEER-PROTOCOL Appendix A, LOCAL §10).
@@ -46,7 +49,7 @@ const (
 	LogFileName                 = "aioconnectors.log"
 	LoggerName                  = "aioconnectors"
 	DefaultLogLevel             = "INFO"
-	MaxLengthUDSPath            = 104
+	MaxLengthUDSPath            = uds.MaxPathLen
 	MaxQueueSize                = 300_000
 	MaxNumberOfAwaitingRequests = 1000
 	MaxTransportID              = 100_000
@@ -81,7 +84,7 @@ func DefaultFilesDir() string {
 	if _, err := os.Stat("/tmp"); err == nil {
 		return "/tmp/aioconnectors"
 	}
-	c1, c2 := FullPath("~/aioconnectors_tmp"), FullPath("aioconnectors_tmp")
+	c1, c2 := uds.NormalizeDir("~/aioconnectors_tmp"), uds.NormalizeDir("aioconnectors_tmp")
 	if runeLen(c2) < runeLen(c1) {
 		return c2
 	}
@@ -145,7 +148,7 @@ type Options struct {
 	SubscribeMessageTypes []string
 	PubsubCentralBroker   bool // effective: always false on a client
 
-	ConnectorFilesDirpath string // normalised absolute (FullPath)
+	ConnectorFilesDirpath string // normalised absolute (uds.NormalizeDir)
 
 	DiskPersistenceSend, DiskPersistenceRecv TypeSet
 	MaxSizePersistencePath                   int64
@@ -788,7 +791,7 @@ func (d *decoder) fileRecvConfig() map[string]FileRecv {
 		}
 		fr.OverrideExisting = Truthy(e["override_existing"])
 		t := strings.TrimSuffix(fr.TargetDirectory, "/")
-		if !strings.HasPrefix(fr.TargetDirectory, "/") || (pyNormPath(t) != t && t != "") {
+		if !strings.HasPrefix(fr.TargetDirectory, "/") || (uds.Normpath(t) != t && t != "") {
 			d.warn("%s.target_directory %q is not an absolute normalised path: every file will be refused", key, fr.TargetDirectory)
 		}
 		out[k] = fr
@@ -929,10 +932,10 @@ func (d *decoder) manager() *Options {
 	if certNull || !hasKey(d.raw, "certificates_directory_path") {
 		o.CertificatesDirectoryPath = filesDir
 	} else {
-		o.CertificatesDirectoryPath = FullPath(cert)
+		o.CertificatesDirectoryPath = uds.NormalizeDir(cert)
 	}
 	dir, _ := d.strKey("connector_files_dirpath", filesDir, false, "a directory path string")
-	o.ConnectorFilesDirpath = FullPath(dir)
+	o.ConnectorFilesDirpath = uds.NormalizeDir(dir)
 
 	o.DiskPersistenceSend = d.typeSet("disk_persistence_send")
 	o.DiskPersistenceRecv = d.typeSet("disk_persistence_recv")
@@ -1082,12 +1085,7 @@ func (o *Options) Validate() error {
 		bad("default_logger_log_level", strconv.Quote(o.DefaultLoggerLogLevel), "DEBUG, INFO, WARNING, ERROR, CRITICAL or NOTSET")
 	}
 	if o.ConnectorFilesDirpath != "" && (o.IsServer || o.ClientName != "") {
-		for _, p := range o.SocketPaths() {
-			if runeLen(p) > MaxLengthUDSPath {
-				bad("connector_files_dirpath", strconv.Quote(o.ConnectorFilesDirpath),
-					fmt.Sprintf("socket paths of at most %d characters (%s is longer than %d)", MaxLengthUDSPath, p, MaxLengthUDSPath))
-			}
-		}
+		errs = append(errs, socketPathProblems(o.Source, o.ConnectorFilesDirpath, o.SocketPaths())...)
 	}
 	slices.SortStableFunc(errs, func(a, b error) int {
 		var ka, kb *KeyError
@@ -1122,66 +1120,63 @@ func (o *Options) PeerNameOfServer() string {
 	return PyTupleRepr(o.ServerHost, repr)
 }
 
-// AlnumSourceID is alnum_source_id (LOCAL §1.2), used in every file name.
-func (o *Options) AlnumSourceID() string { return AlnumSourceID(o.SourceID(), o.IsServer) }
+// The socket and persistence file names are owned by package uds; the
+// methods below only feed it this configuration's identity and directory.
 
-func roleName(isServer bool) string {
-	if isServer {
-		return "server"
-	}
-	return "client"
-}
+// AlnumSourceID is alnum_source_id (LOCAL §1.2), used in every file name.
+func (o *Options) AlnumSourceID() string { return uds.AlnumSourceID(o.IsServer, o.SourceID()) }
 
 // CommanderPath is uds_path_commander_<alnum source id>.
 func (o *Options) CommanderPath() string {
-	return pyJoin(o.ConnectorFilesDirpath, "uds_path_commander_"+o.AlnumSourceID())
+	return uds.CommanderPath(o.ConnectorFilesDirpath, o.AlnumSourceID())
 }
 
 // SendToConnectorPath is the socket the connector listens on for its APIs.
 func (o *Options) SendToConnectorPath() string {
-	return sendToConnectorPath(o.ConnectorFilesDirpath, o.IsServer, o.AlnumSourceID())
+	return uds.SendPath(o.ConnectorFilesDirpath, o.IsServer, o.AlnumSourceID())
 }
 
 // ReceiveFromConnectorPath is the API listener socket for message type t.
 func (o *Options) ReceiveFromConnectorPath(t string) string {
-	return receiveFromConnectorPath(o.ConnectorFilesDirpath, o.IsServer, t, o.AlnumSourceID())
+	return uds.ReceivePath(o.ConnectorFilesDirpath, o.IsServer, o.AlnumSourceID(), t)
 }
 
-// SocketPaths lists the commander, send and every receive socket path (the
-// paths checked against the 104-character limit).
+// SocketPaths lists the send, every receive and the commander socket path
+// (the paths checked against the 104-character limit, in Python's order).
 func (o *Options) SocketPaths() []string {
-	ps := []string{o.SendToConnectorPath()}
-	for _, t := range o.RecvMessageTypes {
-		ps = append(ps, o.ReceiveFromConnectorPath(t))
-	}
-	return append(ps, o.CommanderPath())
+	return uds.SocketPaths(o.ConnectorFilesDirpath, o.IsServer, o.AlnumSourceID(), o.RecvMessageTypes)
 }
 
 // PersistenceSendPath is the send persistence file towards peer (peer name
 // reduced with plain Alnum, no underscore split).
 func (o *Options) PersistenceSendPath(peer string) string {
-	return pyJoin(o.ConnectorFilesDirpath, "connector_disk_persistence_send_from_"+o.AlnumSourceID()+"_to_peer_"+Alnum(peer))
+	return uds.PersistSendPath(o.ConnectorFilesDirpath, o.AlnumSourceID(), peer)
 }
 
 // PersistenceRecvPath is the receive persistence file of message type t (raw type).
 func (o *Options) PersistenceRecvPath(t string) string {
-	return pyJoin(o.ConnectorFilesDirpath, "connector_disk_persistence_recv_by_"+o.AlnumSourceID()+"_"+t)
+	return uds.PersistRecvPath(o.ConnectorFilesDirpath, o.AlnumSourceID(), t)
 }
 
 // ActiveConnectorsPath is <dir>/active_connectors.json.
 func (o *Options) ActiveConnectorsPath() string {
-	return pyJoin(o.ConnectorFilesDirpath, ActiveConnectorsName)
+	return uds.Join(o.ConnectorFilesDirpath, ActiveConnectorsName)
 }
 
 // LogFilePath is <default_logger_dirpath>/aioconnectors.log.
-func (o *Options) LogFilePath() string { return pyJoin(o.DefaultLoggerDirpath, LogFileName) }
+func (o *Options) LogFilePath() string { return uds.Join(o.DefaultLoggerDirpath, LogFileName) }
 
-func sendToConnectorPath(dir string, isServer bool, alnum string) string {
-	return pyJoin(dir, "uds_path_send_to_connector_"+roleName(isServer)+"_"+alnum)
-}
-
-func receiveFromConnectorPath(dir string, isServer bool, t, alnum string) string {
-	return pyJoin(dir, "uds_path_receive_from_connector_"+roleName(isServer)+"_"+t+"_"+alnum)
+// socketPathProblems reports every socket path longer than MaxLengthUDSPath
+// code points as a *KeyError on connector_files_dirpath (dir).
+func socketPathProblems(source, dir string, paths []string) []error {
+	var errs []error
+	for _, p := range paths {
+		if uds.CheckLen(p) != nil {
+			errs = append(errs, &KeyError{Source: source, Key: "connector_files_dirpath", Value: strconv.Quote(dir),
+				Expected: fmt.Sprintf("socket paths of at most %d characters (%s is longer than %d)", MaxLengthUDSPath, p, MaxLengthUDSPath)})
+		}
+	}
+	return errs
 }
 
 // ResolveHost mimics helpers.iface_to_ip for a host without a dot: the

@@ -25,58 +25,14 @@ func TestTruthy(t *testing.T) {
 	}
 }
 
-func TestAlnumAndRepr(t *testing.T) {
-	for in, want := range map[string]string{
-		"chat_client": "chatclient", "my client-2": "myclient2", "x₂é": "x₂é", "('127.0.0.1', 10673)": "12700110673",
-	} {
-		if got := Alnum(in); got != want {
-			t.Errorf("Alnum(%q) = %q, want %q", in, got, want)
-		}
-	}
-	for in, want := range map[string]string{
-		"('127.0.0.1', 10673)":             "127001_10673",
-		"('0.0.0.0', 10673)":               "0000_10673",
-		"('eth0', 10673)":                  "eth0_10673",
-		"('my-host.example.com', '10673')": "myhostexamplecom_10673",
-	} {
-		if got := AlnumSourceID(in, true); got != want {
-			t.Errorf("AlnumSourceID(%q) = %q, want %q", in, got, want)
-		}
-	}
+// Alnum names and directory normalisation are tested in package uds.
+func TestPyStrRepr(t *testing.T) {
 	for in, want := range map[string]string{
 		"abc": "'abc'", "it's": `"it's"`, `a'"b`: `'a\'"b'`, "a\\b": `'a\\b'`, "t\tn\n\x01": `'t\tn\n\x01'`,
 		"é": "'é'", "\u00a0": `'\xa0'`, "\u2028": `'\u2028'`,
 	} {
 		if got := PyStrRepr(in); got != want {
 			t.Errorf("PyStrRepr(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
-
-func TestFullPath(t *testing.T) {
-	t.Setenv("HOME", "/home/u/")
-	t.Setenv("ACVAR", "/v")
-	os.Unsetenv("AC_UNKNOWN_VAR")
-	cwd, _ := os.Getwd()
-	for in, want := range map[string]string{
-		"/tmp/aioconnectors":    "/tmp/aioconnectors",
-		"/tmp//a/./b/../c/":     "/tmp/a/c",
-		"//tmp/x":               "//tmp/x",
-		"///tmp/x":              "/tmp/x",
-		"~/d":                   "/home/u/d",
-		"~":                     "/home/u",
-		"$ACVAR/d":              "/v/d",
-		"${ACVAR}/d":            "/v/d",
-		"/a/$AC_UNKNOWN_VAR/b":  "/a/$AC_UNKNOWN_VAR/b",
-		"/a/${AC_UNKNOWN_VAR}x": "/a/${AC_UNKNOWN_VAR}x",
-		"/a/$":                  "/a/$",
-		"rel/x":                 filepath.Join(cwd, "rel/x"),
-		"":                      cwd,
-		"/..":                   "/",
-		"~nosuchuser_zz/x":      filepath.Join(cwd, "~nosuchuser_zz/x"),
-	} {
-		if got := FullPath(in); got != want {
-			t.Errorf("FullPath(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -314,6 +270,26 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := LoadAPI(filepath.Join(dir, "missing.json")); !errors.Is(err, ErrNoFile) {
 		t.Errorf("LoadAPI missing: %v", err)
+	}
+}
+
+// The file names themselves are tested in package uds; this checks the
+// identity and directories config feeds it.
+func TestFilePaths(t *testing.T) {
+	o, err := Parse([]byte(`{"is_server":false,"client_name":"my client-2","connector_files_dirpath":"/d/","default_logger_dirpath":"/l","recv_message_types":["a","b"]}`), "c.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ got, want string }{
+		{o.PersistenceSendPath("('127.0.0.1', 10673)"), "/d/connector_disk_persistence_send_from_myclient2_to_peer_12700110673"},
+		{o.PersistenceRecvPath("a"), "/d/connector_disk_persistence_recv_by_myclient2_a"},
+		{o.ActiveConnectorsPath(), "/d/active_connectors.json"},
+		{o.LogFilePath(), "/l/aioconnectors.log"},
+		{strings.Join(o.SocketPaths(), " "), "/d/uds_path_send_to_connector_client_myclient2 /d/uds_path_receive_from_connector_client_a_myclient2 /d/uds_path_receive_from_connector_client_b_myclient2 /d/uds_path_commander_myclient2"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
 	}
 }
 

@@ -3,8 +3,6 @@ package config
 import (
 	"bytes"
 	"encoding/json"
-	"os"
-	"os/user"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,11 +11,10 @@ import (
 )
 
 // This file holds small re-implementations of Python behaviours the
-// configuration depends on: truthiness, str()/repr() of strings and
-// tuples, str.isalnum, os.path.expanduser/expandvars/normpath/abspath and
-// json.dumps(indent=4, sort_keys=True). All functions are pure (apart from
-// reading the environment, the user database and the working directory)
-// and safe for concurrent use.
+// configuration depends on: truthiness, str.isspace, str()/repr() of strings
+// and tuples and json.dumps(indent=4, sort_keys=True). str.isalnum (alnum
+// file names) and os.path normalisation live in package uds. All functions
+// are pure and safe for concurrent use.
 
 // Truthy reports the Python truthiness of a JSON value: false, null, 0 (any
 // spelling: 0, -0, 0.0, 0e5), "", [] and {} are false; everything else,
@@ -54,42 +51,9 @@ func Truthy(raw json.RawMessage) bool {
 	}
 }
 
-// isPySpace is Python's str.isspace for one code point (str.split() separators).
+// isPySpace is Python's str.isspace for one code point (int() strips these).
 func isPySpace(r rune) bool {
 	return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f)
-}
-
-// isPyAlnum approximates Python's str.isalnum for one code point
-// (identical on ASCII).
-func isPyAlnum(r rune) bool {
-	return unicode.IsLetter(r) || unicode.IsNumber(r)
-}
-
-// Alnum keeps only the characters of s for which Python's str.isalnum is
-// true (LOCAL §1.2): "chat_client" -> "chatclient".
-func Alnum(s string) string {
-	var sb strings.Builder
-	sb.Grow(len(s))
-	for _, r := range s {
-		if isPyAlnum(r) {
-			sb.WriteRune(r)
-		}
-	}
-	return sb.String()
-}
-
-// AlnumSourceID computes alnum_source_id (LOCAL §1.2): for a server the
-// source_id is split on whitespace, each piece reduced with Alnum, and the
-// pieces joined with "_"; for a client it is Alnum(sourceID).
-func AlnumSourceID(sourceID string, isServer bool) string {
-	if !isServer {
-		return Alnum(sourceID)
-	}
-	fields := strings.FieldsFunc(sourceID, isPySpace)
-	for i, f := range fields {
-		fields[i] = Alnum(f)
-	}
-	return strings.Join(fields, "_")
 }
 
 // PyStrRepr returns Python's repr() of a str: single quotes unless the
@@ -145,147 +109,6 @@ func PyStrRepr(s string) string {
 // Python repr of the port ("10673" or "'10673'").
 func PyTupleRepr(host, portRepr string) string {
 	return "(" + PyStrRepr(host) + ", " + portRepr + ")"
-}
-
-// FullPath is aioconnectors' helpers.full_path: expanduser, expandvars
-// (unknown variables left untouched), normpath, abspath.
-func FullPath(p string) string {
-	return pyAbsPath(pyNormPath(pyExpandVars(pyExpandUser(p))))
-}
-
-func pyExpandUser(p string) string {
-	if !strings.HasPrefix(p, "~") {
-		return p
-	}
-	i := strings.IndexByte(p[1:], '/')
-	if i < 0 {
-		i = len(p)
-	} else {
-		i++
-	}
-	var home string
-	if i == 1 {
-		if h, ok := os.LookupEnv("HOME"); ok {
-			home = h
-		} else {
-			u, err := user.Current()
-			if err != nil {
-				return p
-			}
-			home = u.HomeDir
-		}
-	} else {
-		u, err := user.Lookup(p[1:i])
-		if err != nil {
-			return p
-		}
-		home = u.HomeDir
-	}
-	home = strings.TrimRight(home, "/")
-	if r := home + p[i:]; r != "" {
-		return r
-	}
-	return "/"
-}
-
-func isASCIIWord(c byte) bool {
-	return c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-}
-
-// pyExpandVars follows posixpath.expandvars: $name ([A-Za-z0-9_]+) and
-// ${anything-but-brace}; unknown names are kept as written.
-func pyExpandVars(p string) string {
-	if strings.IndexByte(p, '$') < 0 {
-		return p
-	}
-	i := 0
-	for {
-		k := strings.IndexByte(p[i:], '$')
-		if k < 0 {
-			return p
-		}
-		start := i + k
-		j := start + 1
-		var name string
-		switch {
-		case j < len(p) && p[j] == '{':
-			end := strings.IndexByte(p[j+1:], '}')
-			if end < 0 {
-				i = start + 1
-				continue
-			}
-			name = p[j+1 : j+1+end]
-			j = j + 1 + end + 1
-		case j < len(p) && isASCIIWord(p[j]):
-			for j < len(p) && isASCIIWord(p[j]) {
-				j++
-			}
-			name = p[start+1 : j]
-		default:
-			i = start + 1
-			continue
-		}
-		if v, ok := os.LookupEnv(name); ok {
-			tail := p[j:]
-			p = p[:start] + v
-			i = len(p)
-			p += tail
-		} else {
-			i = j
-		}
-	}
-}
-
-// pyNormPath is posixpath.normpath (keeps exactly two leading slashes).
-func pyNormPath(p string) string {
-	if p == "" {
-		return "."
-	}
-	initial := 0
-	if strings.HasPrefix(p, "/") {
-		initial = 1
-		if strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "///") {
-			initial = 2
-		}
-	}
-	var comps []string
-	for _, c := range strings.Split(p, "/") {
-		if c == "" || c == "." {
-			continue
-		}
-		if c != ".." || (initial == 0 && len(comps) == 0) || (len(comps) > 0 && comps[len(comps)-1] == "..") {
-			comps = append(comps, c)
-		} else if len(comps) > 0 {
-			comps = comps[:len(comps)-1]
-		}
-	}
-	r := strings.Repeat("/", initial) + strings.Join(comps, "/")
-	if r == "" {
-		return "."
-	}
-	return r
-}
-
-func pyAbsPath(p string) string {
-	if !strings.HasPrefix(p, "/") {
-		cwd, err := os.Getwd()
-		if err != nil {
-			cwd = "/"
-		}
-		p = pyJoin(cwd, p)
-	}
-	return pyNormPath(p)
-}
-
-// pyJoin is os.path.join for two components (b relative).
-func pyJoin(a, b string) string {
-	if strings.HasPrefix(b, "/") {
-		return b
-	}
-	if a == "" || strings.HasSuffix(a, "/") {
-		return a + b
-	}
-	return a + "/" + b
 }
 
 // pyObject is a JSON object dumped with sorted keys.
