@@ -1,0 +1,245 @@
+package benchmarks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Sentinel errors of the bench.
+var (
+	ErrNoBinary     = errors.New("benchmarks: no aioconn binary given")
+	ErrNoPython     = errors.New("benchmarks: aioconnectors not found (set AIOCONNECTORS_PATH or --aioconnectors-path)")
+	ErrStart        = errors.New("benchmarks: connector did not start")
+	ErrBadOptions   = errors.New("benchmarks: bad options")
+	ErrNotSupported = errors.New("benchmarks: mode not supported yet")
+)
+
+// Modes.
+const (
+	ModeRate       = "rate"
+	ModeThroughput = "throughput"
+	ModePubsub     = "pubsub"
+	ModeReqrep     = "reqrep"
+	ModeFile       = "file"
+)
+
+// Options of one bench run. Zero values take the defaults of DefaultOptions.
+type Options struct {
+	Mode        string        `json:"mode"`
+	Target      string        `json:"target"`      // TargetGo or TargetPython
+	Bin         string        `json:"-"`           // aioconn binary started for TargetGo
+	PythonPath  string        `json:"-"`           // directory holding the aioconnectors package
+	Clients     int           `json:"clients"`     // rate: client connectors (one process each)
+	Rate        float64       `json:"rate"`        // rate: messages/s per client
+	Size        int           `json:"size"`        // data bytes per message (at least 20)
+	Duration    time.Duration `json:"duration_ns"` // rate: sending time; other modes: cap on sending time
+	Count       int64         `json:"count"`       // throughput, pubsub, reqrep: messages (upper bound)
+	Window      int64         `json:"window"`      // throughput, pubsub: max messages in flight
+	Subscribers int           `json:"subscribers"` // pubsub
+	Concurrency int           `json:"concurrency"` // reqrep concurrent phase
+	FileSize    int64         `json:"file_size"`   // file
+	Drain       time.Duration `json:"drain_ns"`    // wait for stragglers after the last send (no progress for this long)
+	StartupTime time.Duration `json:"-"`           // bound on starting and connecting all connectors
+	// Progress, when set, receives a one-line status about once a second.
+	Progress func(line string) `json:"-"`
+}
+
+// DefaultOptions are the defaults of `aioconn bench`.
+func DefaultOptions() Options {
+	return Options{Mode: ModeRate, Target: TargetGo, Clients: 100, Rate: 40, Size: 100, Duration: 10 * time.Second,
+		Count: 1_000_000, Window: 16000, Subscribers: 10, Concurrency: 16, FileSize: 100 << 20,
+		Drain: 2 * time.Second, StartupTime: 60 * time.Second}
+}
+
+func (o *Options) fill() error {
+	d := DefaultOptions()
+	if o.Mode == "" {
+		o.Mode = d.Mode
+	}
+	if o.Target == "" {
+		o.Target = d.Target
+	}
+	if o.Target == "py" {
+		o.Target = TargetPython
+	}
+	if o.Clients <= 0 {
+		o.Clients = d.Clients
+	}
+	if o.Rate <= 0 {
+		o.Rate = d.Rate
+	}
+	if o.Size <= 0 {
+		o.Size = d.Size
+	}
+	o.Size = max(o.Size, payloadMin)
+	if o.Duration <= 0 {
+		o.Duration = d.Duration
+	}
+	if o.Count <= 0 {
+		o.Count = d.Count
+	}
+	if o.Window <= 0 {
+		o.Window = d.Window
+	}
+	if o.Subscribers <= 0 {
+		o.Subscribers = d.Subscribers
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = d.Concurrency
+	}
+	if o.FileSize <= 0 {
+		o.FileSize = d.FileSize
+	}
+	if o.Drain <= 0 {
+		o.Drain = d.Drain
+	}
+	if o.StartupTime <= 0 {
+		o.StartupTime = d.StartupTime
+	}
+	switch o.Target {
+	case TargetGo, TargetPython:
+	default:
+		return fmt.Errorf("%w: target %q (go or python)", ErrBadOptions, o.Target)
+	}
+	if o.Size > 64<<20 {
+		return fmt.Errorf("%w: size %d", ErrBadOptions, o.Size)
+	}
+	if o.Clients > 2000 || o.Subscribers > 2000 || o.Concurrency > 10000 {
+		return fmt.Errorf("%w: too many clients/subscribers/concurrency", ErrBadOptions)
+	}
+	return nil
+}
+
+// Phase is the measurement of one scenario (a run has one, reqrep two).
+type Phase struct {
+	Name       string  `json:"name"`
+	Sent       int64   `json:"sent"`
+	Delivered  int64   `json:"delivered"`  // distinct sequence numbers received
+	Lost       int64   `json:"lost"`       // sequence numbers sent and never received
+	Duplicated int64   `json:"duplicated"` // sequence numbers received more than once
+	Reordered  int64   `json:"reordered"`  // arrivals below the stream's previous sequence number
+	Elapsed    float64 `json:"elapsed_s"`  // first send to last counted arrival
+	SendRate   float64 `json:"send_rate"`  // msg/s achieved by the senders
+	Rate       float64 `json:"rate"`       // msg/s delivered
+	MBps       float64 `json:"mb_per_s"`   // delivered data MB/s (1e6 bytes)
+	// Latency is end-to-end (send timestamp in the message to arrival at the receiving
+	// application) or, in reqrep, the round trip.
+	Latency     *Latency        `json:"latency,omitempty"`
+	Subscribers []SubscriberRes `json:"subscribers,omitempty"`
+	CPUPerMsgUs float64         `json:"connector_cpu_per_msg_us"` // all connector processes, per delivered message
+	BenchCPUUs  float64         `json:"bench_cpu_per_msg_us"`     // the bench process itself
+}
+
+// SubscriberRes is one pubsub subscriber's figures.
+type SubscriberRes struct {
+	Name       string  `json:"name"`
+	Delivered  int64   `json:"delivered"`
+	Lost       int64   `json:"lost"`
+	Duplicated int64   `json:"duplicated"`
+	Rate       float64 `json:"rate"`
+}
+
+// ProcStats aggregates the connector processes of one role.
+type ProcStats struct {
+	Role           string  `json:"role"`
+	Count          int     `json:"processes"`
+	CPUSeconds     float64 `json:"cpu_s"`           // during the measured phases
+	PeakRSSMBMax   float64 `json:"peak_rss_mb_max"` // largest VmHWM of one process
+	PeakRSSMBTotal float64 `json:"peak_rss_mb_sum"`
+}
+
+// MachineInfo says where a run happened.
+type MachineInfo struct {
+	NumCPU    int    `json:"nproc"`
+	CPUModel  string `json:"cpu_model"`
+	GoVersion string `json:"go_version"`
+	OS        string `json:"os"`
+}
+
+// Result is the outcome of Run.
+type Result struct {
+	Options Options     `json:"options"`
+	Machine MachineInfo `json:"machine"`
+	Start   time.Time   `json:"start"`
+	Phases  []Phase     `json:"phases"`
+	Procs   []ProcStats `json:"connectors"`
+	Notes   []string    `json:"notes,omitempty"`
+}
+
+// Machine describes where a measurement ran.
+func Machine() string {
+	m := machineInfo()
+	return fmt.Sprintf("%s, %d CPU (%s), %s", m.OS, m.NumCPU, m.CPUModel, m.GoVersion)
+}
+
+func machineInfo() MachineInfo {
+	m := MachineInfo{NumCPU: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// Run executes one scenario: it starts the connectors it needs (and only those), drives them
+// through their unix sockets, stops them by PID and returns the figures. Every wait is bounded;
+// cancelling ctx stops the run early (the partial figures are returned with ctx's error).
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if err := o.fill(); err != nil {
+		return nil, err
+	}
+	res := &Result{Options: o, Machine: machineInfo(), Start: time.Now()}
+	switch o.Mode {
+	case ModeFile:
+		return res, fmt.Errorf("%w: file (file transfer is not implemented in the aioconn connector yet; see issue 4)", ErrNotSupported)
+	case ModeRate, ModeThroughput, ModePubsub, ModeReqrep:
+	default:
+		return nil, fmt.Errorf("%w: mode %q (rate, throughput, pubsub, reqrep, file)", ErrBadOptions, o.Mode)
+	}
+	e, err := newEnv(&o)
+	if err != nil {
+		return nil, err
+	}
+	defer e.stop()
+	switch o.Mode {
+	case ModeRate:
+		err = runRate(ctx, e, &o, res)
+	case ModeThroughput:
+		err = runThroughput(ctx, e, &o, res)
+	case ModePubsub:
+		err = runPubsub(ctx, e, &o, res)
+	case ModeReqrep:
+		err = runReqrep(ctx, e, &o, res)
+	}
+	res.Procs = e.stats()
+	if o.Target == TargetPython {
+		res.Notes = append(res.Notes, "target: Python aioconnectors 1.0.33 connectors from "+e.pyPath)
+	}
+	return res, err
+}
+
+// progress reports about once a second until stop is closed.
+func progress(o *Options, stop <-chan struct{}, line func() string) {
+	if o.Progress == nil {
+		return
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			o.Progress(line())
+		}
+	}
+}

@@ -1,0 +1,640 @@
+package benchmarks
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aioconn/aioconn/api"
+	"github.com/aioconn/aioconn/codec"
+)
+
+// tmpl is a raw frame with a fixed transport JSON and size data bytes; messages are made by
+// appending it and writing the payload fields in place.
+type tmpl struct {
+	frame   []byte
+	dataOff int
+}
+
+func newTmpl(json string, size int) tmpl {
+	f := codec.AppendFrame(nil, []byte(json), make([]byte, size), nil, false)
+	return tmpl{frame: f, dataOff: len(f) - size}
+}
+
+func (t *tmpl) add(out []byte, stream uint32, seq uint64, ts int64) []byte {
+	out = append(out, t.frame...)
+	putPayload(out[len(out)-len(t.frame)+t.dataOff:], stream, seq, ts)
+	return out
+}
+
+func clientHeader(msgType, source, dest, publish string) string {
+	o := codec.NewObj(nil)
+	o.Str("message_type", msgType)
+	o.Str("source_id", source)
+	o.Str("destination_id", dest)
+	if publish != "" {
+		o.Str("message_type_publish", publish)
+	}
+	return string(o.End())
+}
+
+func dialAll(ps []*proc) ([]net.Conn, error) {
+	cs := make([]net.Conn, 0, len(ps))
+	for _, p := range ps {
+		c, err := net.DialTimeout("unix", p.opts.SendToConnectorPath(), 5*time.Second)
+		if err != nil {
+			for _, c := range cs {
+				c.Close()
+			}
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	return cs, nil
+}
+
+// probe sends one probe message (not counted) per round on every conn until ok holds; it proves
+// the whole path (including subscriptions) is up before the measurement starts.
+func probe(ctx context.Context, conns []net.Conn, ts []tmpl, timeout time.Duration, ok func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !ok() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: warm-up messages not delivered within %v", ErrStart, timeout)
+		}
+		for i, c := range conns {
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := c.Write(ts[i].add(nil, probeStream, 0, 0)); err != nil {
+				return err
+			}
+			c.SetWriteDeadline(time.Time{})
+		}
+		if waitUntil(200*time.Millisecond, ctx.Done(), ok) {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// drain waits until delivered() reaches want, or delivered() made no progress for o.Drain, or 2
+// minutes passed, or ctx ends.
+func drain(ctx context.Context, o *Options, want int64, delivered func() int64) {
+	last, lastChange := delivered(), time.Now()
+	hard := time.Now().Add(2 * time.Minute)
+	for {
+		d := delivered()
+		if d >= want || ctx.Err() != nil || time.Now().After(hard) {
+			return
+		}
+		if d != last {
+			last, lastChange = d, time.Now()
+		} else if time.Since(lastChange) > o.Drain {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+func finish(ph *Phase, clk *clock, sendStart, sendEnd int64, cnt *counter, sent []int64, size int, e *env, cpuSelf0 time.Duration) {
+	var total int64
+	for _, s := range sent {
+		total += s
+	}
+	ph.Sent = total
+	ph.Lost, ph.Delivered = cnt.missing(sent)
+	cnt.mu.Lock()
+	ph.Duplicated, ph.Reordered = cnt.dup, cnt.ooo
+	end := max(cnt.lastRecv, sendEnd)
+	ph.Latency = latencyOf(cnt.lat)
+	cnt.mu.Unlock()
+	ph.Elapsed = time.Duration(end - sendStart).Seconds()
+	if ph.Elapsed > 0 {
+		ph.Rate = float64(ph.Delivered) / ph.Elapsed
+		ph.MBps = ph.Rate * float64(size) / 1e6
+	}
+	if d := time.Duration(sendEnd - sendStart).Seconds(); d > 0 {
+		ph.SendRate = float64(total) / d
+	}
+	if ph.Delivered > 0 {
+		ph.CPUPerMsgUs = float64(e.cpuTotal().Microseconds()) / float64(ph.Delivered)
+		ph.BenchCPUUs = float64((selfCPU() - cpuSelf0).Microseconds()) / float64(ph.Delivered)
+	}
+}
+
+// runRate: o.Clients client connectors (one process each), each sending o.Rate msg/s for
+// o.Duration to one server; the bench is every client application and the server application.
+func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
+	srv, err := e.startServer(ctx, nil, o.StartupTime)
+	if err != nil {
+		return err
+	}
+	clk := &clock{base: time.Now()}
+	cnt := newCounter(o.Clients, true)
+	sk, err := newSink(srv.opts.ReceiveFromConnectorPath("any"), clk, cnt)
+	if err != nil {
+		return err
+	}
+	sk.start()
+	defer sk.close()
+	clients, err := e.startClients(ctx, "b", "client", o.Clients, nil, o.StartupTime)
+	if err != nil {
+		return err
+	}
+	conns, err := dialAll(clients)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	ts := make([]tmpl, len(clients))
+	for i, p := range clients {
+		ts[i] = newTmpl(clientHeader("any", p.name, e.server, ""), o.Size)
+	}
+	if err := probe(ctx, conns, ts, 20*time.Second, func() bool {
+		cnt.mu.Lock()
+		defer cnt.mu.Unlock()
+		return cnt.probes >= int64(len(conns))
+	}); err != nil {
+		return err
+	}
+	perClient := max(int64(o.Rate*o.Duration.Seconds()), 1)
+	interval := float64(time.Second) / o.Rate
+	sent := make([]atomic.Int64, len(conns))
+	e.markCPU()
+	cpuSelf0 := selfCPU()
+	sendStart := clk.now()
+	stop := make(chan struct{})
+	go progress(o, stop, func() string {
+		var s int64
+		for i := range sent {
+			s += sent[i].Load()
+		}
+		return fmt.Sprintf("rate: %.1fs sent %d delivered %d", time.Duration(clk.now()-sendStart).Seconds(), s, cnt.unique.Load())
+	})
+	// Pacing: a few pacer goroutines (not one per client, so that the bench's own wake-ups stay
+	// few), each owning a slice of the clients. A pacer writes every message that is due, then
+	// sleeps until the next one is due, but at least paceMin: messages due meanwhile go out on
+	// the next round (their timestamps are the actual send time).
+	const paceMin = time.Millisecond
+	pacers := min(len(conns), 2)
+	var wg sync.WaitGroup
+	errc := make(chan error, pacers)
+	for g := range pacers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []int
+			for i := g; i < len(conns); i += pacers {
+				mine = append(mine, i)
+			}
+			n := make([]int64, len(conns))
+			offs := make([]int64, len(conns))
+			for _, i := range mine {
+				offs[i] = int64(float64(i) * interval / float64(len(conns)))
+			}
+			buf := make([]byte, 0, 64*len(ts[0].frame))
+			left := len(mine)
+			for left > 0 {
+				now := clk.now()
+				next := int64(1<<62)
+				for _, i := range mine {
+					if n[i] >= perClient {
+						continue
+					}
+					due := min(perClient, int64(float64(now-sendStart-offs[i])/interval)+1)
+					if due > n[i] {
+						buf = buf[:0]
+						for k := n[i]; k < due && len(buf) < 1<<20; k++ {
+							buf = ts[i].add(buf, uint32(i), uint64(k), now)
+							n[i]++
+						}
+						if _, err := conns[i].Write(buf); err != nil {
+							errc <- fmt.Errorf("benchmarks: client %d send: %w", i+1, err)
+							return
+						}
+						sent[i].Store(n[i])
+						if n[i] >= perClient {
+							left--
+							continue
+						}
+					}
+					next = min(next, sendStart+offs[i]+int64(float64(n[i])*interval))
+				}
+				if left == 0 {
+					break
+				}
+				wait := max(time.Duration(next-clk.now()), paceMin)
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	sendEnd := clk.now()
+	counts := make([]int64, len(sent))
+	var total int64
+	for i := range sent {
+		counts[i] = sent[i].Load()
+		total += counts[i]
+	}
+	drain(ctx, o, total, cnt.unique.Load)
+	close(stop)
+	ph := Phase{Name: "rate"}
+	finish(&ph, clk, sendStart, sendEnd, cnt, counts, o.Size, e, cpuSelf0)
+	res.Phases = append(res.Phases, ph)
+	res.Notes = append(res.Notes, fmt.Sprintf("%d client connector processes (one per client), 1 server process; "+
+		"latency from the send timestamp written just before the write to the client's unix socket", len(clients)))
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	return ctx.Err()
+}
+
+// runThroughput: one client connector sends to the server as fast as an in-flight window of
+// o.Window messages allows (no loss by construction of the window, loss still counted), up to
+// o.Count messages or o.Duration of sending.
+func runThroughput(ctx context.Context, e *env, o *Options, res *Result) error {
+	srv, err := e.startServer(ctx, nil, o.StartupTime)
+	if err != nil {
+		return err
+	}
+	clk := &clock{base: time.Now()}
+	cnt := newCounter(1, true)
+	cnt.notify = make(chan struct{}, 1)
+	sk, err := newSink(srv.opts.ReceiveFromConnectorPath("any"), clk, cnt)
+	if err != nil {
+		return err
+	}
+	sk.start()
+	defer sk.close()
+	clients, err := e.startClients(ctx, "t", "client", 1, nil, o.StartupTime)
+	if err != nil {
+		return err
+	}
+	conns, err := dialAll(clients)
+	if err != nil {
+		return err
+	}
+	defer conns[0].Close()
+	t := newTmpl(clientHeader("any", clients[0].name, e.server, ""), o.Size)
+	if err := probe(ctx, conns, []tmpl{t}, 20*time.Second, func() bool {
+		cnt.mu.Lock()
+		defer cnt.mu.Unlock()
+		return cnt.probes > 0
+	}); err != nil {
+		return err
+	}
+	sent, err := windowSend(ctx, o, clk, e, conns[0], &t, func() int64 { return cnt.unique.Load() }, cnt.notify, cnt, res, "throughput")
+	if err != nil {
+		return err
+	}
+	_ = sent
+	return ctx.Err()
+}
+
+// windowSend sends batches of frames on c while sent-delivered() < o.Window, up to o.Count
+// messages or o.Duration, drains, and appends the phase.
+func windowSend(ctx context.Context, o *Options, clk *clock, e *env, c net.Conn, t *tmpl, delivered func() int64,
+	notify chan struct{}, cnt *counter, res *Result, name string) (int64, error) {
+	const batch = 128
+	out := make([]byte, 0, batch*len(t.frame))
+	var sent atomic.Int64
+	e.markCPU()
+	cpuSelf0 := selfCPU()
+	sendStart := clk.now()
+	stopAt := sendStart + int64(o.Duration)
+	stop := make(chan struct{})
+	go progress(o, stop, func() string {
+		return fmt.Sprintf("%s: %.1fs sent %d delivered %d", name, time.Duration(clk.now()-sendStart).Seconds(), sent.Load(), delivered())
+	})
+	defer close(stop)
+	var n int64
+	var werr error
+	var stalled time.Time
+	for n < o.Count && ctx.Err() == nil {
+		now := clk.now()
+		if now > stopAt {
+			break
+		}
+		if n-delivered() >= o.Window-batch {
+			select {
+			case <-notify:
+				stalled = time.Time{}
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+				if stalled.IsZero() {
+					stalled = time.Now()
+				} else if time.Since(stalled) > o.Drain+5*time.Second {
+					werr = fmt.Errorf("%w: %d sent, %d delivered", errWindow, n, delivered())
+				}
+			}
+			if werr != nil {
+				break
+			}
+			continue
+		}
+		out = out[:0]
+		for i := 0; i < batch && n < o.Count; i++ {
+			out = t.add(out, 0, uint64(n), now)
+			n++
+		}
+		if _, err := c.Write(out); err != nil {
+			werr = err
+			break
+		}
+		sent.Store(n)
+	}
+	sendEnd := clk.now()
+	drain(ctx, o, n, delivered)
+	ph := Phase{Name: name}
+	if cnt != nil {
+		finish(&ph, clk, sendStart, sendEnd, cnt, []int64{n}, o.Size, e, cpuSelf0)
+		res.Phases = append(res.Phases, ph)
+	}
+	return n, werr
+}
+
+// runPubsub: a broker server, o.Subscribers subscriber clients and one publisher client; the
+// publisher publishes as fast as a window (against the slowest subscriber) allows.
+func runPubsub(ctx context.Context, e *env, o *Options, res *Result) error {
+	const topic = "bench"
+	if _, err := e.startServer(ctx, map[string]any{"pubsub_central_broker": true}, o.StartupTime); err != nil {
+		return err
+	}
+	clk := &clock{base: time.Now()}
+	subs, err := e.startClients(ctx, "s", "subscriber", o.Subscribers, map[string]any{
+		"recv_message_types": []string{topic}, "subscribe_message_types": []string{topic}}, o.StartupTime)
+	if err != nil {
+		return err
+	}
+	cnts := make([]*counter, len(subs))
+	notify := make(chan struct{}, 1)
+	for i, p := range subs {
+		cnts[i] = newCounter(1, i == 0)
+		cnts[i].notify = notify
+		sk, err := newSink(p.opts.ReceiveFromConnectorPath(topic), clk, cnts[i])
+		if err != nil {
+			return err
+		}
+		sk.start()
+		defer sk.close()
+	}
+	pubs, err := e.startClients(ctx, "p", "publisher", 1, map[string]any{"send_message_types": []string{topic}}, o.StartupTime)
+	if err != nil {
+		return err
+	}
+	conns, err := dialAll(pubs)
+	if err != nil {
+		return err
+	}
+	defer conns[0].Close()
+	t := newTmpl(clientHeader("_pubsub", pubs[0].name, e.server, topic), o.Size)
+	if err := probe(ctx, conns, []tmpl{t}, 20*time.Second, func() bool {
+		for _, c := range cnts {
+			c.mu.Lock()
+			p := c.probes
+			c.mu.Unlock()
+			if p == 0 {
+				return false
+			}
+		}
+		return true
+	}); err != nil {
+		return err
+	}
+	minDelivered := func() int64 {
+		m := cnts[0].unique.Load()
+		for _, c := range cnts[1:] {
+			m = min(m, c.unique.Load())
+		}
+		return m
+	}
+	cpuSelf0 := selfCPU()
+	sendStart := clk.now()
+	n, werr := windowSend(ctx, o, clk, e, conns[0], &t, minDelivered, notify, nil, res, "pubsub")
+	sendEnd := clk.now()
+	ph := Phase{Name: fmt.Sprintf("pubsub 1→%d", len(subs)), Sent: n}
+	var lastRecv int64
+	for i, c := range cnts {
+		var one Phase
+		finish(&one, clk, sendStart, sendEnd, c, []int64{n}, o.Size, e, cpuSelf0)
+		ph.Subscribers = append(ph.Subscribers, SubscriberRes{Name: subs[i].name, Delivered: one.Delivered,
+			Lost: one.Lost, Duplicated: one.Duplicated, Rate: one.Rate})
+		ph.Delivered += one.Delivered
+		ph.Lost += one.Lost
+		ph.Duplicated += one.Duplicated
+		ph.Reordered += one.Reordered
+		if i == 0 {
+			ph.Latency = one.Latency
+		}
+		c.mu.Lock()
+		lastRecv = max(lastRecv, c.lastRecv)
+		c.mu.Unlock()
+	}
+	ph.Elapsed = time.Duration(max(lastRecv, sendEnd) - sendStart).Seconds()
+	if ph.Elapsed > 0 {
+		ph.Rate = float64(ph.Delivered) / ph.Elapsed
+		ph.MBps = ph.Rate * float64(o.Size) / 1e6
+	}
+	if d := time.Duration(sendEnd - sendStart).Seconds(); d > 0 {
+		ph.SendRate = float64(n) / d
+	}
+	if ph.Delivered > 0 {
+		ph.CPUPerMsgUs = float64(e.cpuTotal().Microseconds()) / float64(ph.Delivered)
+		ph.BenchCPUUs = float64((selfCPU() - cpuSelf0).Microseconds()) / float64(ph.Delivered)
+	}
+	res.Phases = append(res.Phases, ph)
+	res.Notes = append(res.Notes, "pubsub: rate = messages delivered to all subscribers per second; latency of subscriber 1; per message CPU per delivered copy")
+	if werr != nil {
+		return werr
+	}
+	return ctx.Err()
+}
+
+// runReqrep: a client application (package api, SendMessageAwaitResponse with request_id) and
+// a server application answering each request with response_id (raw frames); first
+// sequential round trips, then o.Concurrency concurrent requesters.
+func runReqrep(ctx context.Context, e *env, o *Options, res *Result) error {
+	srv, err := e.startServer(ctx, nil, o.StartupTime)
+	if err != nil {
+		return err
+	}
+	clk := &clock{base: time.Now()}
+	reply, err := net.Dial("unix", srv.opts.SendToConnectorPath())
+	if err != nil {
+		return err
+	}
+	defer reply.Close()
+	srcID := srv.opts.SourceID()
+	var replyMu sync.Mutex
+	var replyErr atomic.Pointer[error]
+	out := make([]byte, 0, 1<<16)
+	sk, err := newSink(srv.opts.ReceiveFromConnectorPath("any"), clk, nil)
+	if err != nil {
+		return err
+	}
+	sk.onBatch = func(frames []codec.Frame) {
+		replyMu.Lock()
+		defer replyMu.Unlock()
+		out = out[:0]
+		for _, f := range frames {
+			src, err1 := codec.Lookup(f.JSON, "source_id")
+			rid, err2 := codec.Lookup(f.JSON, "request_id")
+			if err1 != nil || err2 != nil || !src.Present() || !rid.Present() {
+				continue
+			}
+			js := codec.NewObj(nil)
+			js.Str("message_type", "any")
+			js.Str("source_id", srcID)
+			js.Raw("destination_id", src.Raw)
+			js.Raw("response_id", rid.Raw)
+			out = codec.AppendFrame(out, js.End(), f.Data, nil, false)
+		}
+		if len(out) > 0 {
+			if _, err := reply.Write(out); err != nil {
+				replyErr.CompareAndSwap(nil, &err)
+			}
+		}
+	}
+	sk.start()
+	defer sk.close()
+	clients, err := e.startClients(ctx, "r", "client", 1, nil, o.StartupTime)
+	if err != nil {
+		return err
+	}
+	a, err := api.New(clients[0].opts)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	var nextID atomic.Int64
+	// one request; returns the round trip in ns
+	call := func(cnt *counter) (int64, error) {
+		id := nextID.Add(1) - 1
+		data := make([]byte, o.Size)
+		t0 := clk.now()
+		putPayload(data, 0, uint64(id), t0)
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		m, err := a.SendMessageAwaitResponse(cctx, api.SendOptions{MessageType: "any", RequestID: id, Data: data})
+		if err != nil {
+			return 0, err
+		}
+		now := clk.now()
+		if cnt != nil {
+			cnt.addBatch([][]byte{m.Data}, now)
+		}
+		return now - t0, nil
+	}
+	// warm-up: a few round trips
+	for i := 0; i < 3; i++ {
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err := a.SendMessageAwaitResponse(wctx, api.SendOptions{MessageType: "any", RequestID: "warm" + strconv.Itoa(i),
+			Data: make([]byte, o.Size)})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%w: warm-up request: %v", ErrStart, err)
+		}
+	}
+	for _, conc := range []int{1, o.Concurrency} {
+		name := "reqrep sequential"
+		if conc > 1 {
+			name = fmt.Sprintf("reqrep concurrent ×%d", conc)
+		}
+		// ids are global; a fresh counter per phase sees ids from base on
+		base := nextID.Load()
+		cnt := newCounter(1, true)
+		var sent atomic.Int64
+		e.markCPU()
+		cpuSelf0 := selfCPU()
+		start := clk.now()
+		stopAt := start + int64(o.Duration)
+		stop := make(chan struct{})
+		go progress(o, stop, func() string {
+			return fmt.Sprintf("%s: sent %d answered %d", name, sent.Load(), cnt.unique.Load())
+		})
+		var wg sync.WaitGroup
+		var firstErr atomic.Pointer[error]
+		for range conc {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil && clk.now() < stopAt && firstErr.Load() == nil {
+					if sent.Add(1) > o.Count {
+						sent.Add(-1)
+						return
+					}
+					if _, err := call(cnt); err != nil {
+						firstErr.CompareAndSwap(nil, &err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(stop)
+		end := clk.now()
+		n := nextID.Load() - base
+		// shift: the counter's stream 0 holds ids base..base+n-1
+		ph := Phase{Name: name}
+		lost, delivered := cnt.missingRange(base, n)
+		cnt.mu.Lock()
+		ph.Duplicated, ph.Reordered = cnt.dup, cnt.ooo
+		ph.Latency = latencyOf(cnt.lat)
+		cnt.mu.Unlock()
+		ph.Sent, ph.Lost, ph.Delivered = n, lost, delivered
+		ph.Elapsed = time.Duration(end - start).Seconds()
+		if ph.Elapsed > 0 {
+			ph.Rate = float64(delivered) / ph.Elapsed
+			ph.SendRate = float64(n) / ph.Elapsed
+			ph.MBps = ph.Rate * float64(2*o.Size) / 1e6
+		}
+		if delivered > 0 {
+			ph.CPUPerMsgUs = float64(e.cpuTotal().Microseconds()) / float64(delivered)
+			ph.BenchCPUUs = float64((selfCPU() - cpuSelf0).Microseconds()) / float64(delivered)
+		}
+		res.Phases = append(res.Phases, ph)
+		if p := firstErr.Load(); p != nil {
+			return *p
+		}
+		if p := replyErr.Load(); p != nil {
+			return *p
+		}
+	}
+	res.Notes = append(res.Notes, "reqrep: client application = package api SendMessageAwaitResponse (one unix connection per request, as Python's API); "+
+		"server application answers with raw frames; latency = round trip; rate = round trips/s; CPU per round trip")
+	return ctx.Err()
+}
+
+// missingRange is missing for one stream whose sequence numbers are [base, base+n).
+func (c *counter) missingRange(base, n int64) (lost, delivered int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	bm := c.seen[0]
+	for seq := base; seq < base+n; seq++ {
+		w := int(seq / 64)
+		if w < len(bm) && bm[w]&(1<<(seq%64)) != 0 {
+			delivered++
+		} else {
+			lost++
+		}
+	}
+	return lost, delivered
+}

@@ -1,0 +1,78 @@
+package benchmarks
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// WriteJSON writes res as indented JSON.
+func WriteJSON(w io.Writer, res *Result) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
+}
+
+// Params is a one-line summary of the options that matter for res's mode.
+func (r *Result) Params() string {
+	o := r.Options
+	var s string
+	switch o.Mode {
+	case ModeRate:
+		s = fmt.Sprintf("%d clients × %g msg/s for %v", o.Clients, o.Rate, o.Duration)
+	case ModeThroughput:
+		s = fmt.Sprintf("up to %d messages or %v, window %d", o.Count, o.Duration, o.Window)
+	case ModePubsub:
+		s = fmt.Sprintf("1 publisher → %d subscribers, up to %d messages or %v, window %d", o.Subscribers, o.Count, o.Duration, o.Window)
+	case ModeReqrep:
+		s = fmt.Sprintf("up to %d requests or %v per phase, concurrency %d", o.Count, o.Duration, o.Concurrency)
+	case ModeFile:
+		s = fmt.Sprintf("file of %d bytes", o.FileSize)
+	}
+	return fmt.Sprintf("mode %s, target %s, %s, %d-byte data", o.Mode, o.Target, s, o.Size)
+}
+
+// WriteTable writes res as a human table.
+func WriteTable(w io.Writer, res *Result) {
+	m := res.Machine
+	fmt.Fprintf(w, "aioconn bench: %s\nmachine: %s, %d CPU (%s), %s, %s\n\n", res.Params(), m.OS, m.NumCPU, m.CPUModel, m.GoVersion,
+		res.Start.Format(time.RFC3339))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "phase\tsent\tdelivered\tlost\tdup\treord\telapsed s\tsent/s\tdelivered/s\tMB/s\tp50 µs\tp90 µs\tp99 µs\tp99.9 µs\tmax µs\tconn CPU µs/msg\tbench CPU µs/msg\t")
+	for _, p := range res.Phases {
+		l := p.Latency
+		if l == nil {
+			l = &Latency{}
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.2f\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t\n",
+			p.Name, p.Sent, p.Delivered, p.Lost, p.Duplicated, p.Reordered, p.Elapsed, p.SendRate, p.Rate, p.MBps,
+			l.P50, l.P90, l.P99, l.P999, l.Max, p.CPUPerMsgUs, p.BenchCPUUs)
+	}
+	tw.Flush()
+	for _, p := range res.Phases {
+		if len(p.Subscribers) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s per subscriber:\n", p.Name)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "subscriber\tdelivered\tlost\tdup\tdelivered/s\t")
+		for _, s := range p.Subscribers {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t\n", s.Name, s.Delivered, s.Lost, s.Duplicated, s.Rate)
+		}
+		tw.Flush()
+	}
+	if len(res.Procs) > 0 {
+		fmt.Fprintln(w, "\nconnector processes (CPU during the measured phases; peak RSS = VmHWM):")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "role\tprocesses\tCPU s\tpeak RSS MB (max)\tpeak RSS MB (sum)\t")
+		for _, p := range res.Procs {
+			fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.1f\t%.1f\t\n", p.Role, p.Count, p.CPUSeconds, p.PeakRSSMBMax, p.PeakRSSMBTotal)
+		}
+		tw.Flush()
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+}

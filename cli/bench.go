@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/aioconn/aioconn/benchmarks"
+)
+
+const benchUsage = `usage: aioconn bench [--mode rate|throughput|pubsub|reqrep|file] [options]
+
+Starts its own connectors on 127.0.0.1 (free ports, a temp directory), drives them through their
+unix sockets as applications do, counts every message by sequence number at the receiver, prints
+a table (or --json) and stops exactly the processes it started.
+
+modes:
+  rate        (default) --clients N client connectors, one process each, each sending --rate msg/s
+              of --size bytes for --duration to one server; loss, duplicates, latency percentiles
+  throughput  one client → server as fast as an in-flight --window allows (--count, --duration cap)
+  pubsub      one publisher → --subscribers N through a pubsub_central_broker server
+  reqrep      await_response round trips: sequential, then --concurrency concurrent requesters
+  file        file transfer: not supported yet (the connector has no file transfer yet)
+
+options:
+`
+
+// runBench is `aioconn bench`: see benchUsage. Exit codes: 0 done, 1 the run failed (partial
+// figures are still printed), 2 bad arguments, 3 mode not supported yet.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	d := benchmarks.DefaultOptions()
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := d
+	fs.StringVar(&o.Mode, "mode", d.Mode, "scenario: rate, throughput, pubsub, reqrep, file")
+	fs.IntVar(&o.Clients, "clients", d.Clients, "rate: client connectors (one process each)")
+	fs.Float64Var(&o.Rate, "rate", d.Rate, "rate: messages per second per client")
+	fs.IntVar(&o.Size, "size", d.Size, "data bytes per message (at least 20: sequence number and timestamp)")
+	fs.DurationVar(&o.Duration, "duration", d.Duration, "rate: sending time; other modes: cap on sending time")
+	fs.Int64Var(&o.Count, "count", d.Count, "throughput, pubsub, reqrep: messages or requests (upper bound)")
+	fs.Int64Var(&o.Window, "window", d.Window, "throughput, pubsub: messages in flight at most")
+	fs.IntVar(&o.Subscribers, "subscribers", d.Subscribers, "pubsub: subscriber connectors")
+	fs.IntVar(&o.Concurrency, "concurrency", d.Concurrency, "reqrep: concurrent requesters of the second phase")
+	fs.Int64Var(&o.FileSize, "file-size", d.FileSize, "file: bytes")
+	fs.DurationVar(&o.Drain, "drain", d.Drain, "after the last send, wait for stragglers until none arrives for this long")
+	fs.StringVar(&o.Target, "target", d.Target, "connectors to start: go (aioconn) or python (aioconnectors 1.0.33 from $AIOCONNECTORS_PATH)")
+	impl := fs.String("impl", "", "same as --target (go or py)")
+	fs.StringVar(&o.Bin, "bin", "", "aioconn binary to start as connector (default: this program)")
+	fs.StringVar(&o.PythonPath, "aioconnectors-path", os.Getenv("AIOCONNECTORS_PATH"), "directory holding the aioconnectors package")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	fs.Usage = func() {
+		io.WriteString(stderr, benchUsage)
+		fs.PrintDefaults()
+	}
+	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+		fs.SetOutput(stdout)
+		io.WriteString(stdout, benchUsage)
+		fs.PrintDefaults()
+		return 0
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "aioconn bench: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *impl != "" {
+		o.Target = *impl
+	}
+	if strings.EqualFold(o.Target, "py") {
+		o.Target = benchmarks.TargetPython
+	}
+	if o.Bin == "" && o.Target == benchmarks.TargetGo {
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintf(stderr, "aioconn bench: %v (give --bin)\n", err)
+			return 2
+		}
+		o.Bin = exe
+	}
+	if !*quiet {
+		o.Progress = func(line string) { fmt.Fprintln(stderr, line) }
+	}
+	res, err := benchmarks.Run(ctx, o)
+	if errors.Is(err, benchmarks.ErrNotSupported) {
+		fmt.Fprintf(stderr, "aioconn bench: %v\n", err)
+		return 3
+	}
+	if errors.Is(err, benchmarks.ErrBadOptions) {
+		fmt.Fprintf(stderr, "aioconn bench: %v\n", err)
+		return 2
+	}
+	if res != nil && len(res.Phases) > 0 {
+		if *asJSON {
+			benchmarks.WriteJSON(stdout, res)
+		} else {
+			benchmarks.WriteTable(stdout, res)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "aioconn bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
