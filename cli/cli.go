@@ -35,7 +35,7 @@ var commands map[string]*command
 func init() {
 	list := []*command{
 		{"create_connector", "run a connector from an aioconnectors config file (foreground)", runCreateConnector},
-		{"create_certificates", "create the certificates/ tree for TLS", notYet("create_certificates", "the TLS issue (#5)")},
+		{"create_certificates", "create the certificates/ tree for TLS", runCreateCertificates},
 		{"print_config_templates", "print the config templates of aioconnectors 1.0.33", runPrintConfigTemplates},
 		{"cli", "manage a running connector (CMD --config FILE; interactive menu later)", runCli},
 		{"ping", "ping a peer through a connector", runPing},
@@ -43,7 +43,7 @@ func init() {
 		{"test_send_messages", "send test messages through a connector", runTestSendMessages},
 		{"test_publish_messages", "publish test messages through a connector", runTestPublishMessages},
 		{"chat", "two-station chat and file transfer", notYet("chat", "the command-line tools issue (#8)")},
-		{"bench", "load generator: rate, throughput, pubsub, reqrep, file", notYet("bench", "the bench issue (#4)")},
+		{"bench", "load generator: rate, throughput, pubsub, reqrep, file", runBench},
 		{"check_config", "validate a config file; exit 2 listing every problem", runCheckConfig},
 		{"version", "print aioconn's version", runVersion},
 	}
