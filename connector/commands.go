@@ -228,11 +228,10 @@ func (c *Connector) Command(cmd string, kw map[string]json.RawMessage) (string, 
 		}
 		c.log.SetLevel(l)
 		return lv, nil
-	case "delete_client_certificate_on_server", "delete_client_certificate_on_client":
-		if !c.cfg.UseSSL {
-			return `{"status": false, "msg": "'Connector' object has no attribute 'ssl_helper'"}`, nil
-		}
-		return `{"status": false, "msg": "certificates are not supported yet by aioconn"}`, nil
+	case "delete_client_certificate_on_server":
+		return c.deleteClientCertificate(true, str("client_id"), flag("remove_only_symlink", false), false), nil
+	case "delete_client_certificate_on_client":
+		return c.deleteClientCertificate(false, "", false, flag("restart_client", true)), nil
 	}
 	return "", fmt.Errorf("%w : %s", ErrUnknownCommand, cmd)
 }

@@ -52,6 +52,7 @@ type Connector struct {
 	running   bool
 	eng       *loop.Engine
 	runCtx    context.Context // cancelled on stop: ends dialers and timers of this run
+	tls       *tlsRun         // TLS state of this run (nil: plaintext)
 	runCancel context.CancelFunc
 	waiters   map[waitKey]*waiter
 	waitCount map[waitGroupKey]int
@@ -230,7 +231,7 @@ func (c *Connector) Start() error {
 		return fmt.Errorf("connector: %w", err)
 	}
 	ls := []loop.Listener{{Addr: "unix://" + c.paths.SendToConnector, Handler: &apiHandler{cn: c}}}
-	if c.cfg.IsServer {
+	if c.cfg.IsServer && !c.cfg.UseSSL { // TLS servers accept on a goroutine (tlslink.go)
 		host := c.cfg.ServerHost
 		if ip := resolveInterface(host); ip != "" {
 			host = ip
@@ -249,6 +250,16 @@ func (c *Connector) Start() error {
 	c.eng = eng
 	if a, ok := eng.TCPAddr().(*net.TCPAddr); ok {
 		c.tcpAddr.Store(a)
+	}
+	if c.cfg.UseSSL {
+		t, err := c.startTLS(eng)
+		if err != nil {
+			c.eng = nil
+			eng.Stop(5 * time.Second)
+			os.Remove(c.paths.SendToConnector)
+			return err
+		}
+		c.tls = t
 	}
 	if c.cfg.EverybodyCanSendMessages {
 		if err := uds.ChownNobody(c.paths.SendToConnector); err != nil {
@@ -281,8 +292,11 @@ func (c *Connector) Stop(hard, shutdown, deleteFiles bool) {
 		c.runCancel()
 		eng := c.eng
 		c.eng = nil
+		t := c.tls
+		c.tls = nil
 		c.mu.Unlock()
 		c.unsubscribeOnStop()
+		t.stop()
 		eng.Stop(5 * time.Second)
 		c.statsWG.Wait()
 		c.mu.Lock()

@@ -60,7 +60,13 @@ type peer struct {
 	drops        atomic.Int64 // messages dropped because this peer's queue was full
 	wakePeers    []*peer      // loop-owned: other peers to wake at the end of this read burst
 	blockedSince time.Time    // loop-owned: when receive backpressure began
-	gone         bool
+
+	// TLS (tlslink.go)
+	defaultCert bool        // strict mode: the connection uses the default client certificate
+	certName    string      // strict server: the client name its certificate maps to
+	sslDone     bool        // strict server: `_ssl` handled, nothing more is read
+	certStored  atomic.Bool // client: new certificate stored, reconnect at once
+	gone        bool
 }
 
 func newPeer(cn *Connector, client bool) *peer {
@@ -81,25 +87,29 @@ type peerHandler struct{ cn *Connector }
 func (h *peerHandler) OnOpen(c *loop.Conn) {
 	cn := h.cn
 	p, ok := c.Ctx.(*peer)
-	if !ok { // accepted by the server: known by its socket address until the handshake
-		p = newPeer(cn, false)
-		c.Ctx = p
+	if !ok || !p.client { // accepted by the server (plaintext here, or TLS after its handshake)
+		if !ok {
+			p = newPeer(cn, false)
+			c.Ctx = p
+			p.name = pyAddr(c.RemoteAddr())
+		}
 		p.conn = c
-		p.name = pyAddr(c.RemoteAddr())
 		p.showName = p.name
-		cn.setPeer(p.name, p)
-		cn.log.Infof("%s Accepted connection from %s", cn.sourceID, p.name)
+		if prev := cn.setPeer(p.name, p); prev != nil && prev != p && p.ident.Load() {
+			cn.log.Warnf("%s client %s already connected : Disconnecting the older connection", cn.sourceID, p.name)
+			prev.conn.Close()
+		}
+		cn.log.Infof("%s Accepted connection from %s as %s", cn.sourceID, c.RemoteAddr(), p.name)
 		return
 	}
 	p.conn = c
 	p.showName = pyAddr(c.RemoteAddr())
-	// Client: the handshake is the first frame on the wire; no answer is expected.
-	var o codec.Obj
-	o.Begin(p.jsonBuf[:0])
-	o.Str("message_type", "_handshake_no_ssl")
-	o.Str("source_id", cn.sourceID)
-	p.jsonBuf = o.End()
-	p.out = codec.AppendFrame(p.out, p.jsonBuf, []byte("hello"), nil, false)
+	// Client: the first frame(s) of its security mode; no answer is expected except to `_ssl`.
+	if !p.firstFrames() {
+		cn.log.Infof("%s asking the server %s for a certificate", cn.sourceID, p.showName)
+		p.flush()
+		return
+	}
 	if subs := cn.subscriptions(); len(subs) > 0 {
 		p.out = cn.subscriptionFrame(p.out, "subscribe_message_types", subs)
 	}
@@ -207,7 +217,10 @@ func (h *peerHandler) OnClose(c *loop.Conn, err error) {
 		cn.mu.Lock()
 		ctx, running := cn.runCtx, cn.running
 		cn.mu.Unlock()
-		if running && ctx.Err() == nil && cn.cfg.EnableClientTryReconnect {
+		switch {
+		case running && ctx.Err() == nil && p.certStored.Load():
+			go cn.dialLoop(ctx, true) // reconnect at once with the new certificate
+		case running && ctx.Err() == nil && cn.cfg.EnableClientTryReconnect:
 			go cn.dialLoop(ctx, false)
 		}
 	}
@@ -238,6 +251,12 @@ func (p *peer) handleFrame(fr []byte) error {
 	p.blockedSince = time.Time{}
 	if cn.cfg.DebugMsgCounts {
 		cn.stats.queueRecv.Add(1)
+	}
+	// 1-2. TLS control frames and the strict server's impersonation check
+	if cn.cfg.UseSSL {
+		if done, err := p.tlsControl(mt, f, &h); done {
+			return err
+		}
 	}
 	// 1. server control interception
 	if !p.client && !cn.cfg.UseSSL && string(mt) == "_handshake_no_ssl" {
@@ -503,7 +522,13 @@ func (c *Connector) dialLoop(ctx context.Context, first bool) {
 		if err == nil {
 			p := newPeer(c, true)
 			p.name = c.serverPeer
-			if _, err = eng.Enroll(nc, &peerHandler{cn: c}, p); err == nil {
+			if c.cfg.UseSSL {
+				if nc, p.defaultCert, err = c.handshakeClient(nc); err == nil {
+					if _, err = eng.EnrollStream(nc, &peerHandler{cn: c}, p); err == nil {
+						return
+					}
+				}
+			} else if _, err = eng.Enroll(nc, &peerHandler{cn: c}, p); err == nil {
 				return
 			}
 		}

@@ -1,0 +1,82 @@
+package connector
+
+import (
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	ctls "github.com/aioconn/aioconn/tls"
+)
+
+func tlsPair(t *testing.T, allowAll bool) (*Connector, *Connector, string) {
+	t.Helper()
+	dir := shortDir(t)
+	certs := filepath.Join(dir, "c")
+	if err := ctls.CreateCertificates(certs, nil); err != nil {
+		t.Fatal(err)
+	}
+	mode := `"use_ssl": true, "ssl_allow_all": ` + strconv.FormatBool(allowAll) + `, "certificates_directory_path": "` + certs + `"`
+	srv := newConnector(t, dir, `{"is_server": true, "server_sockaddr": ["127.0.0.1", 0], `+mode+`,
+ "connector_files_dirpath": "$DIR", "default_logger_dirpath": "$DIR", "send_message_types": ["any"],
+ "recv_message_types": ["any"], "debug_msg_counts": false}`, nil)
+	port := srv.TCPAddr().Port
+	cli := newConnector(t, dir, `{"is_server": false, "client_name": "client1", "server_sockaddr": ["127.0.0.1", `+
+		strconv.Itoa(port)+`], `+mode+`, "connector_files_dirpath": "$DIR", "default_logger_dirpath": "$DIR",
+ "send_message_types": ["any"], "recv_message_types": ["any"], "debug_msg_counts": false}`, nil)
+	return srv, cli, certs
+}
+
+// exchange checks one message each way through the pair (raw applications on the unix sockets).
+func exchange(t *testing.T, srv, cli *Connector) {
+	t.Helper()
+	sApp := listenApp(t, srv.Paths().ReceivePath("any"))
+	cApp := listenApp(t, cli.Paths().ReceivePath("any"))
+	var sc, cc net.Conn
+	dst := "\"" + cli.serverPeer + "\""
+	up := frameOf(`{"message_type": "any", "source_id": "client1", "destination_id": `+dst+`}`, "up")
+	dialUnix(t, cli.Paths().SendToConnector).Write(up)
+	expectBytes(t, "server app", sApp.next(t, &sc), up)
+	down := frameOf(`{"message_type": "any", "source_id": "`+strings.ReplaceAll(srv.SourceID(), `'`, `'`)+`", "destination_id": "client1"}`, "down")
+	dialUnix(t, srv.Paths().SendToConnector).Write(down)
+	expectBytes(t, "client app", cApp.next(t, &cc), down)
+}
+
+// TestTLSStrictIssuance: a client holding only the default certificate asks for its own with
+// `_ssl`, stores it (key 0600), reconnects with it and is identified by its serial.
+func TestTLSStrictIssuance(t *testing.T) {
+	srv, cli, certs := tlsPair(t, false)
+	waitPeers(t, srv, "client1 identified by certificate", func(p []string) bool { return len(p) == 1 && p[0] == "client1" })
+	waitPeers(t, cli, "client connected", func(p []string) bool { return len(p) == 1 })
+	p := ctls.NewPaths(certs)
+	pem, key := p.ClientOwnCert("client1")
+	if _, err := os.Stat(pem); err != nil {
+		t.Fatalf("client certificate not stored: %v", err)
+	}
+	if st, err := os.Stat(key); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("client key: %v %v", st, err)
+	}
+	m, err := ctls.ReadSourceIDMap(p.SourceIDMap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m.Serial("client1"); !ok {
+		t.Fatal("source_id_2_cert.json has no client1")
+	}
+	exchange(t, srv, cli)
+	// deleting the certificate on the server disconnects the client; with its certificate gone
+	// from symlinks/ it is refused
+	if got := command(t, srv.Paths().Commander, "delete_client_certificate_on_server", map[string]any{"client_id": "client1", "remove_only_symlink": false}); got != `{"status": true, "msg": ""}` {
+		t.Fatalf("delete reply %q", got)
+	}
+}
+
+// TestTLSAllowAll: `_handshake_ssl` identifies the client; traffic flows both ways.
+func TestTLSAllowAll(t *testing.T) {
+	srv, cli, _ := tlsPair(t, true)
+	waitPeers(t, srv, "client1 identified", func(p []string) bool { return len(p) == 1 && p[0] == "client1" })
+	waitPeers(t, cli, "client connected", func(p []string) bool { return len(p) == 1 })
+	exchange(t, srv, cli)
+}
