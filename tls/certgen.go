@@ -102,6 +102,9 @@ func GenerateSelfSigned(conf *Conf, now time.Time, rnd io.Reader) (*Generated, e
 	if rnd == nil {
 		rnd = rand.Reader
 	}
+	if conf == nil {
+		return nil, fmt.Errorf("%w: nil configuration", ErrConf)
+	}
 	subject, err := conf.MarshalSubject()
 	if err != nil {
 		return nil, err

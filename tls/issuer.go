@@ -38,7 +38,8 @@ type issueJob struct {
 }
 
 // NewIssuer starts workers goroutines (runtime.NumCPU() if <= 0) with a queue of queue
-// pending requests (0 = accept only when a worker is idle).
+// pending requests (0 = accept only when a worker is idle). With a nil store every request
+// fails with ErrIssuerClosed.
 func NewIssuer(store *ServerStore, workers, queue int) *Issuer {
 	if workers <= 0 {
 		workers = runtime.NumCPU()
@@ -57,7 +58,7 @@ func NewIssuer(store *ServerStore, workers, queue int) *Issuer {
 func (is *Issuer) work() {
 	defer is.wg.Done()
 	for j := range is.jobs {
-		if is.closed.Load() {
+		if is.closed.Load() || is.store == nil {
 			j.done(nil, ErrIssuerClosed)
 			continue
 		}
@@ -71,6 +72,9 @@ func (is *Issuer) work() {
 // never blocks: it returns ErrQueueFull when the queue is full and ErrIssuerClosed after Close
 // (done is not called then).
 func (is *Issuer) Submit(sourceID string, done func(*Issued, error)) error {
+	if done == nil {
+		done = func(*Issued, error) {}
+	}
 	is.mu.Lock()
 	defer is.mu.Unlock()
 	if is.closed.Load() {
