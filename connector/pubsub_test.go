@@ -2,6 +2,8 @@ package connector
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -267,4 +269,171 @@ func TestPubsubSetSubscribe(t *testing.T) {
 		t.Fatalf("set while not connected: %q", got)
 	}
 	show("['t1']")
+}
+
+// TestPubsubKeys (raw TCP subscribers and publisher, exact wire bytes): a publication carrying a
+// key Python's broker API does not accept is dropped (Python compatibility), one carrying 1.6's
+// `tag` is forwarded with it; request_id, response_id, await_response and wait_for_ack are
+// forwarded; with wait_for_ack every subscriber link stamps its own transport_id and waits for
+// its own _ack (stop-and-wait per link: one subscriber not acking does not hold the other).
+func TestPubsubKeys(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	brk := psBroker(t, dir, []string{"t"}, nil)
+	s1, s2 := fakeClient(t, brk, "s1"), fakeClient(t, brk, "s2")
+	psSubscribeRaw(t, s1, brk, "s1", "t")
+	psSubscribeRaw(t, s2, brk, "s2", "t")
+	pub := fakeClient(t, brk, "p1")
+	both := func(what, extra, data string) {
+		t.Helper()
+		expectFrame(t, what+" (s1)", readRaw(t, s1), delivered(brk, "t", "s1", extra, data))
+		expectFrame(t, what+" (s2)", readRaw(t, s2), delivered(brk, "t", "s2", extra, data))
+	}
+	write(t, pub, pubFrame("p1", "x", "t", `, "color": "red"`, "unknown key"))
+	write(t, pub, pubFrame("p1", "x", "t", `, "tag": "tg-1"`, "tagged"))
+	both("the tagged publication comes first: the unknown key one was dropped", `, "tag": "tg-1"`, "tagged")
+	if b, _ := os.ReadFile(filepath.Join(dir, "aioconnectors.log")); !strings.Contains(string(b), "dropped: unexpected key color") {
+		t.Fatalf("no warning for the dropped publication in the log:\n%s", b)
+	}
+	write(t, pub, pubFrame("p1", "x", "t", `, "request_id": 7, "response_id": "r7"`, "ids"))
+	both("request_id and response_id", `, "request_id": 7, "response_id": "r7"`, "ids")
+	write(t, pub, pubFrame("p1", "x", "t", `, "request_id": "q", "await_response": true`, "await"))
+	both("await_response", `, "request_id": "q", "await_response": true`, "await")
+	// null and false keys are not forwarded (Python's API defaults)
+	write(t, pub, pubFrame("p1", "x", "t", `, "request_id": null, "wait_for_ack": false, "await_response": false`, "falsy"))
+	both("falsy keys", "", "falsy")
+
+	// wait_for_ack: each link numbers its own frames and waits for its own _ack
+	for i := 1; i <= 2; i++ {
+		write(t, pub, pubFrame("p1", "x", "t", `, "wait_for_ack": true`, "ack"+strconv.Itoa(i)))
+	}
+	expectFrame(t, "s1 acked frame 1", readRaw(t, s1), delivered(brk, "t", "s1", `, "wait_for_ack": true, "transport_id": 1`, "ack1"))
+	expectFrame(t, "s2 acked frame 1", readRaw(t, s2), delivered(brk, "t", "s2", `, "wait_for_ack": true, "transport_id": 1`, "ack1"))
+	write(t, s1, ackFrame(1, "s1"))
+	expectFrame(t, "s1 acked frame 2 while s2 has not acked", readRaw(t, s1), delivered(brk, "t", "s1", `, "wait_for_ack": true, "transport_id": 2`, "ack2"))
+	write(t, s2, ackFrame(1, "s2"))
+	expectFrame(t, "s2 acked frame 2", readRaw(t, s2), delivered(brk, "t", "s2", `, "wait_for_ack": true, "transport_id": 2`, "ack2"))
+	write(t, s1, ackFrame(2, "s1"))
+	write(t, s2, ackFrame(2, "s2"))
+	// the binary section stays shared after an acked frame (no stale state on the link)
+	write(t, pub, frBin(`{"message_type": "_pubsub", "source_id": "p1", "with_binary": true, "message_type_publish": "t"}`, "d", "\x00bin"))
+	for _, s := range []struct {
+		c    net.Conn
+		name string
+	}{{s1, "s1"}, {s2, "s2"}} {
+		expectFrame(t, s.name+" binary", readRaw(t, s.c),
+			frBin(`{"message_type": "t", "source_id": `+pyStr(brk.SourceID())+`, "destination_id": `+pyStr(s.name)+`, "with_binary": true}`, "d", "\x00bin"))
+	}
+}
+
+// TestPubsubSlowSubscriber: a raw subscriber that never reads does not slow the others. The
+// broker's per-peer queue is small (MaxQueueSize 64): once the stuck link's socket buffers and
+// output limit are full its queue fills and further publications for it are dropped and counted
+// (peer.drops), while the two connector subscribers receive every publication in order. The stuck
+// subscriber's backlog stays bounded: when it finally reads, it gets exactly the publications
+// that were not dropped, in order, and nothing else.
+func TestPubsubSlowSubscriber(t *testing.T) {
+	t.Parallel()
+	const (
+		queue = 64
+		batch = 32 // < queue: a fast subscriber never has more than one batch queued
+		total = 38 * batch
+		size  = 32 << 10
+	)
+	dir := shortDir(t)
+	brk := psBroker(t, dir, []string{"t"}, func(o *config.Options) { o.MaxQueueSize = queue })
+	slow := fakeClient(t, brk, "slow")
+	psSubscribeRaw(t, slow, brk, "slow", "t")
+	fast := []string{"sub1", "sub2"}
+	apps := make([]*appListener, len(fast))
+	conns := make([]net.Conn, len(fast))
+	for i, n := range fast {
+		c := psClient(t, dir, brk, n, []string{"t"}, []string{"t"}, nil)
+		apps[i] = listenApp(t, c.Paths().ReceivePath("t"))
+		psPingClient(t, c, brk, i)
+	}
+	pub := fakeClient(t, brk, "pub1")
+	pad := strings.Repeat("x", size)
+	data := func(i int) string { return strconv.Itoa(100000+i) + pad }
+
+	for i := 0; i < total; i += batch {
+		for j := i; j < i+batch; j++ {
+			write(t, pub, pubFrame("pub1", "x", "t", "", data(j)))
+		}
+		for k, n := range fast {
+			for j := i; j < i+batch; j++ {
+				expectFrame(t, n+" publication "+strconv.Itoa(j), apps[k].next(t, &conns[k]), delivered(brk, "t", n, "", data(j)))
+			}
+		}
+	}
+	psPingRaw(t, pub, brk, "pub1", 1) // every publication was fanned out
+	sp := brk.peerByName("slow")
+	drops := int(sp.drops.Load())
+	if drops == 0 || drops >= total {
+		t.Fatalf("slow subscriber drops %d of %d", drops, total)
+	}
+	if n := sp.q.Len(); n > queue {
+		t.Fatalf("slow subscriber queue %d > %d", n, queue)
+	}
+	for _, n := range fast {
+		if d := brk.peerByName(n).drops.Load(); d != 0 {
+			t.Fatalf("%s: %d drops", n, d)
+		}
+	}
+	t.Logf("slow subscriber: %d of %d publications dropped", drops, total)
+	// The stuck subscriber reads at last: the publications kept for it, in order, then the marker.
+	want := psMarker(t, brk, "slow", "t", "marker")
+	var seqs []int
+	for {
+		b := readRaw(t, slow)
+		if string(b) == string(want) {
+			break
+		}
+		seq := -1
+		for j := 0; j < total; j++ {
+			if string(b) == string(delivered(brk, "t", "slow", "", data(j))) {
+				seq = j
+				break
+			}
+		}
+		if seq < 0 || len(seqs) > 0 && seq <= seqs[len(seqs)-1] {
+			t.Fatalf("slow subscriber frame %d: unexpected or out of order (after %v): %.120q", len(seqs), seqs, b)
+		}
+		seqs = append(seqs, seq)
+	}
+	if len(seqs) != total-drops {
+		t.Fatalf("slow subscriber received %d publications, %d dropped, of %d: %v", len(seqs), drops, total, seqs)
+	}
+}
+
+// TestPubsubUnsubscribeOnStop: a client connector's stop sends its unsubscribe frame and the
+// broker stops delivering to that name: a raw peer reconnecting under the same name without
+// subscribing receives no publication. A link that dies without the unsubscribe frame keeps its
+// subscription (the table is not cleared on disconnect, as in Python), so there the raw peer does
+// receive it.
+func TestPubsubUnsubscribeOnStop(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	brk := psBroker(t, dir, []string{"t"}, nil)
+	sub := psClient(t, dir, brk, "sub1", []string{"t"}, []string{"t"}, nil)
+	psPingClient(t, sub, brk, 1)
+	dead := fakeClient(t, brk, "sub2")
+	psSubscribeRaw(t, dead, brk, "sub2", "t")
+	pub := fakeClient(t, brk, "pub1")
+	if got := brk.subs.of("t"); len(got) != 2 {
+		t.Fatalf("subscription table %v", got)
+	}
+
+	sub.Stop(false, false, true)
+	dead.Close()
+	waitPeers(t, brk, "both subscribers gone", func(p []string) bool { return !contains(p, "sub1") && !contains(p, "sub2") })
+	if got := brk.subs.of("t"); len(got) != 1 || got[0] != "sub2" {
+		t.Fatalf("subscription table after the stop %v", got)
+	}
+	again1, again2 := fakeClient(t, brk, "sub1"), fakeClient(t, brk, "sub2")
+	write(t, pub, pubFrame("pub1", "x", "t", "", "after stop"))
+	psPingRaw(t, pub, brk, "pub1", 1)
+	m1 := psMarker(t, brk, "sub1", "t", "marker1")
+	expectFrame(t, "unsubscribed sub1 gets no publication", readRaw(t, again1), m1)
+	expectFrame(t, "sub2, never unsubscribed, still gets it", readRaw(t, again2), delivered(brk, "t", "sub2", "", "after stop"))
 }
