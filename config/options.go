@@ -91,6 +91,10 @@ func DefaultFilesDir() string {
 	return c1
 }
 
+// FullPath is aioconnectors' helpers.full_path (expanduser, expandvars,
+// normpath, abspath); it calls uds.NormalizeDir, which owns the behaviour.
+func FullPath(p string) string { return uds.NormalizeDir(p) }
+
 // TypeSet is a "bool or list of message types" option (disk_persistence_send/recv).
 type TypeSet struct {
 	All   bool     // a truthy non-list value: every type
