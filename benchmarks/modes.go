@@ -208,7 +208,7 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 			left := len(mine)
 			for left > 0 {
 				now := clk.now()
-				next := int64(1<<62)
+				next := int64(1 << 62)
 				for _, i := range mine {
 					if n[i] >= perClient {
 						continue
@@ -553,6 +553,7 @@ func runReqrep(ctx context.Context, e *env, o *Options, res *Result) error {
 			return fmt.Errorf("%w: warm-up request: %v", ErrStart, err)
 		}
 	}
+	e.markCPU()
 	for _, conc := range []int{1, o.Concurrency} {
 		name := "reqrep sequential"
 		if conc > 1 {
@@ -562,7 +563,7 @@ func runReqrep(ctx context.Context, e *env, o *Options, res *Result) error {
 		base := nextID.Load()
 		cnt := newCounter(1, true)
 		var sent atomic.Int64
-		e.markCPU()
+		cpu0 := e.cpuTotal()
 		cpuSelf0 := selfCPU()
 		start := clk.now()
 		stopAt := start + int64(o.Duration)
@@ -607,7 +608,7 @@ func runReqrep(ctx context.Context, e *env, o *Options, res *Result) error {
 			ph.MBps = ph.Rate * float64(2*o.Size) / 1e6
 		}
 		if delivered > 0 {
-			ph.CPUPerMsgUs = float64(e.cpuTotal().Microseconds()) / float64(delivered)
+			ph.CPUPerMsgUs = float64((e.cpuTotal() - cpu0).Microseconds()) / float64(delivered)
 			ph.BenchCPUUs = float64((selfCPU() - cpuSelf0).Microseconds()) / float64(delivered)
 		}
 		res.Phases = append(res.Phases, ph)

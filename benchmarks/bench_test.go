@@ -1,0 +1,367 @@
+package benchmarks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aioconn/aioconn/codec"
+)
+
+func repoRoot(t testing.TB) string {
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		dir = filepath.Dir(dir)
+	}
+	t.Skip("go.mod not found above the test directory")
+	return ""
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// aioconnBin builds ./cmd/aioconn once per test binary; the test is skipped when it does not
+// build (another package of the repo may be mid-edit).
+func aioconnBin(t testing.TB) string {
+	root := repoRoot(t)
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "acbin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "aioconn")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/aioconn")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binErr = errors.New(strings.TrimSpace(string(out)))
+		}
+	})
+	if binErr != nil {
+		t.Skipf("cannot build the aioconn binary: %v", binErr)
+	}
+	return binPath
+}
+
+func smokeOptions(bin string) Options {
+	o := DefaultOptions()
+	o.Bin = bin
+	o.Drain = 500 * time.Millisecond
+	o.StartupTime = 10 * time.Second
+	return o
+}
+
+func checkLossless(t *testing.T, ph Phase) {
+	t.Helper()
+	if ph.Sent == 0 || ph.Delivered != ph.Sent || ph.Lost != 0 || ph.Duplicated != 0 {
+		t.Errorf("%s: sent %d delivered %d lost %d dup %d", ph.Name, ph.Sent, ph.Delivered, ph.Lost, ph.Duplicated)
+	}
+	if ph.Latency == nil || ph.Latency.Count != int(ph.Delivered) || ph.Latency.Max < ph.Latency.P50 {
+		t.Errorf("%s: latency %+v", ph.Name, ph.Latency)
+	}
+}
+
+// TestSmoke runs every mode for a tiny count against aioconn connectors (about 2 s in all).
+func TestSmoke(t *testing.T) {
+	bin := aioconnBin(t)
+	ctx := context.Background()
+	t.Run("rate", func(t *testing.T) {
+		o := smokeOptions(bin)
+		o.Clients, o.Rate, o.Duration = 3, 50, 300*time.Millisecond
+		res, err := Run(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Phases) != 1 || res.Phases[0].Sent != 3*15 {
+			t.Fatalf("phases %+v", res.Phases)
+		}
+		checkLossless(t, res.Phases[0])
+		if len(res.Procs) != 2 || res.Procs[1].Count != 3 || res.Procs[0].PeakRSSMBMax <= 0 {
+			t.Errorf("procs %+v", res.Procs)
+		}
+	})
+	t.Run("throughput", func(t *testing.T) {
+		o := smokeOptions(bin)
+		o.Mode, o.Count, o.Window, o.Size = ModeThroughput, 5000, 1000, 64
+		res, err := Run(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkLossless(t, res.Phases[0])
+		if res.Phases[0].Reordered != 0 {
+			t.Errorf("reordered %d on one connection", res.Phases[0].Reordered)
+		}
+	})
+	t.Run("pubsub", func(t *testing.T) {
+		o := smokeOptions(bin)
+		o.Mode, o.Count, o.Window, o.Subscribers = ModePubsub, 1000, 500, 2
+		res, err := Run(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ph := res.Phases[0]
+		if ph.Sent != 1000 || ph.Delivered != 2000 || ph.Lost != 0 || len(ph.Subscribers) != 2 {
+			t.Fatalf("%+v", ph)
+		}
+		for _, s := range ph.Subscribers {
+			if s.Delivered != 1000 || s.Lost != 0 || s.Duplicated != 0 {
+				t.Errorf("subscriber %+v", s)
+			}
+		}
+	})
+	t.Run("reqrep", func(t *testing.T) {
+		o := smokeOptions(bin)
+		o.Mode, o.Count, o.Concurrency, o.Duration = ModeReqrep, 40, 4, 2*time.Second
+		res, err := Run(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Phases) != 2 {
+			t.Fatalf("phases %+v", res.Phases)
+		}
+		for _, ph := range res.Phases {
+			if ph.Sent != 40 {
+				t.Errorf("%s sent %d", ph.Name, ph.Sent)
+			}
+			checkLossless(t, ph)
+		}
+	})
+	t.Run("file", func(t *testing.T) {
+		o := smokeOptions(bin)
+		o.Mode = ModeFile
+		if _, err := Run(ctx, o); !errors.Is(err, ErrNotSupported) {
+			t.Fatalf("err %v, want ErrNotSupported", err)
+		}
+	})
+}
+
+// TestCLIJSON runs the binary's `bench --json` (the cli wiring) for a tiny throughput run.
+func TestCLIJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	bin := aioconnBin(t)
+	cmd := exec.Command(bin, "bench", "--mode", "throughput", "--count", "2000", "--json", "--quiet", "--drain", "500ms")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v: %s", err, errb.String())
+	}
+	var res Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if len(res.Phases) != 1 || res.Phases[0].Delivered != 2000 || res.Machine.NumCPU == 0 {
+		t.Fatalf("%+v", res)
+	}
+	if code := exitCode(exec.Command(bin, "bench", "--mode", "file").Run()); code != 3 {
+		t.Errorf("file mode exit %d, want 3", code)
+	}
+	if code := exitCode(exec.Command(bin, "bench", "--mode", "nope").Run()); code != 2 {
+		t.Errorf("bad mode exit %d, want 2", code)
+	}
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func TestOptionsErrors(t *testing.T) {
+	for _, o := range []Options{
+		{Mode: "nope", Bin: "x"},
+		{Target: "java", Bin: "x"},
+		{Clients: 5000, Bin: "x"},
+	} {
+		if _, err := Run(context.Background(), o); !errors.Is(err, ErrBadOptions) {
+			t.Errorf("%+v: err %v", o, err)
+		}
+	}
+	if _, err := Run(context.Background(), Options{Mode: ModeRate}); !errors.Is(err, ErrNoBinary) {
+		t.Errorf("no binary: %v", err)
+	}
+	if _, err := Run(context.Background(), Options{Target: TargetPython, PythonPath: t.TempDir()}); !errors.Is(err, ErrNoPython) {
+		t.Errorf("no python: %v", err)
+	}
+}
+
+func payload(stream uint32, seq uint64, ts int64) []byte {
+	d := make([]byte, 32)
+	putPayload(d, stream, seq, ts)
+	return d
+}
+
+func TestCounter(t *testing.T) {
+	c := newCounter(2, true)
+	c.addBatch([][]byte{payload(0, 0, 10), payload(0, 2, 10), payload(0, 1, 10), payload(0, 2, 10),
+		payload(1, 200, 50), payload(probeStream, 0, 0), payload(7, 0, 0), []byte("short")}, 110)
+	if c.dup != 1 || c.ooo != 1 || c.probes != 1 || c.bad != 2 || c.unique.Load() != 4 {
+		t.Fatalf("dup %d ooo %d probes %d bad %d unique %d", c.dup, c.ooo, c.probes, c.bad, c.unique.Load())
+	}
+	lost, delivered := c.missing([]int64{4, 201})
+	// stream 0: 0,1,2 of 0..3 → 1 lost; stream 1: only 200 of 0..200 → 200 lost
+	if lost != 201 || delivered != 4 {
+		t.Fatalf("lost %d delivered %d", lost, delivered)
+	}
+	l := latencyOf(c.lat)
+	if l.Count != 4 || l.Min != 0.06 || l.Max != 0.1 {
+		t.Fatalf("%+v", l)
+	}
+}
+
+func TestLatencyPercentiles(t *testing.T) {
+	ns := make([]int64, 1000)
+	for i := range ns {
+		ns[len(ns)-1-i] = int64(i+1) * 1000
+	}
+	l := latencyOf(ns)
+	if l.P50 != 500 || l.P90 != 900 || l.P99 != 990 || l.P999 != 999 || l.Max != 1000 || l.Min != 1 {
+		t.Fatalf("%+v", l)
+	}
+	if latencyOf(nil) != nil {
+		t.Fatal("empty")
+	}
+}
+
+// TestSinkSplitFrames feeds a sink frames split at every byte boundary over a unix socket.
+func TestSinkSplitFrames(t *testing.T) {
+	dir, err := os.MkdirTemp("", "acs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	clk := &clock{base: time.Now()}
+	cnt := newCounter(1, false)
+	cnt.notify = make(chan struct{}, 1)
+	s, err := newSink(filepath.Join(dir, "s"), clk, cnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	c, err := net.Dial("unix", filepath.Join(dir, "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := newTmpl(clientHeader("any", "a", "b", ""), 40)
+	var all []byte
+	for i := range 50 {
+		all = tp.add(all, 0, uint64(i), 0)
+	}
+	big := newTmpl(clientHeader("any", "a", "b", ""), 600<<10) // larger than the sink's buffer
+	all = big.add(all, 0, 50, 0)
+	for i := 0; i < len(all); i += 97 {
+		if _, err := c.Write(all[i:min(i+97, len(all))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !waitUntil(5*time.Second, nil, func() bool { return cnt.unique.Load() == 51 }) {
+		t.Fatalf("unique %d", cnt.unique.Load())
+	}
+	c.Write([]byte{0xff, 0xff, 0xff, 0x7f, 0, 0}) // frame too large: the sink records the error
+	c.Close()
+	waitUntil(time.Second, nil, func() bool { return s.err.Load() != nil })
+	if err := s.close(); !errors.Is(err, codec.ErrFrameTooLarge) {
+		t.Errorf("close: %v, want ErrFrameTooLarge", err)
+	}
+}
+
+// BenchmarkChainThroughput measures lossless throughput app → client connector → TCP → server
+// connector → app through two aioconn processes, b.N messages of 100 bytes (window 16000).
+func BenchmarkChainThroughput(b *testing.B) {
+	if testing.Short() {
+		b.Skip("-short: starts two connector processes")
+	}
+	for _, size := range []int{100, 1024} {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			bin := aioconnBin(b)
+			o := DefaultOptions()
+			o.Mode, o.Bin, o.Size, o.Count, o.Duration = ModeThroughput, bin, size, int64(max(b.N, 1000)), time.Minute
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			res, err := Run(context.Background(), o)
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			ph := res.Phases[0]
+			if ph.Lost != 0 {
+				b.Fatalf("lost %d", ph.Lost)
+			}
+			b.ReportMetric(ph.Rate, "msg/s")
+			b.ReportMetric(ph.CPUPerMsgUs*1000, "conn-cpu-ns/msg")
+			b.ReportMetric(ph.BenchCPUUs*1000, "bench-cpu-ns/msg")
+		})
+	}
+}
+
+// BenchmarkSenderFrame is the bench's sender cost per message (frame copy + payload fields).
+func BenchmarkSenderFrame(b *testing.B) {
+	tp := newTmpl(clientHeader("any", "bench1", "('127.0.0.1', 10673)", ""), 100)
+	out := make([]byte, 0, 128*len(tp.frame))
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if i%128 == 0 {
+			out = out[:0]
+		}
+		out = tp.add(out, 0, uint64(i), int64(i))
+	}
+}
+
+// BenchmarkReceiverCount is the bench's receiver cost per message once a chunk is read: frame
+// parsing and counting (sequence bitmap, latency sample).
+func BenchmarkReceiverCount(b *testing.B) {
+	tp := newTmpl(clientHeader("any", "bench1", "('127.0.0.1', 10673)", ""), 100)
+	var chunk []byte
+	const per = 256
+	cnt := newCounter(1, true)
+	datas := make([][]byte, 0, per)
+	b.ReportAllocs()
+	seq := uint64(0)
+	for b.Loop() {
+		if len(datas) == 0 {
+			chunk = chunk[:0]
+			for range per {
+				chunk = tp.add(chunk, 0, seq, 0)
+				seq++
+			}
+			off := 0
+			for off < len(chunk) {
+				sz, _ := codec.FrameSize(chunk[off:], 1<<24)
+				f, _ := codec.ParseBody(chunk[off+4 : off+sz])
+				datas = append(datas, f.Data)
+				off += sz
+			}
+			cnt.addBatch(datas, 1)
+			if len(cnt.lat) > 1<<20 {
+				cnt.lat = cnt.lat[:0]
+			}
+		}
+		datas = datas[:len(datas)-1]
+	}
+}
