@@ -165,9 +165,19 @@ func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 	// 6. peer connected?
 	p := (*cn.peers.Load())[string(peerB)]
 	if p == nil || !p.ident.Load() {
-		cn.log.Debugf("%s peer %s not connected, message of type %s dropped", cn.sourceID, peerB, mtB)
+		// Persisted (the raw frame, before the checks below) or dropped, as Python does.
+		if cn.cfg.DiskPersistenceSend.Has(string(mtB)) {
+			cn.persistSend(string(peerB), fr)
+		} else {
+			cn.log.Debugf("%s peer %s not connected, message of type %s dropped", cn.sourceID, peerB, mtB)
+		}
 		if await {
-			a.closeAfter = true
+			if cn.cfg.DiskPersistenceSend.Any() {
+				a.closeAfter = false
+				cn.addWaiter(string(mtB), string(peerB), hd.RequestID, c)
+			} else {
+				a.closeAfter = true
+			}
 		}
 		return nil
 	}

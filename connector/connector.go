@@ -62,6 +62,7 @@ type Connector struct {
 	recv    map[string]*recvType // per message type delivery (rebuilt at each start)
 	ignore  atomic.Pointer[ignoreState]
 
+	pstores  stores     // persistence files by path
 	subs     subs       // broker: subscription table
 	subMu    sync.Mutex // guards subTypes
 	subTypes []string   // client: current subscribe_message_types
@@ -273,6 +274,9 @@ func (c *Connector) Start() error {
 		go c.logCounts(c.runCtx)
 	}
 	go c.sweepWaiters(c.runCtx)
+	if c.cfg.DiskPersistenceSend.Any() || c.cfg.DiskPersistenceRecv.Any() {
+		go c.flushStores(c.runCtx)
+	}
 	if !c.cfg.IsServer {
 		go c.dialLoop(c.runCtx, true)
 	} else {

@@ -3,6 +3,7 @@ package connector
 import (
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,9 @@ type recvType struct {
 	conn    atomic.Pointer[loop.Conn]
 	dialing atomic.Bool
 	rewake  atomic.Bool
+	// receive persistence (persistence.go)
+	mu         sync.Mutex
+	persisting bool // guarded by mu: the type is "disconnected", messages go to its file
 	// loop-owned by conn's loop
 	out   []byte
 	batch []*bytebufferpool.ByteBuffer

@@ -165,3 +165,80 @@ func repoRoot(t testing.TB) string {
 		d = p
 	}
 }
+
+// waitFile waits (bounded, polling a file the connector writes in the background: there is no
+// event to wait on) until cond holds for the file's content.
+func waitFile(t testing.TB, path string, cond func([]byte) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if cond(b) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s (content %q)", path, b)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitGone waits (bounded) until path no longer exists.
+func waitGone(t testing.TB, path string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(path); err != nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still exists", path)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitQueued waits (bounded) until peek_queues shows n messages for peer.
+func waitQueued(t testing.TB, c *Connector, peer string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, send := c.queueSizes()
+		if send[peer] == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue of %s: %v, want %d", peer, send, n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// nextNonEmpty is next, skipping connections that close without a byte (probes).
+func (a *appListener) nextNonEmpty(t testing.TB, cur *net.Conn) []byte {
+	t.Helper()
+	for {
+		if *cur == nil {
+			select {
+			case c := <-a.conns:
+				*cur = c
+				t.Cleanup(func() { c.Close() })
+			case <-time.After(5 * time.Second):
+				t.Fatal("connector never connected to the application listener")
+			}
+		}
+		(*cur).SetReadDeadline(time.Now().Add(5 * time.Second))
+		var h [4]byte
+		if _, err := io.ReadFull(*cur, h[:]); err != nil {
+			*cur = nil
+			continue
+		}
+		n := binary.LittleEndian.Uint32(h[:])
+		b := make([]byte, 4+n)
+		copy(b, h[:])
+		if _, err := io.ReadFull(*cur, b[4:]); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+}

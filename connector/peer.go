@@ -66,7 +66,11 @@ type peer struct {
 	certName    string      // strict server: the client name its certificate maps to
 	sslDone     bool        // strict server: `_ssl` handled, nothing more is read
 	certStored  atomic.Bool // client: new certificate stored, reconnect at once
-	gone        bool
+
+	// send persistence (persistence.go): persisted messages are sent before the queue
+	replay    *ring.MPSC[qmsg] // set on the loop before replaying turns true
+	replaying atomic.Bool      // the file is still being loaded: send nothing from q yet
+	gone      bool
 }
 
 func newPeer(cn *Connector, client bool) *peer {
@@ -100,6 +104,9 @@ func (h *peerHandler) OnOpen(c *loop.Conn) {
 			prev.conn.Close()
 		}
 		cn.log.Infof("%s Accepted connection from %s as %s", cn.sourceID, c.RemoteAddr(), p.name)
+		if p.ident.Load() { // identified by its certificate
+			p.startReplay()
+		}
 		return
 	}
 	p.conn = c
@@ -117,6 +124,7 @@ func (h *peerHandler) OnOpen(c *loop.Conn) {
 	if prev := cn.setPeer(p.name, p); prev != nil && prev != p {
 		prev.conn.Close()
 	}
+	p.startReplay()
 	cn.registerActive()
 	cn.log.Infof("%s Connected to server %s", cn.sourceID, p.showName)
 	p.flush()
@@ -188,19 +196,28 @@ func (h *peerHandler) OnClose(c *loop.Conn, err error) {
 		p.ackTimer.Stop()
 	}
 	cn.removePeer(p.name, p)
-	dropped := len(p.pending)
-	for _, m := range p.pending {
-		m.release()
-	}
+	// What the link still held: persisted (types of disk_persistence_send) or dropped.
+	lost := append([]qmsg(nil), p.pending...)
 	p.pending = nil
-	var batch []qmsg
+	if p.replay != nil {
+		for {
+			n := len(lost)
+			if lost = p.replay.PopBatch(lost, sendBatchMsgs); len(lost) == n {
+				break
+			}
+		}
+	}
 	for {
-		batch = p.q.PopBatch(batch[:0], sendBatchMsgs, 1<<30)
-		if len(batch) == 0 {
+		n := len(lost)
+		if lost = p.q.PopBatch(lost, sendBatchMsgs, 1<<30); len(lost) == n {
 			break
 		}
-		dropped += len(batch)
-		for _, m := range batch {
+	}
+	dropped := len(lost)
+	if cn.cfg.DiskPersistenceSend.Any() && p.ident.Load() {
+		dropped -= p.persistLostQueue(lost)
+	} else {
+		for _, m := range lost {
 			m.release()
 		}
 	}
@@ -350,7 +367,14 @@ func (p *peer) handleFrame(fr []byte) error {
 	if rt == nil {
 		return nil
 	}
-	if !p.touchedHas(rt) {
+	if cn.cfg.DiskPersistenceRecv.Has(rt.mtype) {
+		if rt.deliverOrPersist(json, f.Data, f.Binary, f.HasBinary, rt.listenerPresent) {
+			return nil
+		}
+		if !p.touchedHas(rt) {
+			p.touched = append(p.touched, rt)
+		}
+	} else if !p.touchedHas(rt) {
 		if !rt.listenerPresent() {
 			rt.dropNoListener()
 			return nil
@@ -394,6 +418,7 @@ func (p *peer) handshake(f codec.Frame, h codec.Header) error {
 		prev.conn.Close()
 	}
 	cn.log.Infof("%s Client %s identified (handshake)", cn.sourceID, name)
+	p.startReplay()
 	return nil
 }
 
@@ -409,7 +434,15 @@ func (p *peer) drain() {
 			return
 		}
 		if len(p.pending) == 0 {
-			p.pending = p.q.PopBatch(p.pending[:0], sendBatchMsgs, sendBatchBytes)
+			if p.replay != nil {
+				p.pending = p.replay.PopBatch(p.pending[:0], sendBatchMsgs)
+				if len(p.pending) == 0 && p.replaying.Load() {
+					return // the loader wakes us when it has more or is done
+				}
+			}
+			if len(p.pending) == 0 {
+				p.pending = p.q.PopBatch(p.pending[:0], sendBatchMsgs, sendBatchBytes)
+			}
 			if len(p.pending) == 0 {
 				return
 			}
