@@ -68,7 +68,7 @@ var manageCommands = map[string]struct {
 	}},
 }
 
-// runCli is `aioconn cli`: without arguments the interactive menu of the original (not yet),
+// runCli is `aioconn cli`: without arguments the interactive menu of the original (menu.go),
 // with `CMD [ARGS] --config FILE` one management command whose reply bytes are printed as the
 // original's menu prints them.
 func runCli(ctx context.Context, args []string, stdout, stderr io.Writer) int {

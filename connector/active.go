@@ -72,7 +72,14 @@ func (c *Connector) editActive(add bool) {
 		b.Write(codec.AppendPyString(nil, n))
 	}
 	b.WriteByte(']')
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+	// Written to a temporary file and renamed, so a reader (the cli) never sees half a file.
+	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
+	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
+		c.log.Warnf("could not write %s : %v", path, err)
+		return
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		c.log.Warnf("could not write %s : %v", path, err)
 	}
 }
