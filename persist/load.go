@@ -97,6 +97,9 @@ func structLen(rec []byte) (int, error) {
 // It returns the number delivered and, when it stopped early, the file offset of the
 // separator of the first record not delivered (-1 when the whole file was consumed).
 func (l *loader) run(max int, fn func(frame []byte) error) (n int, stop int64, err error) {
+	if fn == nil {
+		fn = func([]byte) error { return nil } // count and validate only
+	}
 	l.buf = make([]byte, 0, readChunk)
 	l.ensure(SepLen, 0)
 	if l.rerr != nil {
@@ -220,7 +223,7 @@ func (l *loader) result(n int, err error) (int, error) {
 // lengths, so files 1.0.33 cannot read back are read whole.
 //
 // The frame passed to fn aliases Load's buffer: it is valid only during the call (copy it to
-// keep it). If fn returns an error, Load stops and returns it with the number of frames
+// keep it); a nil fn only counts the valid records. If fn returns an error, Load stops and returns it with the number of frames
 // accepted before. Load never deletes or modifies the file. n counts the frames fn accepted.
 func Load(path string, fn func(frame []byte) error) (n int, err error) {
 	f, err := os.Open(path)
