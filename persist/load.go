@@ -223,8 +223,9 @@ func (l *loader) result(n int, err error) (int, error) {
 // lengths, so files 1.0.33 cannot read back are read whole.
 //
 // The frame passed to fn aliases Load's buffer: it is valid only during the call (copy it to
-// keep it); a nil fn only counts the valid records. If fn returns an error, Load stops and returns it with the number of frames
-// accepted before. Load never deletes or modifies the file. n counts the frames fn accepted.
+// keep it); a nil fn only counts the valid records. If fn returns an error, Load stops and
+// returns it with the number of frames accepted before. Load never deletes or modifies the
+// file. n counts the frames fn accepted.
 func Load(path string, fn func(frame []byte) error) (n int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
