@@ -78,6 +78,13 @@ type Connector struct {
 	// Ready is closed when the first start completed (listeners bound, client dial launched).
 	ready     chan struct{}
 	readyOnce sync.Once
+
+	// AuthClient is hook_server_auth_client of 1.0.33: when set (before Start) on a TLS server,
+	// it is called with the peer name of every accepted connection (the Python repr of the
+	// client's socket address, e.g. "('127.0.0.1', 40312)") after the TLS handshake and before
+	// any of its traffic is read; false drops the connection. It runs on that connection's own
+	// goroutine and may block (the chat asks its user). Plaintext servers do not call it yet.
+	AuthClient func(peername string) bool
 }
 
 // ignoreState is ignore_peer_traffic: false, true (all) or a list of peer names (one from the

@@ -126,6 +126,14 @@ func (c *Connector) handshakeServer(eng *loop.Engine, t *tlsRun, conn net.Conn) 
 			return
 		}
 	}
+	if c.AuthClient != nil {
+		if !c.AuthClient(p.name) {
+			c.log.Infof("%s blocking client %s", c.sourceID, p.name)
+			tc.Close()
+			return
+		}
+		c.log.Infof("%s accepting client %s", c.sourceID, p.name)
+	}
 	if _, err := eng.EnrollStream(tc, &peerHandler{cn: c}, p); err != nil {
 		tc.Close()
 	}
