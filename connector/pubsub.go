@@ -115,8 +115,8 @@ func (p *peer) brokerHandle(h *codec.Header, f codec.Frame) {
 		return
 	}
 	// Python's broker drops a publication carrying a key its send_message does not accept.
-	if bad := unknownPublicationKey(f.JSON); bad != "" {
-		cn.log.Warnf("%s publication of %s from %s dropped: unexpected key %s", cn.sourceID, topic, p.name, bad)
+	if bad, found := unknownPublicationKey(f.JSON); found {
+		cn.log.Warnf("%s publication of %s from %s dropped: unexpected key %q", cn.sourceID, topic, p.name, bad)
 		return
 	}
 	subscribers := cn.subs.of(topic)
@@ -202,21 +202,67 @@ func (p *peer) brokerHandle(h *codec.Header, f codec.Frame) {
 	body.release()
 }
 
-// unknownPublicationKey returns the first key of a publication that Python's broker would reject.
-func unknownPublicationKey(js []byte) string {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(js, &m) != nil {
-		return ""
-	}
-	for k := range m {
-		switch k {
-		case "message_type", "source_id", "destination_id", "with_binary", "message_type_publish",
-			"request_id", "response_id", "await_response", "with_file", "wait_for_ack", "tag":
-		default:
-			return k
+// unknownPublicationKey returns the first top-level key of a publication's JSON (already
+// validated by the header scan) that Python's broker would reject, and whether there is one. It
+// scans the bytes once without allocating (the hot path of every publication); only a key
+// written with escapes sends it to the slower decoding path.
+func unknownPublicationKey(js []byte) (string, bool) {
+	depth, expectKey := 0, false
+	for i := 0; i < len(js); i++ {
+		switch c := js[i]; c {
+		case '{', '[':
+			depth++
+			expectKey = c == '{' && depth == 1
+		case '}', ']':
+			depth--
+		case ',':
+			expectKey = depth == 1
+		case '"':
+			j, esc := i+1, false
+			for j < len(js) && js[j] != '"' {
+				if js[j] == '\\' {
+					esc = true
+					j++
+				}
+				j++
+			}
+			if expectKey {
+				if esc {
+					return unknownPublicationKeyDecoded(js)
+				}
+				if k := js[i+1 : min(j, len(js))]; !publicationKey(string(k)) {
+					return string(k), true
+				}
+				expectKey = false
+			}
+			i = j
 		}
 	}
-	return ""
+	return "", false
+}
+
+// publicationKey reports whether Python's broker API accepts key on a publication.
+func publicationKey(k string) bool {
+	switch k {
+	case "message_type", "source_id", "destination_id", "with_binary", "message_type_publish",
+		"request_id", "response_id", "await_response", "with_file", "wait_for_ack", "tag":
+		return true
+	}
+	return false
+}
+
+// unknownPublicationKeyDecoded is unknownPublicationKey for JSON whose keys carry escapes.
+func unknownPublicationKeyDecoded(js []byte) (string, bool) {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(js, &m) != nil {
+		return "", false
+	}
+	for k := range m {
+		if !publicationKey(k) {
+			return k, true
+		}
+	}
+	return "", false
 }
 
 // appendFrameHead appends the frame prefix, JSON and data length; data and the binary section

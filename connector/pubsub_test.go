@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -292,7 +293,7 @@ func TestPubsubKeys(t *testing.T) {
 	write(t, pub, pubFrame("p1", "x", "t", `, "color": "red"`, "unknown key"))
 	write(t, pub, pubFrame("p1", "x", "t", `, "tag": "tg-1"`, "tagged"))
 	both("the tagged publication comes first: the unknown key one was dropped", `, "tag": "tg-1"`, "tagged")
-	if b, _ := os.ReadFile(filepath.Join(dir, "aioconnectors.log")); !strings.Contains(string(b), "dropped: unexpected key color") {
+	if b, _ := os.ReadFile(filepath.Join(dir, "aioconnectors.log")); !strings.Contains(string(b), `dropped: unexpected key "color"`) {
 		t.Fatalf("no warning for the dropped publication in the log:\n%s", b)
 	}
 	write(t, pub, pubFrame("p1", "x", "t", `, "request_id": 7, "response_id": "r7"`, "ids"))
@@ -436,4 +437,60 @@ func TestPubsubUnsubscribeOnStop(t *testing.T) {
 	m1 := psMarker(t, brk, "sub1", "t", "marker1")
 	expectFrame(t, "unsubscribed sub1 gets no publication", readRaw(t, again1), m1)
 	expectFrame(t, "sub2, never unsubscribed, still gets it", readRaw(t, again2), delivered(brk, "t", "sub2", "", "after stop"))
+}
+
+// unknownKeyAgrees checks the byte scan of unknownPublicationKey against decoding the JSON.
+func unknownKeyAgrees(t *testing.T, js string) {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if json.Unmarshal([]byte(js), &m) != nil {
+		return // not a JSON object: never reaches the check (the header scan rejects it)
+	}
+	got, bad := unknownPublicationKey([]byte(js))
+	want, wantBad := unknownPublicationKeyDecoded([]byte(js))
+	if bad != wantBad {
+		t.Fatalf("%s: scan %q %v, decoded %q %v", js, got, bad, want, wantBad)
+	}
+	if bad && publicationKey(got) {
+		t.Fatalf("%s: scan returned %q", js, got)
+	}
+}
+
+// TestUnknownPublicationKey: the allocation-free key scan agrees with decoding the JSON, including
+// nested objects and arrays, strings holding JSON punctuation, and escaped keys.
+func TestUnknownPublicationKey(t *testing.T) {
+	for _, js := range []string{
+		`{}`,
+		`{"message_type": "_pubsub", "source_id": "p", "message_type_publish": "t"}`,
+		`{"message_type": "_pubsub", "tag": "x", "request_id": 1, "response_id": "r", "await_response": true, "wait_for_ack": false, "with_binary": true, "destination_id": "d"}`,
+		`{"message_type": "_pubsub", "color": "red"}`,
+		`{"with_file": {"src_path": "/a", "color": [1, {"x": 2}]}, "message_type": "t"}`,
+		`{"message_type": "a\"b,\"color\": {", "tag": "}]"}`,
+		`{"message_type": "t", "extra": null}`,
+		`{"message_typ\u0065": "t"}`,
+		`{"c\u006flor": "t"}`,
+		`{"message_type": "caf\u00e9"}`,
+		`{"a": [[], {}, [{"b": 1}]], "message_type": "t"}`,
+		`{"request_id": [1, 2], "data": 1}`,
+		`{"": "2", "tag": "x"}`,
+	} {
+		unknownKeyAgrees(t, js)
+	}
+	if got, bad := unknownPublicationKey([]byte(`{"message_type": "_pubsub", "color": "red"}`)); !bad || got != "color" {
+		t.Fatalf("got %q %v", got, bad)
+	}
+	clean := []byte(`{"message_type": "_pubsub", "source_id": "p", "with_file": {"x": [1]}, "message_type_publish": "t"}`)
+	if n := testing.AllocsPerRun(100, func() { unknownPublicationKey(clean) }); n != 0 {
+		t.Fatalf("%v allocs", n)
+	}
+}
+
+func FuzzUnknownPublicationKey(f *testing.F) {
+	for _, s := range []string{`{"message_type": "_pubsub", "message_type_publish": "t"}`, `{"x": {"y": [1, "z"]}}`,
+		`{"t\u0061g": "\"", "a": 1}`, `{"tag": "x", "b": [{}]}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, js string) {
+		unknownKeyAgrees(t, js)
+	})
 }
