@@ -210,7 +210,7 @@ func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 	}
 	b := bytebufferpool.Get()
 	b.B = codec.AppendFrame(b.B[:0], json, f.Data, f.Binary, f.HasBinary)
-	if !p.q.Push(qmsg{b: b, ack: hd.WaitForAck.Truthy()}, len(b.B), prio) {
+	if !p.q.Push(qmsg{b: b, ack: hd.WaitForAck.Truthy(), file: hd.WithFile.Present()}, len(b.B), prio) {
 		bytebufferpool.Put(b)
 		cn.stats.dropQueueFull.Add(1)
 		cn.log.Errorf("%s queue_send_to_connector_put : queue full for peer %s, message of type %s dropped", cn.sourceID, peerB, mtB)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"regexp"
@@ -32,6 +33,7 @@ type qmsg struct {
 	b    *bytebufferpool.ByteBuffer // the frame, or its head when body is set
 	body *shared                    // pub/sub fan-out: data and binary shared by all subscribers
 	ack  bool                       // wait_for_ack: stamp transport_id and stop-and-wait (never with body)
+	file bool                       // with_file: streamed by a reader goroutine (filetransfer.go)
 }
 
 // peer is one TCP connection to another connector. Fields marked loop-owned are touched only on
@@ -70,7 +72,11 @@ type peer struct {
 	// send persistence (persistence.go): persisted messages are sent before the queue
 	replay    *ring.MPSC[qmsg] // set on the loop before replaying turns true
 	replaying atomic.Bool      // the file is still being loaded: send nothing from q yet
-	gone      bool
+
+	// file transfer (filetransfer.go), loop-owned
+	fsend *fileSend // outgoing file frame in flight
+	rx    *fileRx   // incoming file frame in flight
+	gone  bool
 }
 
 func newPeer(cn *Connector, client bool) *peer {
@@ -139,6 +145,16 @@ func (h *peerHandler) OnTraffic(c *loop.Conn) error {
 	p.rewake.Store(false)
 	max := p.cn.cfg.MaxFrame
 	for {
+		if p.rx != nil { // a file frame is being received
+			done, err := p.advanceRx(c)
+			if err != nil {
+				return err
+			}
+			if !done {
+				break
+			}
+			continue
+		}
 		n := c.InboundBuffered()
 		if n < codec.LenPrefix {
 			break
@@ -147,8 +163,26 @@ func (h *peerHandler) OnTraffic(c *loop.Conn) error {
 		if err != nil {
 			return err
 		}
-		size, err := codec.FrameSize(head, max)
+		size, err := codec.FrameSize(head, maxFileFrame)
 		if err != nil {
+			return err
+		}
+		if size > rxStreamMin && n < size {
+			started, err := p.tryStream(c, size)
+			if err != nil {
+				return err
+			}
+			if started {
+				continue
+			}
+		}
+		if size-codec.LenPrefix > int(max) {
+			// Only a file frame may be larger (streamed): wait for its header when this
+			// connector receives files, otherwise refuse at once.
+			if len(p.cn.cfg.FileRecvConfig) > 0 && n < rxHeaderMax+codec.LenPrefix+10 && n < size {
+				break
+			}
+			err := fmt.Errorf("connector: frame of %d bytes from %s is over the limit of %d", size-codec.LenPrefix, p.name, max)
 			p.cn.log.Errorf("%s closing connection with %s: %v", p.cn.sourceID, p.name, err)
 			return err
 		}
@@ -163,6 +197,10 @@ func (h *peerHandler) OnTraffic(c *loop.Conn) error {
 			if err == errBackpressure {
 				p.scheduleRewake()
 				break
+			}
+			if err == errFileWait { // the file is being written; the frame is consumed
+				c.Discard(size)
+				continue
 			}
 			return err
 		}
@@ -194,6 +232,14 @@ func (h *peerHandler) OnClose(c *loop.Conn, err error) {
 	p.gone = true
 	if p.ackTimer != nil {
 		p.ackTimer.Stop()
+	}
+	if p.fsend != nil {
+		close(p.fsend.quit)
+		p.fsend = nil
+	}
+	if p.rx != nil {
+		p.rx.cancel()
+		p.rx = nil
 	}
 	cn.removePeer(p.name, p)
 	// What the link still held: persisted (types of disk_persistence_send) or dropped.
@@ -246,13 +292,65 @@ func (h *peerHandler) OnClose(c *loop.Conn, err error) {
 // handleFrame runs the receive pipeline of PEER-PROTOCOL §5 on one complete frame (prefix
 // included). fr is only valid during the call.
 func (p *peer) handleFrame(fr []byte) error {
-	cn := p.cn
 	var h codec.Header
 	f, err := codec.ParseBodyHeader(fr[codec.LenPrefix:], &h)
 	if err != nil {
-		cn.log.Warnf("%s dropping malformed frame from %s: %v", cn.sourceID, p.name, err)
+		p.cn.log.Warnf("%s dropping malformed frame from %s: %v", p.cn.sourceID, p.name, err)
 		return nil
 	}
+	return p.process(f, h, -1)
+}
+
+// tryStream starts receiving a frame too large to buffer whole: once its JSON, data and binary
+// length are buffered, and if it carries a file, the header goes through the pipeline and the
+// binary is streamed (advanceRx). It reports whether it started. Loop-owned.
+func (p *peer) tryStream(c *loop.Conn, size int) (bool, error) {
+	n := c.InboundBuffered()
+	if n < codec.LenPrefix+2 {
+		return false, nil
+	}
+	b, _ := c.Peek(codec.LenPrefix + 2)
+	jlen := int(b[4]) | int(b[5])<<8
+	need := codec.LenPrefix + 2 + jlen + 4
+	if n < need {
+		return false, nil
+	}
+	b, _ = c.Peek(need)
+	dlen := int(binary.LittleEndian.Uint32(b[need-4:]))
+	if dlen > rxHeaderMax {
+		return false, nil
+	}
+	need += dlen + 4
+	if n < need || need > size {
+		return false, nil
+	}
+	hdr, _ := c.Peek(need)
+	js := hdr[codec.LenPrefix+2 : codec.LenPrefix+2+jlen]
+	var h codec.Header
+	if codec.ScanHeader(js, &h) != nil || !h.WithFile.Present() || !h.WithBinary.Truthy() {
+		return false, nil
+	}
+	blen := int64(binary.LittleEndian.Uint32(hdr[need-4:]))
+	if int64(need)+blen > int64(size) {
+		return false, nil
+	}
+	f := codec.Frame{JSON: js, Data: hdr[codec.LenPrefix+2+jlen+4 : need-4], HasBinary: true}
+	err := p.process(f, h, blen)
+	c.Discard(need)
+	if p.rx == nil && err == nil { // filtered before the file step: skip the binary
+		p.rx = &fileRx{fileNeed: blen, discard: true}
+	}
+	if err == errBackpressure {
+		err = nil
+	}
+	return true, err
+}
+
+// process runs the receive pipeline of PEER-PROTOCOL §5 on one frame. stream < 0: the frame is
+// whole (f.Binary holds the binary section); otherwise stream bytes of binary still follow on the
+// link (a streamed file frame). Loop-owned.
+func (p *peer) process(f codec.Frame, h codec.Header, stream int64) error {
+	cn := p.cn
 	mt, _ := h.MessageType.AppendStr(p.scratch[:0])
 	p.scratch = mt
 	// Backpressure: while the receive ring of this type is full, stop reading this peer for a
@@ -343,11 +441,22 @@ func (p *peer) handleFrame(fr []byte) error {
 		cn.log.Warnf("%s received a message with invalid type %s from %s. Ignoring...", cn.sourceID, mt, p.name)
 		return nil
 	}
-	// 8. files: the file-transfer issue; refuse cleanly meanwhile.
-	if h.WithFile.Present() {
-		cn.log.Warnf("%s refusing with_file message of type %s from %s: file transfer is not supported yet", cn.sourceID, mt, p.name)
-		return nil
+	// 8. files (filetransfer.go): written before the message is delivered
+	if h.WithFile.Present() && !isPing {
+		return p.startFile(mt, &h, json, f, stream)
 	}
+	if stream >= 0 { // a streamed frame that carries no file: not accepted (bounded by MaxFrame)
+		return fmt.Errorf("connector: oversized frame without a file from %s", p.name)
+	}
+	return p.deliverRest(mt, &h, f, json)
+}
+
+// deliverRest runs steps 9-10 of the receive pipeline: response matching, then delivery (or the
+// broker's routing). Loop-owned.
+func (p *peer) deliverRest(mt []byte, hp *codec.Header, f codec.Frame, json []byte) error {
+	cn := p.cn
+	h := *hp
+	isPing := string(mt) == "_ping"
 	// 9. response matching
 	if h.ResponseID.Present() && h.ResponseID.Kind != codec.KindNull {
 		if cn.completeWaiter(string(mt), p.name, h.ResponseID, json, f.Data, f.Binary, f.HasBinary) {
@@ -426,6 +535,18 @@ func (p *peer) handshake(f codec.Frame, h codec.Header) error {
 // outbound limit. Loop-owned.
 func (p *peer) drain() {
 	for !p.gone && p.ackWait == 0 {
+		if p.fsend != nil { // a file frame is in flight: nothing else may interleave
+			done, err := p.pumpFile()
+			if err != nil {
+				p.cn.log.Errorf("%s %v", p.cn.sourceID, err)
+				p.conn.Close()
+				return
+			}
+			if !done {
+				return
+			}
+			continue
+		}
 		if len(p.out) >= sendBatchBytes {
 			p.flush()
 		}
@@ -450,6 +571,11 @@ func (p *peer) drain() {
 		i := 0
 		for ; i < len(p.pending); i++ {
 			m := p.pending[i]
+			if m.file {
+				p.startFileSend(m)
+				i++
+				break
+			}
 			if m.ack {
 				p.sendWithAck(m)
 				i++
@@ -472,7 +598,6 @@ func (p *peer) drain() {
 
 // sendWithAck stamps the next transport_id (1..100000, never 0) and waits for its _ack.
 func (p *peer) sendWithAck(m qmsg) {
-	cn := p.cn
 	defer bytebufferpool.Put(m.b)
 	f, err := codec.ParseBody(m.b.B[codec.LenPrefix:])
 	if err != nil {
@@ -488,14 +613,19 @@ func (p *peer) sendWithAck(m qmsg) {
 	}
 	p.out = codec.AppendFrame(p.out, p.jsonBuf, f.Data, f.Binary, f.HasBinary)
 	p.ackWait = p.transport
+	p.armAckTimer()
+}
+
+// armAckTimer starts the wait for the _ack of p.ackWait (I/O timeout). Loop-owned.
+func (p *peer) armAckTimer() {
 	conn := p.conn
 	if p.ackTimer == nil {
-		p.ackTimer = time.AfterFunc(cn.cfg.IOTimeout, func() {
+		p.ackTimer = time.AfterFunc(p.cn.cfg.IOTimeout, func() {
 			p.ackExpired.Store(true)
 			conn.Wake()
 		})
 	} else {
-		p.ackTimer.Reset(cn.cfg.IOTimeout)
+		p.ackTimer.Reset(p.cn.cfg.IOTimeout)
 	}
 }
 

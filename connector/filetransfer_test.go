@@ -1,0 +1,109 @@
+package connector
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// filePair starts a server that stores files of dst_type "any" under dir/in and a client.
+func filePair(t *testing.T) (*Connector, *Connector, string) {
+	t.Helper()
+	dir := shortDir(t)
+	in := filepath.Join(dir, "in")
+	os.Mkdir(in, 0o755)
+	srv := newConnector(t, dir, `{"is_server": true, "server_sockaddr": ["127.0.0.1", 0], "use_ssl": false,
+ "connector_files_dirpath": "$DIR", "default_logger_dirpath": "$DIR", "send_message_types": ["any"],
+ "recv_message_types": ["any"], "debug_msg_counts": false,
+ "file_recv_config": {"any": {"target_directory": "`+in+`"}}}`, nil)
+	cli := newConnector(t, dir, `{"is_server": false, "client_name": "client1", "server_sockaddr": ["127.0.0.1", `+
+		strconv.Itoa(srv.TCPAddr().Port)+`], "use_ssl": false, "connector_files_dirpath": "$DIR",
+ "default_logger_dirpath": "$DIR", "send_message_types": ["any"], "recv_message_types": ["any"], "debug_msg_counts": false}`, nil)
+	waitPeers(t, srv, "client1", func(p []string) bool { return len(p) == 1 && p[0] == "client1" })
+	waitPeers(t, cli, "connected", func(p []string) bool { return len(p) == 1 })
+	return srv, cli, dir
+}
+
+func fileMsg(cli *Connector, src, dstType, dstName, extra string) []byte {
+	return frameOf(`{"message_type": "any", "source_id": "client1", "destination_id": `+pyStr(cli.serverPeer)+
+		`, "with_file": {"src_path": `+pyStr(src)+`, "dst_type": "`+dstType+`", "dst_name": `+pyStr(dstName)+extra+`}}`, "f")
+}
+
+// TestLargeFileStreamed: a 48 MiB file (over rxStreamMin, so streamed on both sides) arrives
+// intact; the source is deleted (delete absent means true); the application gets the message
+// without the file bytes.
+func TestLargeFileStreamed(t *testing.T) {
+	srv, cli, dir := filePair(t)
+	app := listenApp(t, srv.Paths().ReceivePath("any"))
+	var appConn net.Conn
+	src := filepath.Join(dir, "big.bin")
+	f, _ := os.Create(src)
+	h := sha256.New()
+	io.CopyN(io.MultiWriter(f, h), rand.Reader, 48<<20)
+	f.Close()
+	want := h.Sum(nil)
+	dialUnix(t, cli.Paths().SendToConnector).Write(fileMsg(cli, src, "any", "big.bin", ""))
+	got := app.next(t, &appConn)
+	if bytes.Contains(got, []byte("with_binary")) || len(got) > 1000 {
+		t.Fatalf("delivered message still carries the file: %d bytes %q", len(got), got[:min(len(got), 200)])
+	}
+	rf, err := os.Open(filepath.Join(dir, "in", "big.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2 := sha256.New()
+	io.Copy(h2, rf)
+	rf.Close()
+	if !bytes.Equal(h2.Sum(nil), want) {
+		t.Fatal("received file differs")
+	}
+	waitGone(t, src)
+}
+
+// TestFileRefusals: traversal, an unknown dst_type and an existing file are refused by the
+// receiver (nothing written outside the target directory, the link stays up); a missing source
+// gives file_error on the wire, as 1.0.33 does.
+func TestFileRefusals(t *testing.T) {
+	srv, cli, dir := filePair(t)
+	app := listenApp(t, srv.Paths().ReceivePath("any"))
+	var appConn net.Conn
+	send := dialUnix(t, cli.Paths().SendToConnector)
+	mk := func(name string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte("x"), 0o644)
+		return p
+	}
+	send.Write(fileMsg(cli, mk("a"), "any", "../escape.txt", `, "delete": false`))
+	app.next(t, &appConn)
+	send.Write(fileMsg(cli, mk("b"), "other", "b.txt", `, "delete": false`))
+	app.next(t, &appConn)
+	os.WriteFile(filepath.Join(dir, "in", "exists.txt"), []byte("old"), 0o644)
+	send.Write(fileMsg(cli, mk("c"), "any", "exists.txt", `, "delete": false`))
+	app.next(t, &appConn)
+	send.Write(fileMsg(cli, filepath.Join(dir, "missing"), "any", "m.txt", ""))
+	got := app.next(t, &appConn)
+	if !strings.Contains(string(got), `"file_error": "[Errno 2] No such file or directory: '`+filepath.Join(dir, "missing")+`'"`) {
+		t.Fatalf("file_error not delivered: %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "escape.txt")); err == nil {
+		t.Fatal("traversal wrote outside the target directory")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "in", "exists.txt")); string(b) != "old" {
+		t.Fatal("existing file overwritten")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "in", "b.txt")); err == nil {
+		t.Fatal("file of an unknown dst_type written")
+	}
+	// the link still works
+	waitPeers(t, srv, "still connected", func(p []string) bool { return len(p) == 1 })
+	deadline := time.Now().Add(time.Second)
+	_ = deadline
+}
