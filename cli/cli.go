@@ -42,7 +42,7 @@ func init() {
 		{"test_receive_messages", "print every message a connector delivers", runTestReceiveMessages},
 		{"test_send_messages", "send test messages through a connector", runTestSendMessages},
 		{"test_publish_messages", "publish test messages through a connector", runTestPublishMessages},
-		{"chat", "two-station chat and file transfer", notYet("chat", "the command-line tools issue (#8)")},
+		{"chat", "two-station chat and file transfer", runChat},
 		{"bench", "load generator: rate, throughput, pubsub, reqrep, file", runBench},
 		{"check_config", "validate a config file; exit 2 listing every problem", runCheckConfig},
 		{"version", "print aioconn's version", runVersion},
