@@ -413,13 +413,13 @@ func (e *Engine) Stop(timeout time.Duration) error {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		e.stopStreams(timeout)
-		err = e.eng.Stop(ctx)
+		// gnet's Stop polls for the end every 500 ms; the engine is over as soon as Rotate
+		// returns (e.done), so wait for that instead.
+		go e.eng.Stop(ctx)
 		select {
 		case <-e.done:
 		case <-ctx.Done():
-			if err == nil {
-				err = ctx.Err()
-			}
+			err = ctx.Err()
 		}
 	})
 	return err
