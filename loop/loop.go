@@ -255,6 +255,7 @@ func Start(ls []Listener, o Options) (*Engine, error) {
 		gnet.WithLoadBalancing(gnet.LeastConnections),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLogLevel(logging.ErrorLevel),
+		gnet.WithLogger(quietLogger{}),
 		gnet.WithTicker(true),
 		gnet.WithReuseAddr(true),
 		gnet.WithReusePort(o.ReusePort),
