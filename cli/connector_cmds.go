@@ -45,6 +45,14 @@ func runCreateConnector(ctx context.Context, args []string, stdout, stderr io.Wr
 			defer func() { pprof.StopCPUProfile(); f.Close() }()
 		}
 	}
+	if prof := os.Getenv("AIOCONN_MEMPROFILE"); prof != "" { // heap profile at exit, for benchmarks
+		defer func() {
+			if f, err := os.Create(prof); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
 	cn, err := connector.New(cfg, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "aioconn: %v\n", err)
