@@ -50,6 +50,7 @@ type apiHandler struct{ cn *Connector }
 
 func (h *apiHandler) OnOpen(c *loop.Conn) {
 	c.Ctx = &apiConn{}
+	h.cn.apiConns.Add(1)
 	if h.cn.cfg.DebugMsgCounts {
 		h.cn.stats.msgRecvdUDS.Add(1) // Python counts one extra per connection (LOCAL §10)
 	}
@@ -102,6 +103,7 @@ func (h *apiHandler) OnTraffic(c *loop.Conn) error {
 }
 
 func (h *apiHandler) OnClose(c *loop.Conn, err error) {
+	h.cn.apiConns.Add(-1)
 	h.cn.forgetWaitersOf(c)
 }
 

@@ -67,12 +67,14 @@ type Connector struct {
 	subMu    sync.Mutex // guards subTypes
 	subTypes []string   // client: current subscribe_message_types
 
-	cmdLn   *net.UnixListener
-	cmdWG   sync.WaitGroup
-	closed  atomic.Bool
-	stats   counters
-	statsWG sync.WaitGroup
-	tcpAddr atomic.Pointer[net.TCPAddr]
+	cmdLn  *net.UnixListener
+	cmdWG  sync.WaitGroup
+	closed atomic.Bool
+	// apiConns counts the application connections on the send socket (a readiness signal for tests).
+	apiConns atomic.Int64
+	stats    counters
+	statsWG  sync.WaitGroup
+	tcpAddr  atomic.Pointer[net.TCPAddr]
 	// peerEvt is closed and replaced whenever the peer table changes (PeerChange).
 	peerEvt atomic.Pointer[chan struct{}]
 	// Ready is closed when the first start completed (listeners bound, client dial launched).

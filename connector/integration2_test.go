@@ -318,7 +318,16 @@ func TestCommander(t *testing.T) {
 	write(t, csend, m("before"))
 	c1 := app.accept(t)
 	expectFrame(t, "before stop", readRaw(t, c1), m("before"))
+	before := srv.apiConns.Load()
 	ssend := dialUnix(t, sp.SendToConnector)
+	// the connection must be accepted by the loop before the stop (gnet drops connections it
+	// has accepted but not yet registered when it shuts down)
+	for deadline := time.Now().Add(5 * time.Second); srv.apiConns.Load() == before; {
+		if time.Now().After(deadline) {
+			t.Fatal("send connection never accepted")
+		}
+		time.Sleep(time.Millisecond)
+	}
 
 	if got := command(t, sp.Commander, "stop", map[string]any{"hard": false, "shutdown": false, "enable_delete_files": true}); got != "{}" {
 		t.Fatalf("stop: %q", got)
