@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -252,7 +253,7 @@ func (c *Connector) Start() error {
 	for _, t := range c.cfg.RecvMessageTypes {
 		c.recv[t] = newRecvType(c, t)
 	}
-	eng, err := loop.Start(ls, loop.Options{ReusePort: c.cfg.ReuseServerSockaddr})
+	eng, err := loop.Start(ls, loop.Options{ReusePort: c.cfg.ReuseServerSockaddr, Loops: loopsFromEnv()})
 	if err != nil {
 		os.Remove(c.paths.SendToConnector)
 		return fmt.Errorf("connector: start: %w", err)
@@ -449,4 +450,13 @@ func (c *Connector) unsubscribeOnStop() {
 	case <-done:
 	case <-time.After(time.Second):
 	}
+}
+
+// loopsFromEnv reads AIOCONN_LOOPS (number of event loops); the default is one loop per
+// GOMAXPROCS (see cli: a plaintext connector runs with GOMAXPROCS=1 unless told otherwise).
+func loopsFromEnv() int {
+	if n, err := strconv.Atoi(os.Getenv("AIOCONN_LOOPS")); err == nil && n > 0 {
+		return n
+	}
+	return runtime.GOMAXPROCS(0)
 }
