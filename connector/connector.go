@@ -86,7 +86,8 @@ type Connector struct {
 	// it is called with the peer name of every accepted connection (the Python repr of the
 	// client's socket address, e.g. "('127.0.0.1', 40312)") after the TLS handshake and before
 	// any of its traffic is read; false drops the connection. It runs on that connection's own
-	// goroutine and may block (the chat asks its user). Plaintext servers do not call it yet.
+	// goroutine and may block (the chat asks its user). On a plaintext server it runs on a
+	// goroutine of its own while the connection's input waits unread.
 	AuthClient func(peername string) bool
 }
 

@@ -68,6 +68,8 @@ type peer struct {
 	certName    string      // strict server: the client name its certificate maps to
 	sslDone     bool        // strict server: `_ssl` handled, nothing more is read
 	certStored  atomic.Bool // client: new certificate stored, reconnect at once
+	authPending atomic.Bool // plaintext server: AuthClient has not answered yet
+	authDenied  atomic.Bool // plaintext server: AuthClient refused the connection
 
 	// send persistence (persistence.go): persisted messages are sent before the queue
 	replay    *ring.MPSC[qmsg] // set on the loop before replaying turns true
@@ -110,6 +112,19 @@ func (h *peerHandler) OnOpen(c *loop.Conn) {
 			prev.conn.Close()
 		}
 		cn.log.Infof("%s Accepted connection from %s as %s", cn.sourceID, c.RemoteAddr(), p.name)
+		if !ok && cn.AuthClient != nil { // plaintext: ask off the loop; input waits meanwhile
+			p.authPending.Store(true)
+			go func(name string) {
+				if !cn.AuthClient(name) {
+					cn.log.Infof("%s blocking client %s", cn.sourceID, name)
+					p.authDenied.Store(true)
+				} else {
+					cn.log.Infof("%s accepting client %s", cn.sourceID, name)
+				}
+				p.authPending.Store(false)
+				c.Wake()
+			}(p.name)
+		}
 		if p.ident.Load() { // identified by its certificate
 			p.startReplay()
 		}
@@ -138,6 +153,12 @@ func (h *peerHandler) OnOpen(c *loop.Conn) {
 
 func (h *peerHandler) OnTraffic(c *loop.Conn) error {
 	p := c.Ctx.(*peer)
+	if p.authPending.Load() {
+		return nil // hook_server_auth_client has not answered yet
+	}
+	if p.authDenied.Load() {
+		return fmt.Errorf("connector: client %s refused by hook_server_auth_client", p.name)
+	}
 	if p.ackExpired.Swap(false) && p.ackWait != 0 {
 		p.cn.log.Warnf("%s no _ack received for transport_id %d from %s", p.cn.sourceID, p.ackWait, p.name)
 		p.ackWait = 0
