@@ -899,6 +899,9 @@ func TestTLSSecurityConcurrentIssuance(t *testing.T) {
 	if m.Len() != n {
 		t.Fatalf("source_id_2_cert.json holds %d names, want %d: %s", m.Len(), n, m.AppendJSON(nil))
 	}
+	if raw, _ := os.ReadFile(p.SourceIDMap); !bytes.Equal(raw, m.AppendJSON(nil)) {
+		t.Fatalf("source_id_2_cert.json is not in json.dump form: %q", trunc(raw))
+	}
 	serials := map[string]bool{}
 	pairs := make([]*gotls.Certificate, n)
 	for i, r := range replies {
