@@ -50,6 +50,8 @@ type API struct {
 	wg      sync.WaitGroup        // accept and reader goroutines
 
 	bufs sync.Pool // *[]byte frame buffers
+
+	tr Transport // embedded mode (transport.go); nil: unix sockets
 }
 
 type waiter struct {
@@ -269,6 +271,9 @@ func (a *API) SendMessage(ctx context.Context, o SendOptions) error {
 	if a.closed.Load() {
 		return ErrClosed
 	}
+	if a.tr != nil {
+		return a.trSend(&o)
+	}
 	p := a.getBuf()
 	defer a.putBuf(p)
 	f, err := a.encode(p, &o)
@@ -355,6 +360,12 @@ func (a *API) sendPreserved(ctx context.Context, f frame) error {
 // ever comes.
 func (a *API) SendMessageAwaitResponse(ctx context.Context, o SendOptions) (*Message, error) {
 	o.AwaitResponse = true
+	if a.tr != nil {
+		if a.closed.Load() {
+			return nil, ErrClosed
+		}
+		return a.trAwait(ctx, &o)
+	}
 	p := a.getBuf()
 	f, err := a.encode(p, &o)
 	if err != nil {
@@ -419,6 +430,9 @@ func (a *API) PublishMessage(ctx context.Context, o SendOptions) error {
 func (a *API) StartWaitingForMessages(messageType string, h Handler, reuse bool) error {
 	if h == nil {
 		return ErrNilHandler
+	}
+	if a.tr != nil {
+		return a.trListen(messageType, h)
 	}
 	if !slices.Contains(a.cfg.RecvMessageTypes, messageType) {
 		return fmt.Errorf("%w: %q (recv_message_types %q)", ErrNotRecvType, messageType, a.cfg.RecvMessageTypes)
@@ -523,6 +537,9 @@ func (a *API) StopWaitingForMessages(messageType string) error {
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNotWaiting, messageType)
 	}
+	if w.ln == nil { // embedded
+		return a.tr.Unlisten(messageType)
+	}
 	w.ln.Close()
 	if err := uds.Remove(w.path); err != nil {
 		return fmt.Errorf("api: stop_waiting_for_messages %s: %w", w.path, err)
@@ -547,6 +564,10 @@ func (a *API) Close() error {
 	a.mu.Unlock()
 	var errs []error
 	for _, w := range ws {
+		if w.ln == nil { // embedded
+			a.tr.Unlisten(w.msgType)
+			continue
+		}
 		w.ln.Close()
 		if err := uds.Remove(w.path); err != nil {
 			errs = append(errs, err)

@@ -104,12 +104,19 @@ func (h *apiHandler) OnTraffic(c *loop.Conn) error {
 
 func (h *apiHandler) OnClose(c *loop.Conn, err error) {
 	h.cn.apiConns.Add(-1)
-	h.cn.forgetWaitersOf(c)
+	h.cn.forgetWaitersOf(connReplier{c})
 }
 
 // handle applies LOCAL-API §4.2 steps 2–10 to one frame from an application.
 func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
-	cn := h.cn
+	return h.cn.route(connReplier{c}, a, fr, c.InboundBuffered())
+}
+
+// route applies LOCAL-API §4.2 steps 2–10 to one frame from an application; r receives the
+// reply of an await request, inbound is how much the application has buffered behind this
+// frame (for backpressure). Runs on the application connection's loop, or on an embedded API's
+// goroutine (under Local.mu).
+func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error {
 	if cn.cfg.DebugMsgCounts && !a.retry {
 		cn.stats.msgRecvdUDS.Add(1) // counted when read, as Python does (LOCAL §4.2 step 1)
 	}
@@ -176,7 +183,7 @@ func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 		if await {
 			if cn.cfg.DiskPersistenceSend.Any() {
 				a.closeAfter = false
-				cn.addWaiter(string(mtB), string(peerB), hd.RequestID, c)
+				cn.addWaiter(string(mtB), string(peerB), hd.RequestID, r)
 			} else {
 				a.closeAfter = true
 			}
@@ -195,7 +202,7 @@ func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 		if a.blockedSince.IsZero() {
 			a.blockedSince = time.Now()
 		}
-		if time.Since(a.blockedSince) < backpressureMax && c.InboundBuffered() < backpressureInbound {
+		if time.Since(a.blockedSince) < backpressureMax && inbound < backpressureInbound {
 			return errBackpressure
 		}
 	}
@@ -203,7 +210,7 @@ func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 	// 8. await_response
 	// Over the waiter limit the request is sent but not awaited: without preserve-socket its
 	// connection is then closed like any other frame's (Python's handler ends).
-	if await && cn.addWaiter(string(mtB), string(peerB), hd.RequestID, c) {
+	if await && cn.addWaiter(string(mtB), string(peerB), hd.RequestID, r) {
 		a.closeAfter = false
 	}
 	// 9. queue

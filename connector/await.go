@@ -18,7 +18,7 @@ type waitKey struct{ mtype, peer, id string }
 type waitGroupKey struct{ mtype, peer string }
 
 type waiter struct {
-	api      *loop.Conn
+	api      replier
 	deadline time.Time
 }
 
@@ -56,7 +56,7 @@ func pyKey(v codec.Value) (string, bool) {
 
 // addWaiter registers an await request before the message is queued (LOCAL-API §4.3). It reports
 // false when the waiter limit of (mtype, peer) is reached (the request is then not awaited).
-func (c *Connector) addWaiter(mtype, peer string, reqID codec.Value, api *loop.Conn) bool {
+func (c *Connector) addWaiter(mtype, peer string, reqID codec.Value, api replier) bool {
 	var id string
 	ok := false
 	if reqID.Present() {
@@ -107,21 +107,39 @@ func (c *Connector) completeWaiter(mtype, peer string, respID codec.Value, json,
 	}
 	b := bytebufferpool.Get()
 	b.B = codec.AppendFrame(b.B[:0], json, data, binary, withBinary)
-	closeAfter := !c.cfg.UDSPathSendPreserveSocket
-	api := w.api
-	if err := api.AsyncWrite(b.B, func(error) {
+	w.api.reply(b, !c.cfg.UDSPathSendPreserveSocket)
+	return true
+}
+
+// replier is where an await_response reply goes: the requester's socket connection, or an
+// embedded API's waiting call. Implementations must be comparable (map/equality use).
+type replier interface {
+	// reply takes ownership of b (returns it to the pool when done); closeAfter closes the
+	// requester's connection after the reply (non-preserve mode).
+	reply(b *bytebufferpool.ByteBuffer, closeAfter bool)
+	// drop ends the request without a reply (Python closes the connection).
+	drop()
+}
+
+// connReplier replies on an application's send_to_connector connection.
+type connReplier struct{ c *loop.Conn }
+
+func (r connReplier) reply(b *bytebufferpool.ByteBuffer, closeAfter bool) {
+	c := r.c
+	if err := c.AsyncWrite(b.B, func(error) {
 		bytebufferpool.Put(b)
 		if closeAfter {
-			api.Close()
+			c.Close()
 		}
 	}); err != nil {
 		bytebufferpool.Put(b)
 	}
-	return true
 }
 
+func (r connReplier) drop() { r.c.Close() }
+
 // forgetWaitersOf drops the waiters of a closed API connection.
-func (c *Connector) forgetWaitersOf(api *loop.Conn) {
+func (c *Connector) forgetWaitersOf(api replier) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, w := range c.waiters {

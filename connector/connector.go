@@ -71,6 +71,11 @@ type Connector struct {
 	cmdLn  *net.UnixListener
 	cmdWG  sync.WaitGroup
 	closed atomic.Bool
+	// embedded mode (embedded.go)
+	localOnce sync.Once
+	local     *Local
+	sinks     map[string]*localSink // guarded by mu: in-process listeners by message type
+
 	// apiConns counts the application connections on the send socket (a readiness signal for tests).
 	apiConns atomic.Int64
 	stats    counters
@@ -252,7 +257,12 @@ func (c *Connector) Start() error {
 	}
 	c.recv = map[string]*recvType{}
 	for _, t := range c.cfg.RecvMessageTypes {
-		c.recv[t] = newRecvType(c, t)
+		rt := newRecvType(c, t)
+		c.recv[t] = rt
+		if s := c.sinks[t]; s != nil {
+			rt.sink.Store(s)
+			go s.run(rt)
+		}
 	}
 	eng, err := loop.Start(ls, loop.Options{ReusePort: c.cfg.ReuseServerSockaddr, Loops: loopsFromEnv()})
 	if err != nil {
@@ -315,6 +325,9 @@ func (c *Connector) Stop(hard, shutdown, deleteFiles bool) {
 		eng.Stop(5 * time.Second)
 		c.statsWG.Wait()
 		c.mu.Lock()
+		for _, rt := range c.recv {
+			close(rt.stopped)
+		}
 		empty := map[string]*peer{}
 		c.peersMu.Lock()
 		c.peers.Store(&empty)
@@ -322,7 +335,7 @@ func (c *Connector) Stop(hard, shutdown, deleteFiles bool) {
 		c.peersMu.Unlock()
 		for k, w := range c.waiters {
 			if w.api != nil {
-				w.api.Close()
+				w.api.drop()
 			}
 			delete(c.waiters, k)
 		}

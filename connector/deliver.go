@@ -25,6 +25,8 @@ type recvType struct {
 	conn    atomic.Pointer[loop.Conn]
 	dialing atomic.Bool
 	rewake  atomic.Bool
+	sink    atomic.Pointer[localSink] // embedded mode: an in-process listener (embedded.go)
+	stopped chan struct{}             // closed when the run that owns this ring stops
 	// receive persistence (persistence.go)
 	mu         sync.Mutex
 	persisting bool // guarded by mu: the type is "disconnected", messages go to its file
@@ -34,13 +36,16 @@ type recvType struct {
 }
 
 func newRecvType(cn *Connector, t string) *recvType {
-	return &recvType{cn: cn, mtype: t, path: cn.paths.ReceivePath(t),
+	return &recvType{cn: cn, mtype: t, path: cn.paths.ReceivePath(t), stopped: make(chan struct{}),
 		q: ring.NewMPSC[*bytebufferpool.ByteBuffer](cn.cfg.MaxQueueSize, defaultMaxBytes)}
 }
 
 // listenerPresent is the original's rule: a listener exists iff its socket file exists. Callers
 // check it once per read burst, not per message.
 func (rt *recvType) listenerPresent() bool {
+	if rt.sink.Load() != nil {
+		return true
+	}
 	_, err := os.Lstat(rt.path)
 	return err == nil
 }
@@ -63,6 +68,10 @@ func (rt *recvType) push(json, data, binary []byte, withBinary bool) {
 
 // kick makes the consumer run: wakes the cached connection, or starts a dial. Concurrency-safe.
 func (rt *recvType) kick() {
+	if s := rt.sink.Load(); s != nil {
+		s.kick()
+		return
+	}
 	if c := rt.conn.Load(); c != nil {
 		if c.Wake() == nil {
 			return

@@ -1,0 +1,204 @@
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/valyala/bytebufferpool"
+)
+
+// Embedded mode: a Go application in the connector's own process talks to it through a Local
+// instead of the unix sockets. Frames go straight into the connector's routing (the same code
+// as the send socket: filters, await_response, acks, persistence) and delivered messages come
+// out of the type rings to the application's handler; only the application↔connector hop
+// disappears, the peer link is unchanged. Package api uses a Local as its Transport
+// (api.NewWithTransport); the methods below match that interface.
+
+// ErrNoLocalType is returned by Listen for a type that is not in recv_message_types.
+var ErrNoLocalType = errors.New("connector: message type not in recv_message_types")
+
+// Local is the in-process endpoint of a connector. Concurrency-safe.
+type Local struct {
+	cn *Connector
+	mu sync.Mutex // serialises route calls (the apiConn buffers are single-threaded)
+	a  apiConn
+}
+
+// Local returns the connector's in-process endpoint (one per connector).
+func (c *Connector) Local() *Local {
+	c.localOnce.Do(func() { c.local = &Local{cn: c} })
+	return c.local
+}
+
+// Send hands one complete frame (prefix included) to the connector, exactly as if it had been
+// written on the send_to_connector socket; the connector copies what it keeps. While the
+// destination queue is full it waits (backpressure) up to half a second, then drops as the
+// socket path does.
+func (l *Local) Send(frame []byte) error {
+	_, err := l.send(frame, nil)
+	return err
+}
+
+// send routes frame; ended reports that the connector ended an await request at once (what
+// closes an application's await connection on the socket path).
+func (l *Local) send(frame []byte, r replier) (ended bool, err error) {
+	for start := time.Now(); ; {
+		l.mu.Lock()
+		if r == nil {
+			r = localNoReply{}
+		}
+		err = l.cn.route(r, &l.a, frame, 0)
+		touched := l.a.touched
+		l.a.touched = nil
+		ended = l.a.closeAfter
+		l.a.closeAfter = false
+		l.mu.Unlock()
+		for _, p := range touched {
+			p.conn.Wake()
+		}
+		if err != errBackpressure {
+			return ended, err
+		}
+		if time.Since(start) > backpressureMax {
+			l.mu.Lock()
+			l.a.blockedSince = time.Now().Add(-2 * backpressureMax) // give up: the next route drops
+			l.mu.Unlock()
+		}
+		time.Sleep(rewakeDelay)
+	}
+}
+
+// SendAwait hands an await_response frame and waits for the reply frame (the caller owns it),
+// or for ctx. (nil, nil) means the connector ended the request without a reply, as when it
+// closes an application's await connection (peer absent, ignored traffic).
+func (l *Local) SendAwait(ctx context.Context, frame []byte) ([]byte, error) {
+	r := &localReplier{ch: make(chan []byte, 1)}
+	ended, err := l.send(frame, r)
+	if err != nil {
+		return nil, err
+	}
+	if ended {
+		return nil, nil
+	}
+	select {
+	case b, ok := <-r.ch:
+		if !ok {
+			return nil, nil
+		}
+		return b, nil
+	case <-ctx.Done():
+		l.cn.forgetWaitersOf(r)
+		return nil, ctx.Err()
+	}
+}
+
+// Listen makes the connector deliver messages of messageType to h instead of dialing the
+// type's receive socket. h runs on one goroutine per type, sequentially; frame is a complete
+// frame valid only during the call. One listener per type; Unlisten removes it.
+func (l *Local) Listen(messageType string, h func(frame []byte)) error {
+	cn := l.cn
+	if _, ok := cn.recvTypes[messageType]; !ok {
+		return fmt.Errorf("%w: %s", ErrNoLocalType, messageType)
+	}
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if cn.sinks == nil {
+		cn.sinks = map[string]*localSink{}
+	}
+	if old := cn.sinks[messageType]; old != nil {
+		return fmt.Errorf("connector: already listening for %s", messageType)
+	}
+	s := &localSink{h: h, wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	cn.sinks[messageType] = s
+	if rt := cn.recv[messageType]; rt != nil {
+		rt.sink.Store(s)
+		go s.run(rt)
+	}
+	return nil
+}
+
+// Unlisten stops local delivery of messageType (messages then go to its socket, if any).
+func (l *Local) Unlisten(messageType string) error {
+	cn := l.cn
+	cn.mu.Lock()
+	s := cn.sinks[messageType]
+	delete(cn.sinks, messageType)
+	rt := cn.recv[messageType]
+	cn.mu.Unlock()
+	if s == nil {
+		return fmt.Errorf("connector: not listening for %s", messageType)
+	}
+	if rt != nil {
+		rt.sink.CompareAndSwap(s, nil)
+	}
+	s.stop()
+	return nil
+}
+
+// localSink delivers one type's ring to an in-process handler.
+type localSink struct {
+	h    func(frame []byte)
+	wake chan struct{}
+	quit chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+func (s *localSink) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *localSink) stop() {
+	s.once.Do(func() { close(s.quit) })
+}
+
+// run drains rt's ring into the handler until stopped (or the ring's run ends).
+func (s *localSink) run(rt *recvType) {
+	var batch []*bytebufferpool.ByteBuffer
+	for {
+		for {
+			batch = rt.q.PopBatch(batch[:0], sendBatchMsgs)
+			if len(batch) == 0 {
+				break
+			}
+			for i, b := range batch {
+				s.h(b.B)
+				bytebufferpool.Put(b)
+				batch[i] = nil
+			}
+		}
+		select {
+		case <-s.wake:
+		case <-s.quit:
+			return
+		case <-rt.stopped:
+			return
+		}
+	}
+}
+
+// localReplier receives an embedded await's reply.
+type localReplier struct {
+	ch   chan []byte
+	once sync.Once
+}
+
+func (r *localReplier) reply(b *bytebufferpool.ByteBuffer, _ bool) {
+	out := append([]byte(nil), b.B...)
+	bytebufferpool.Put(b)
+	r.once.Do(func() { r.ch <- out })
+}
+
+func (r *localReplier) drop() { r.once.Do(func() { close(r.ch) }) }
+
+// localNoReply is the replier of plain (non-await) embedded sends.
+type localNoReply struct{}
+
+func (localNoReply) reply(b *bytebufferpool.ByteBuffer, _ bool) { bytebufferpool.Put(b) }
+func (localNoReply) drop()                                      {}
