@@ -45,7 +45,8 @@ func (l *Local) Send(frame []byte) error {
 // send routes frame; ended reports that the connector ended an await request at once (what
 // closes an application's await connection on the socket path).
 func (l *Local) send(frame []byte, r replier) (ended bool, err error) {
-	for start := time.Now(); ; {
+	var start time.Time
+	for {
 		l.mu.Lock()
 		if r == nil {
 			r = localNoReply{}
@@ -61,6 +62,9 @@ func (l *Local) send(frame []byte, r replier) (ended bool, err error) {
 		}
 		if err != errBackpressure {
 			return ended, err
+		}
+		if start.IsZero() {
+			start = time.Now()
 		}
 		if time.Since(start) > backpressureMax {
 			l.mu.Lock()
