@@ -26,6 +26,15 @@ const (
 	ModePubsub     = "pubsub"
 	ModeReqrep     = "reqrep"
 	ModeFile       = "file"
+	ModePersist    = "persist"   // disk_persistence_send: spill to an absent client, then replay
+	ModeCertStorm  = "certstorm" // strict TLS: many first-time clients get certificates at once
+)
+
+// TLS modes of Options.TLS.
+const (
+	TLSOff      = ""          // plain TCP (use_ssl false)
+	TLSStrict   = "strict"    // use_ssl true, ssl_allow_all false: certificates made for the run
+	TLSAllowAll = "allow-all" // use_ssl true, ssl_allow_all true: server certificate only
 )
 
 // Options of one bench run. Zero values take the defaults of DefaultOptions.
@@ -43,8 +52,15 @@ type Options struct {
 	Subscribers int           `json:"subscribers"` // pubsub
 	Concurrency int           `json:"concurrency"` // reqrep concurrent phase
 	FileSize    int64         `json:"file_size"`   // file
-	Drain       time.Duration `json:"drain_ns"`    // wait for stragglers after the last send (no progress for this long)
-	StartupTime time.Duration `json:"-"`           // bound on starting and connecting all connectors
+	FileChunk   int64         `json:"file_chunk"`  // file: 0 one with_file message; else chunks of this size (as the API splits)
+	FileDir     string        `json:"-"`           // file: where the source and received files go (default the run's temp dir)
+	TLS         string        `json:"tls"`         // TLSOff, TLSStrict or TLSAllowAll
+	// Config, when set, is the config file of an already running server connector (ours or a
+	// Python one): the bench starts only the clients it needs and drives that server's sockets.
+	Config      string        `json:"config,omitempty"`
+	StormRate   float64       `json:"storm_rate"` // certstorm: msg/s of the established client during the storm
+	Drain       time.Duration `json:"drain_ns"`   // wait for stragglers after the last send (no progress for this long)
+	StartupTime time.Duration `json:"-"`          // bound on starting and connecting all connectors
 	// Progress, when set, receives a one-line status about once a second.
 	Progress func(line string) `json:"-"`
 }
@@ -53,7 +69,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{Mode: ModeRate, Target: TargetGo, Clients: 100, Rate: 40, Size: 100, Duration: 10 * time.Second,
 		Count: 1_000_000, Window: 16000, Subscribers: 10, Concurrency: 16, FileSize: 100 << 20,
-		Drain: 2 * time.Second, StartupTime: 60 * time.Second}
+		Drain: 2 * time.Second, StartupTime: 60 * time.Second, StormRate: 1000}
 }
 
 func (o *Options) fill() error {
@@ -101,6 +117,25 @@ func (o *Options) fill() error {
 	if o.StartupTime <= 0 {
 		o.StartupTime = d.StartupTime
 	}
+	if o.StormRate <= 0 {
+		o.StormRate = d.StormRate
+	}
+	switch o.TLS {
+	case TLSOff, TLSStrict, TLSAllowAll:
+	case "allow_all", "allowall":
+		o.TLS = TLSAllowAll
+	default:
+		return fmt.Errorf("%w: tls %q (strict or allow-all)", ErrBadOptions, o.TLS)
+	}
+	if o.Mode == ModeCertStorm && o.TLS == TLSOff {
+		o.TLS = TLSStrict
+	}
+	if o.Mode == ModeCertStorm && o.TLS != TLSStrict {
+		return fmt.Errorf("%w: certstorm needs strict TLS", ErrBadOptions)
+	}
+	if o.FileChunk < 0 || o.FileSize > 1<<40 {
+		return fmt.Errorf("%w: file size %d, chunk %d", ErrBadOptions, o.FileSize, o.FileChunk)
+	}
 	switch o.Target {
 	case TargetGo, TargetPython:
 	default:
@@ -131,8 +166,12 @@ type Phase struct {
 	// application) or, in reqrep, the round trip.
 	Latency     *Latency        `json:"latency,omitempty"`
 	Subscribers []SubscriberRes `json:"subscribers,omitempty"`
-	CPUPerMsgUs float64         `json:"connector_cpu_per_msg_us"` // all connector processes, per delivered message
-	BenchCPUUs  float64         `json:"bench_cpu_per_msg_us"`     // the bench process itself
+	File        *FileRes        `json:"file,omitempty"`
+	Storm       *StormRes       `json:"storm,omitempty"`
+	// lat is the sorted latency sample (ns) behind Latency, kept for --plot.
+	lat         []int64
+	CPUPerMsgUs float64 `json:"connector_cpu_per_msg_us"` // all connector processes, per delivered message
+	BenchCPUUs  float64 `json:"bench_cpu_per_msg_us"`     // the bench process itself
 }
 
 // SubscriberRes is one pubsub subscriber's figures.
@@ -199,11 +238,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res := &Result{Options: o, Machine: machineInfo(), Start: time.Now()}
 	switch o.Mode {
-	case ModeFile:
-		return res, fmt.Errorf("%w: file (file transfer is not implemented in the aioconn connector yet; see issue 4)", ErrNotSupported)
-	case ModeRate, ModeThroughput, ModePubsub, ModeReqrep:
+	case ModeRate, ModeThroughput, ModePubsub, ModeReqrep, ModeFile, ModePersist, ModeCertStorm:
 	default:
-		return nil, fmt.Errorf("%w: mode %q (rate, throughput, pubsub, reqrep, file)", ErrBadOptions, o.Mode)
+		return nil, fmt.Errorf("%w: mode %q (rate, throughput, pubsub, reqrep, file, persist, certstorm)", ErrBadOptions, o.Mode)
+	}
+	if o.Config != "" && (o.Mode == ModePersist || o.Mode == ModeCertStorm) {
+		return nil, fmt.Errorf("%w: --config with mode %s (the bench must start that server itself)", ErrBadOptions, o.Mode)
 	}
 	e, err := newEnv(&o)
 	if err != nil {
@@ -219,10 +259,23 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		err = runPubsub(ctx, e, &o, res)
 	case ModeReqrep:
 		err = runReqrep(ctx, e, &o, res)
+	case ModeFile:
+		err = runFile(ctx, e, &o, res)
+	case ModePersist:
+		err = runPersist(ctx, e, &o, res)
+	case ModeCertStorm:
+		err = runCertStorm(ctx, e, &o, res)
 	}
 	res.Procs = e.stats()
 	if o.Target == TargetPython {
 		res.Notes = append(res.Notes, "target: Python aioconnectors 1.0.33 connectors from "+e.pyPath)
+	}
+	if e.ext != nil {
+		res.Notes = append(res.Notes, e.ext.note())
+	}
+	if o.TLS != TLSOff {
+		res.Notes = append(res.Notes, "tls: "+o.TLS+" (certificates made for the run by create_certificates"+
+			map[bool]string{true: "; each client got its certificate through _ssl on its first connection)", false: ")"}[o.TLS == TLSStrict])
 	}
 	return res, err
 }

@@ -124,6 +124,16 @@ func (c *counter) addBatch(datas [][]byte, now int64) {
 	}
 }
 
+// resetPhase forgets the latency samples and the duplicate, reorder and first-arrival counts
+// (the bitmaps stay): the next phase uses other streams.
+func (c *counter) resetPhase() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lat = nil
+	c.dup, c.ooo, c.lastRecv, c.firstRecv = 0, 0, 0, 0
+	c.unique.Store(0)
+}
+
 // missing counts, per stream, the sequence numbers in [0, sent[stream]) that never arrived: the
 // loss, read from the bitmaps (not sent minus delivered).
 func (c *counter) missing(sent []int64) (lost, delivered int64) {

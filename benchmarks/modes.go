@@ -115,6 +115,7 @@ func finish(ph *Phase, clk *clock, sendStart, sendEnd int64, cnt *counter, sent 
 	ph.Duplicated, ph.Reordered = cnt.dup, cnt.ooo
 	end := max(cnt.lastRecv, sendEnd)
 	ph.Latency = latencyOf(cnt.lat)
+	ph.lat = cnt.lat
 	cnt.mu.Unlock()
 	ph.Elapsed = time.Duration(end - sendStart).Seconds()
 	if ph.Elapsed > 0 {
@@ -442,7 +443,7 @@ func runPubsub(ctx context.Context, e *env, o *Options, res *Result) error {
 		ph.Duplicated += one.Duplicated
 		ph.Reordered += one.Reordered
 		if i == 0 {
-			ph.Latency = one.Latency
+			ph.Latency, ph.lat = one.Latency, one.lat
 		}
 		c.mu.Lock()
 		lastRecv = max(lastRecv, c.lastRecv)
@@ -599,6 +600,7 @@ func runReqrep(ctx context.Context, e *env, o *Options, res *Result) error {
 		cnt.mu.Lock()
 		ph.Duplicated, ph.Reordered = cnt.dup, cnt.ooo
 		ph.Latency = latencyOf(cnt.lat)
+		ph.lat = cnt.lat
 		cnt.mu.Unlock()
 		ph.Sent, ph.Lost, ph.Delivered = n, lost, delivered
 		ph.Elapsed = time.Duration(end - start).Seconds()

@@ -35,6 +35,14 @@ type env struct {
 	dir    string
 	port   int
 	server string // server's peer name as clients write it: "('127.0.0.1', port)"
+	host   string // server host
+	// TLS: mode (TLSOff, TLSStrict, TLSAllowAll) and the certificates_directory_path of every
+	// connector of the run.
+	tls     string
+	certDir string
+	ext     *external // --config: the running server connector, nil when the bench starts it
+	// fileType is the dst_type file mode uses with an external server ("" = fileDstType).
+	fileType string
 
 	mu    sync.Mutex
 	procs []*proc
@@ -42,18 +50,21 @@ type env struct {
 
 // proc is one connector process with the paths its application sockets use.
 type proc struct {
-	name string // client name, or "server"
-	role string // "server", "client", "publisher", "subscriber"
-	cmd  *exec.Cmd
+	name string    // client name, or "server"
+	role string    // "server", "client", "publisher", "subscriber"
+	cmd  *exec.Cmd // nil for an external connector
+	pid  int       // 0 when unknown (external connector not found in /proc)
 	done chan struct{}
 	opts *config.APIOptions
 	cpu0 time.Duration
+	// cfgPath is the config file the bench wrote for it
+	cfgPath string
 }
 
 // newEnv creates a short temp directory (unix socket paths are limited to 108 bytes) and picks a
 // free 127.0.0.1 port for the server.
 func newEnv(o *Options) (*env, error) {
-	e := &env{target: o.Target, bin: o.Bin, pyPath: o.PythonPath, python: "python3"}
+	e := &env{target: o.Target, bin: o.Bin, pyPath: o.PythonPath, python: "python3", host: "127.0.0.1", tls: o.TLS}
 	if e.target == TargetGo && e.bin == "" {
 		return nil, ErrNoBinary
 	}
@@ -73,6 +84,14 @@ func newEnv(o *Options) (*env, error) {
 		return nil, err
 	}
 	e.dir = dir
+	if o.Config != "" {
+		if err := e.loadExternal(o.Config); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		o.TLS = e.tls
+		return e, nil
+	}
 	port, err := freePort()
 	if err != nil {
 		os.RemoveAll(dir)
@@ -80,6 +99,12 @@ func newEnv(o *Options) (*env, error) {
 	}
 	e.port = port
 	e.server = fmt.Sprintf("('127.0.0.1', %d)", port)
+	if e.tls != TLSOff {
+		if err := e.createCertificates(); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+	}
 	return e, nil
 }
 
@@ -95,9 +120,19 @@ func freePort() (int, error) {
 // start writes the config of one connector (common keys plus extra) and starts its process.
 // name is the client name; "" starts the server.
 func (e *env) start(name, role string, extra map[string]any) (*proc, error) {
+	p, err := e.prepare(name, role, extra)
+	if err != nil {
+		return nil, err
+	}
+	return p, e.launch(p)
+}
+
+// prepare writes the config of one connector and returns its (not started) proc, so that an
+// application socket can be opened before the connector starts.
+func (e *env) prepare(name, role string, extra map[string]any) (*proc, error) {
 	cfg := map[string]any{
-		"server_sockaddr":          []any{"127.0.0.1", e.port},
-		"use_ssl":                  false,
+		"server_sockaddr":          []any{e.host, e.port},
+		"use_ssl":                  e.tls != TLSOff,
 		"connector_files_dirpath":  e.dir,
 		"default_logger_dirpath":   e.dir,
 		"default_logger_log_level": "WARNING",
@@ -108,6 +143,10 @@ func (e *env) start(name, role string, extra map[string]any) (*proc, error) {
 	}
 	if name != "" {
 		cfg["client_name"] = name
+	}
+	if e.tls != TLSOff {
+		cfg["ssl_allow_all"] = e.tls == TLSAllowAll
+		cfg["certificates_directory_path"] = e.certDir
 	}
 	for k, v := range extra {
 		cfg[k] = v
@@ -128,6 +167,12 @@ func (e *env) start(name, role string, extra map[string]any) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
+	return &proc{name: name, role: role, done: make(chan struct{}), opts: opts, cfgPath: path}, nil
+}
+
+// launch starts a prepared connector.
+func (e *env) launch(p *proc) error {
+	path, role := p.cfgPath, p.role
 	var cmd *exec.Cmd
 	if e.target == TargetPython {
 		cmd = exec.Command(e.python, "-m", "aioconnectors", "create_connector", path)
@@ -143,14 +188,14 @@ func (e *env) start(name, role string, extra map[string]any) (*proc, error) {
 	// its children itself (by PID).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("benchmarks: start %s connector: %w", role, err)
+		return fmt.Errorf("benchmarks: start %s connector: %w", role, err)
 	}
-	p := &proc{name: name, role: role, cmd: cmd, done: make(chan struct{}), opts: opts}
+	p.cmd, p.pid = cmd, cmd.Process.Pid
 	go func() { cmd.Wait(); close(p.done) }()
 	e.mu.Lock()
 	e.procs = append(e.procs, p)
 	e.mu.Unlock()
-	return p, nil
+	return nil
 }
 
 // waitSocket waits until the connector listens on its send-to-connector socket.
@@ -195,6 +240,9 @@ func (e *env) waitConnected(ctx context.Context, p *proc, timeout time.Duration)
 
 // startServer starts the server and waits for its socket.
 func (e *env) startServer(ctx context.Context, extra map[string]any, timeout time.Duration) (*proc, error) {
+	if e.ext != nil {
+		return e.ext.p, e.waitSocket(ctx, e.ext.p, timeout)
+	}
 	p, err := e.start("", "server", extra)
 	if err != nil {
 		return nil, err
@@ -243,10 +291,15 @@ func (e *env) stop() {
 	e.procs = nil
 	e.mu.Unlock()
 	for _, p := range procs {
-		p.cmd.Process.Signal(syscall.SIGTERM)
+		if p.cmd != nil {
+			p.cmd.Process.Signal(syscall.SIGTERM)
+		}
 	}
 	timeout := time.After(3 * time.Second)
 	for _, p := range procs {
+		if p.cmd == nil {
+			continue
+		}
 		select {
 		case <-p.done:
 		case <-timeout:
@@ -262,7 +315,7 @@ func (e *env) markCPU() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, p := range e.procs {
-		p.cpu0, _ = procCPU(p.cmd.Process.Pid)
+		p.cpu0, _ = procCPU(p.pid)
 	}
 }
 
@@ -281,9 +334,9 @@ func (e *env) stats() []ProcStats {
 		}
 		s := &out[i]
 		s.Count++
-		cpu, _ := procCPU(p.cmd.Process.Pid)
+		cpu, _ := procCPU(p.pid)
 		s.CPUSeconds += (cpu - p.cpu0).Seconds()
-		rss := procPeakRSS(p.cmd.Process.Pid)
+		rss := procPeakRSS(p.pid)
 		s.PeakRSSMBTotal += rss
 		if rss > s.PeakRSSMBMax {
 			s.PeakRSSMBMax = rss
@@ -297,7 +350,7 @@ func (e *env) cpuTotal() time.Duration {
 	defer e.mu.Unlock()
 	var t time.Duration
 	for _, p := range e.procs {
-		c, _ := procCPU(p.cmd.Process.Pid)
+		c, _ := procCPU(p.pid)
 		t += c - p.cpu0
 	}
 	return t
@@ -305,6 +358,9 @@ func (e *env) cpuTotal() time.Duration {
 
 // procCPU returns user+system CPU time of pid from /proc/<pid>/stat (clock ticks of 10 ms).
 func procCPU(pid int) (time.Duration, error) {
+	if pid <= 0 {
+		return 0, errors.New("benchmarks: no pid")
+	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, err
@@ -325,6 +381,9 @@ func procCPU(pid int) (time.Duration, error) {
 
 // procPeakRSS returns VmHWM of pid in MiB (0 if unknown).
 func procPeakRSS(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0

@@ -30,8 +30,22 @@ func (r *Result) Params() string {
 		s = fmt.Sprintf("up to %d requests or %v per phase, concurrency %d", o.Count, o.Duration, o.Concurrency)
 	case ModeFile:
 		s = fmt.Sprintf("file of %d bytes", o.FileSize)
+		if o.FileChunk > 0 && o.FileSize > o.FileChunk {
+			s += fmt.Sprintf(" in chunks of %d", o.FileChunk)
+		}
+	case ModePersist:
+		s = fmt.Sprintf("%d messages spilled to an absent client, then replayed", min(o.Count, persistMax))
+	case ModeCertStorm:
+		s = fmt.Sprintf("%d first-time clients at once, 1 established client at %g msg/s", o.Clients, o.StormRate)
 	}
-	return fmt.Sprintf("mode %s, target %s, %s, %d-byte data", o.Mode, o.Target, s, o.Size)
+	tls := ""
+	if o.TLS != TLSOff {
+		tls = ", TLS " + o.TLS
+	}
+	if o.Config != "" {
+		tls += ", server from " + o.Config
+	}
+	return fmt.Sprintf("mode %s, target %s%s, %s, %d-byte data", o.Mode, o.Target, tls, s, o.Size)
 }
 
 // WriteTable writes res as a human table.
@@ -62,6 +76,16 @@ func WriteTable(w io.Writer, res *Result) {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t\n", s.Name, s.Delivered, s.Lost, s.Duplicated, s.Rate)
 		}
 		tw.Flush()
+	}
+	for _, p := range res.Phases {
+		if f := p.File; f != nil {
+			fmt.Fprintf(w, "\nfile: %d bytes in %d message(s): %.3f s, %.1f MB/s, verified %v (sha256 %s)%s\n",
+				f.Bytes, f.Chunks, f.Seconds, f.MBps, f.Verified, f.SHA256, map[bool]string{true: " " + f.Note, false: ""}[f.Note != ""])
+		}
+		if s := p.Storm; s != nil {
+			fmt.Fprintf(w, "\ncertstorm: %d clients: %d certificates issued (median %.2f s, last %.2f s), %d connected, all served in %.2f s (0 = not within %.0f s); launch took %.2f s; %d exited\n",
+				s.Clients, s.Issued, s.IssuedP50S, s.IssuedMaxS, s.Connected, s.AllServedS, s.BoundS, s.LaunchS, s.StartFailed)
+		}
 	}
 	if len(res.Procs) > 0 {
 		fmt.Fprintln(w, "\nconnector processes (CPU during the measured phases; peak RSS = VmHWM):")

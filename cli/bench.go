@@ -12,7 +12,7 @@ import (
 	"github.com/aioconn/aioconn/benchmarks"
 )
 
-const benchUsage = `usage: aioconn bench [--mode rate|throughput|pubsub|reqrep|file] [options]
+const benchUsage = `usage: aioconn bench [--mode rate|throughput|pubsub|reqrep|file|persist|certstorm] [options]
 
 Starts its own connectors on 127.0.0.1 (free ports, a temp directory), drives them through their
 unix sockets as applications do, counts every message by sequence number at the receiver, prints
@@ -24,7 +24,18 @@ modes:
   throughput  one client → server as fast as an in-flight --window allows (--count, --duration cap)
   pubsub      one publisher → --subscribers N through a pubsub_central_broker server
   reqrep      await_response round trips: sequential, then --concurrency concurrent requesters
-  file        file transfer: not supported yet (the connector has no file transfer yet)
+  file        one --file-size file (with_file) from a client app through both connectors to the
+              server's disk; seconds, MB/s, SHA-256 verified, peak RSS of each connector
+              (--file-chunk N: as the Python API splits big files, chunks reassembled by the server)
+  persist     disk_persistence_send: the server app sends --count messages to an absent client
+              (spill rate), then the client starts and gets them replayed (replay rate, loss)
+  certstorm   strict TLS: --clients first-time clients start at once and get certificates through
+              _ssl, while an established client streams --storm-rate msg/s (its latency is measured)
+
+--tls runs any mode in strict TLS with certificates made for the run (each client gets its own
+certificate on its first connection); --tls-allow-all in allow-all TLS. --config FILE targets an
+already running server connector (aioconn or Python) instead of starting one: its TLS mode,
+certificates directory and sockets are used, and the bench starts only the clients.
 
 options:
 `
@@ -51,6 +62,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	impl := fs.String("impl", "", "same as --target (go or py)")
 	fs.StringVar(&o.Bin, "bin", "", "aioconn binary to start as connector (default: this program)")
 	fs.StringVar(&o.PythonPath, "aioconnectors-path", os.Getenv("AIOCONNECTORS_PATH"), "directory holding the aioconnectors package")
+	fs.Int64Var(&o.FileChunk, "file-chunk", 0, "file: send in chunks of this many bytes, as the API does (0: one with_file message)")
+	fs.StringVar(&o.FileDir, "file-dir", "", "file: directory for the source and received files (default the run's temp dir)")
+	fs.Float64Var(&o.StormRate, "storm-rate", d.StormRate, "certstorm: msg/s of the established client")
+	tlsStrict := fs.Bool("tls", false, "strict TLS (use_ssl, certificates made for the run)")
+	tlsAll := fs.Bool("tls-allow-all", false, "allow-all TLS (use_ssl, ssl_allow_all)")
+	fs.StringVar(&o.Config, "config", "", "config file of an already running server connector to target")
+	plot := fs.String("plot", "", "write the latency histogram and percentile curve to this SVG file")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	fs.Usage = func() {
@@ -84,10 +102,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		o.Bin = exe
 	}
+	if *tlsStrict && *tlsAll {
+		fmt.Fprintln(stderr, "aioconn bench: --tls and --tls-allow-all exclude each other")
+		return 2
+	}
+	if *tlsStrict {
+		o.TLS = benchmarks.TLSStrict
+	} else if *tlsAll {
+		o.TLS = benchmarks.TLSAllowAll
+	}
+	pl := &progressLine{w: stderr, tty: isTerminal(stderr)}
 	if !*quiet {
-		o.Progress = func(line string) { fmt.Fprintln(stderr, line) }
+		o.Progress = pl.show
 	}
 	res, err := benchmarks.Run(ctx, o)
+	pl.end()
 	if errors.Is(err, benchmarks.ErrNotSupported) {
 		fmt.Fprintf(stderr, "aioconn bench: %v\n", err)
 		return 3
@@ -103,9 +132,54 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			benchmarks.WriteTable(stdout, res)
 		}
 	}
+	code := 0
+	if *plot != "" && res != nil {
+		if perr := writePlotFile(*plot, res); perr != nil {
+			fmt.Fprintf(stderr, "aioconn bench: plot: %v\n", perr)
+			code = 1
+		}
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "aioconn bench: %v\n", err)
 		return 1
 	}
-	return 0
+	return code
+}
+
+func writePlotFile(path string, res *benchmarks.Result) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := benchmarks.WritePlot(f, res); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	return f.Close()
+}
+
+// progressLine prints progress: on a terminal one line rewritten in place (\r, erase to the
+// end of the line), otherwise one plain line per report. Called from one goroutine at a time.
+type progressLine struct {
+	w     io.Writer
+	tty   bool
+	shown bool
+}
+
+func (p *progressLine) show(line string) {
+	if !p.tty {
+		fmt.Fprintln(p.w, line)
+		return
+	}
+	fmt.Fprintf(p.w, "\r%s\x1b[K", line)
+	p.shown = true
+}
+
+// end finishes a rewritten line so that what follows starts on a fresh line.
+func (p *progressLine) end() {
+	if p.shown {
+		fmt.Fprint(p.w, "\r\x1b[K")
+		p.shown = false
+	}
 }
