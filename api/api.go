@@ -52,6 +52,8 @@ type API struct {
 	bufs sync.Pool // *[]byte frame buffers
 
 	tr Transport // embedded mode (transport.go); nil: unix sockets
+
+	chunk int64 // chunk size of large files (chunk.go); 0: ChunkSize
 }
 
 type waiter struct {
@@ -260,9 +262,7 @@ func withCancel(ctx context.Context, c net.Conn) (stop func() bool) {
 // With o.AwaitResponse set, SendMessage behaves as SendMessageAwaitResponse and discards the
 // reply. The API does not retain o's slices.
 //
-// TODO(file-transfer): with_file chunking of LOCAL-API §4.1 (files of at least 1e9 bytes are
-// split into <dst_name>__aioconnectors_chunk_<i>_<n> files) is not implemented: the
-// with_file object is sent as given and the connector reads the whole file.
+// Files of at least ChunkSize bytes are sent in chunks (chunk.go, LOCAL-API §4.1).
 func (a *API) SendMessage(ctx context.Context, o SendOptions) error {
 	if o.AwaitResponse {
 		_, err := a.SendMessageAwaitResponse(ctx, o)
@@ -270,6 +270,9 @@ func (a *API) SendMessage(ctx context.Context, o SendOptions) error {
 	}
 	if a.closed.Load() {
 		return ErrClosed
+	}
+	if _, done, err := a.maybeChunk(ctx, o, false); done {
+		return err
 	}
 	if a.tr != nil {
 		return a.trSend(&o)
@@ -360,6 +363,9 @@ func (a *API) sendPreserved(ctx context.Context, f frame) error {
 // ever comes.
 func (a *API) SendMessageAwaitResponse(ctx context.Context, o SendOptions) (*Message, error) {
 	o.AwaitResponse = true
+	if m, done, err := a.maybeChunk(ctx, o, true); done {
+		return m, err
+	}
 	if a.tr != nil {
 		if a.closed.Load() {
 			return nil, ErrClosed

@@ -82,6 +82,16 @@ type WithFile struct {
 	SrcPath, DstType, DstName string
 	Delete                    *bool
 	Owner                     string
+	// Chunked is with_file.chunked ([basename, index, total]) of one chunk of a large file;
+	// SendMessage fills it when it splits a file (chunk.go). Leave it nil.
+	Chunked *Chunked
+}
+
+// Chunked is with_file.chunked: the chunk's basename (<dst_name>__aioconnectors_chunk), its
+// 1-based index and the number of chunks.
+type Chunked struct {
+	Basename     string
+	Index, Total int
 }
 
 // Keys of the transport JSON written by the API, in pack_message order.
@@ -183,6 +193,16 @@ func appendHeader(dst []byte, id *ident, o *SendOptions) ([]byte, error) {
 		}
 		if wf.Owner != "" {
 			w.Str("owner", wf.Owner)
+		}
+		if c := wf.Chunked; c != nil {
+			w.Raw("chunked", nil)
+			l := append(w.B, '[')
+			l = codec.AppendPyString(l, c.Basename)
+			l = append(l, ", "...)
+			l = strconv.AppendInt(l, int64(c.Index), 10)
+			l = append(l, ", "...)
+			l = strconv.AppendInt(l, int64(c.Total), 10)
+			w.B = append(l, ']')
 		}
 		ob.B = w.End()
 	}
