@@ -65,12 +65,13 @@ func (e *env) loadExternal(path string) error {
 	return nil
 }
 
-// findConnectorPID looks for one process whose command line holds "create_connector" and the
-// config file (by absolute path or base name); 0 when none or several match.
+// findConnectorPID looks for one process whose command line holds "create_connector" followed
+// by the config file: the one given by absolute path, else the only one by base name (a
+// relative path); 0 when none or several match.
 func findConnectorPID(abs string) int {
 	ents, _ := os.ReadDir("/proc")
 	base := filepath.Base(abs)
-	var found []int
+	var found, exact []int
 	for _, d := range ents {
 		pid, err := strconv.Atoi(d.Name())
 		if err != nil || pid == os.Getpid() {
@@ -80,12 +81,19 @@ func findConnectorPID(abs string) int {
 		if err != nil || !bytes.Contains(b, []byte("create_connector")) {
 			continue
 		}
-		for _, a := range strings.Split(string(b), "\x00") {
-			if a == abs || filepath.Base(a) == base {
+		args := strings.Split(string(b), "\x00")
+		for i := 0; i+1 < len(args); i++ {
+			if a := args[i+1]; args[i] == "create_connector" && (a == abs || filepath.Base(a) == base) {
 				found = append(found, pid)
+				if a == abs {
+					exact = append(exact, pid)
+				}
 				break
 			}
 		}
+	}
+	if len(exact) == 1 {
+		return exact[0]
 	}
 	sort.Ints(found)
 	if len(found) != 1 {

@@ -1,9 +1,11 @@
 package benchmarks
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/aioconn/aioconn/persist"
 )
 
 // persistMax is the replay bound of the connectors (1.0.33 blocks beyond 300 000 records; ours
@@ -77,10 +81,10 @@ func runPersist(ctx context.Context, e *env, o *Options, res *Result) error {
 			file = findPersistFile(e.dir, "connector_disk_persistence_send_from_")
 		}
 		if file != "" && !sized {
-			// the record length as the connector wrote it (the frame may have been re-encoded)
-			if b, err := os.ReadFile(file); err == nil && len(b) >= len(persistSeparator)+4 {
-				recLen = int64(len(persistSeparator)+4) + int64(binary.LittleEndian.Uint32(b[len(persistSeparator):]))
-				want, sized = recLen*n, true
+			// the record length as the connector wrote it: aioconn's format (header, mark + CRC
+			// per record) or Python's (separator per record)
+			if hd, rl, ok := persistLayout(file); ok {
+				recLen, want, sized = rl, hd+rl*n, true
 			}
 		}
 		var s int64
@@ -104,7 +108,7 @@ func runPersist(ctx context.Context, e *env, o *Options, res *Result) error {
 	if size >= want {
 		spill.Delivered = n
 	} else {
-		spill.Delivered = size / recLen
+		spill.Delivered = max(0, size-(want-recLen*n)) / recLen
 		spill.Lost = n - spill.Delivered
 	}
 	if spill.Elapsed > 0 {
@@ -163,6 +167,28 @@ func runPersist(ctx context.Context, e *env, o *Options, res *Result) error {
 }
 
 const persistSeparator = "@@@PERSISTENCE_SEPARATOR@@@"
+
+// persistLayout reads the start of a send persistence file: the file header length and the
+// length of its first record (every record of the run has the same length).
+func persistLayout(path string) (header, rec int64, ok bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, false
+	}
+	defer f.Close()
+	b := make([]byte, 64)
+	n, _ := io.ReadFull(f, b)
+	b = b[:n]
+	switch {
+	case bytes.HasPrefix(b, []byte(persist.Magic)) && len(b) >= persist.HeaderLen+persist.RecordOverhead+4:
+		fl := binary.LittleEndian.Uint32(b[persist.HeaderLen+persist.RecordOverhead:])
+		return int64(persist.HeaderLen), int64(persist.RecordOverhead+4) + int64(fl), true
+	case bytes.HasPrefix(b, []byte(persistSeparator)) && len(b) >= len(persistSeparator)+4:
+		fl := binary.LittleEndian.Uint32(b[len(persistSeparator):])
+		return 0, int64(len(persistSeparator)+4) + int64(fl), true
+	}
+	return 0, 0, false
+}
 
 // findPersistFile finds the first file under dir whose name starts with prefix.
 func findPersistFile(dir, prefix string) string {
