@@ -25,6 +25,13 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(Separator + Separator))
 	f.Add(append([]byte(Separator), frame(`{"a": 1}`, "x"+Separator[:24], "", false)...))
 	f.Add([]byte("junk"))
+	ours := Header()
+	for _, fr := range testFrames(3) {
+		ours = AppendAioconnRecord(ours, fr)
+	}
+	f.Add(ours)
+	f.Add(ours[:len(ours)-3])
+	f.Add(append([]byte("junk"), ours[HeaderLen:]...))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, content []byte) {
 		path := filepath.Join(dir, "p")
@@ -58,13 +65,19 @@ func FuzzRoundTrip(f *testing.F) {
 	f.Add([]byte("hello"), []byte("bin"), uint8(3))
 	f.Add([]byte("x"+Separator+"y"), []byte(Separator+Separator[:25]), uint8(2))
 	f.Add([]byte(Separator[:24]), []byte(""), uint8(5))
+	f.Add([]byte("x"+Separator+"y"), []byte(Separator+Separator[:25]), uint8(0x82))
+	f.Add([]byte(Separator[:24]), []byte(RecordMark+Magic), uint8(0x85))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data, bin []byte, count uint8) {
 		n := int(count%8) + 1
 		var want [][]byte
 		path := filepath.Join(dir, "p")
 		os.Remove(path)
-		s := Open(path, 0)
+		ft := FormatAioconn
+		if count&0x80 != 0 {
+			ft = FormatPython
+		}
+		s := OpenFormat(path, 0, ft)
 		for i := 0; i < n; i++ {
 			var fr []byte
 			d := data[:len(data)*i/n]
@@ -76,7 +89,11 @@ func FuzzRoundTrip(f *testing.F) {
 			if err := s.Append(fr); err != nil {
 				t.Fatal(err)
 			}
-			want = append(want, AppendRecord(nil, fr)[SepLen:])
+			if ft == FormatPython {
+				want = append(want, AppendRecord(nil, fr)[SepLen:])
+			} else {
+				want = append(want, fr) // never altered
+			}
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)

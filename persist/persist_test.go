@@ -83,7 +83,7 @@ func TestGoldenPython1033(t *testing.T) {
 
 	dir := t.TempDir()
 	path := SendPath(dir, "127001_10673", "client1")
-	s := Open(path, 0)
+	s := OpenFormat(path, 0, FormatPython)
 	for i, f := range frames {
 		if err := s.Append(f); err != nil {
 			t.Fatalf("Append %d: %v", i, err)
@@ -102,7 +102,7 @@ func TestGoldenPython1033(t *testing.T) {
 
 	// Same with one batch.
 	path2 := path + "_batch"
-	s2 := Open(path2, 0)
+	s2 := OpenFormat(path2, 0, FormatPython)
 	if err := s2.AppendBatch(frames); err != nil {
 		t.Fatal(err)
 	}
@@ -149,47 +149,62 @@ func TestAppendRecordReplacement(t *testing.T) {
 }
 
 func TestSizeRule(t *testing.T) {
-	f := frame(`{"message_type": "any"}`, "0123456789", "", false)
-	rec := int64(len(f) + SepLen)
-	cases := []struct {
-		max      int64
-		fits     int // records that fit
-		preexist int64
-	}{
-		{rec, 1, 0},
-		{rec - 1, 0, 0},
-		{2*rec - 1, 1, 0},
-		{2 * rec, 2, 0},
-		{rec + 10, 0, 11},
-		{rec + 10, 1, 10},
-	}
-	for i, c := range cases {
-		path := filepath.Join(t.TempDir(), "p")
-		if c.preexist > 0 {
-			os.WriteFile(path, bytes.Repeat([]byte{'x'}, int(c.preexist)), 0o666)
+	for _, ft := range []Format{FormatPython, FormatAioconn} {
+		f := frame(`{"message_type": "any"}`, "0123456789", "", false)
+		rec, head := int64(len(f)+SepLen), int64(0)
+		if ft == FormatAioconn {
+			rec, head = int64(len(f)+RecordOverhead), int64(HeaderLen)
 		}
-		s := Open(path, c.max)
-		stored := 0
-		for k := 0; k < 3; k++ {
-			err := s.Append(f)
-			if err == nil {
-				stored++
-				continue
+		cases := []struct {
+			max      int64
+			fits     int // records that fit
+			preexist int64
+		}{
+			{head + rec, 1, 0},
+			{head + rec - 1, 0, 0},
+			{head + 2*rec - 1, 1, 0},
+			{head + 2*rec, 2, 0},
+			{rec + 30, 0, 31},
+			{rec + 30, 1, 30},
+		}
+		for i, c := range cases {
+			path := filepath.Join(t.TempDir(), "p")
+			if c.preexist > 0 {
+				// an existing file in the format under test
+				pre := bytes.Repeat([]byte{'x'}, int(c.preexist))
+				copy(pre, sep)
+				if ft == FormatAioconn {
+					copy(pre, header)
+				}
+				os.WriteFile(path, pre, 0o666)
 			}
-			if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), fmt.Sprintf("Cannot store message of size %d", len(f))) ||
-				!strings.Contains(err.Error(), path) {
-				t.Fatalf("case %d: error %v", i, err)
+			s := OpenFormat(path, c.max, ft)
+			stored := 0
+			for k := 0; k < 3; k++ {
+				err := s.Append(f)
+				if err == nil {
+					stored++
+					continue
+				}
+				if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), fmt.Sprintf("Cannot store message of size %d", len(f))) ||
+					!strings.Contains(err.Error(), path) {
+					t.Fatalf("%v case %d: error %v", ft, i, err)
+				}
 			}
-		}
-		if stored != c.fits {
-			t.Errorf("case %d: stored %d, want %d", i, stored, c.fits)
-		}
-		if got, want := s.Size(), c.preexist+int64(stored)*rec; got != want {
-			t.Errorf("case %d: Size %d want %d", i, got, want)
-		}
-		s.Close()
-		if got := s.Size(); got != c.preexist+int64(stored)*rec {
-			t.Errorf("case %d: Size after Close %d", i, got)
+			if stored != c.fits {
+				t.Errorf("%v case %d: stored %d, want %d", ft, i, stored, c.fits)
+			}
+			want := c.preexist + int64(stored)*rec
+			if c.preexist == 0 && stored > 0 {
+				want += head
+			}
+			if got := s.Size(); got != want {
+				t.Errorf("%v case %d: Size %d want %d", ft, i, got, want)
+			}
+			s.Close()
+			if got := s.Size(); got != want && stored > 0 {
+				t.Errorf("%v case %d: Size after Close %d want %d", ft, i, got, want)
+			}
 		}
 	}
 }
@@ -232,7 +247,12 @@ func testFrames(n int) [][]byte {
 
 func writeFrames(t testing.TB, path string, fs [][]byte) {
 	t.Helper()
-	s := Open(path, 0)
+	writeFramesF(t, path, fs, FormatAioconn)
+}
+
+func writeFramesF(t testing.TB, path string, fs [][]byte, f Format) {
+	t.Helper()
+	s := OpenFormat(path, 0, f)
 	if err := s.AppendBatch(fs); err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +267,7 @@ func TestCrashTruncation(t *testing.T) {
 	fs := testFrames(3)
 	dir := t.TempDir()
 	full := filepath.Join(dir, "full")
-	writeFrames(t, full, fs)
+	writeFramesF(t, full, fs, FormatPython)
 	b, _ := os.ReadFile(full)
 	lastStart := len(b) - len(fs[2]) - SepLen
 	cut := filepath.Join(dir, "cut")
@@ -292,17 +312,32 @@ func TestLoadCorruptMiddleContinues(t *testing.T) {
 	}
 }
 
+// TestLoadInvalidFile: a file in neither format loads nothing, is reported as damaged (with
+// ErrInvalidFile) and is left alone by Load; an empty file or a torn aioconn header is just
+// empty.
 func TestLoadInvalidFile(t *testing.T) {
 	dir := t.TempDir()
-	for i, content := range []string{"", "@@@PERSISTENCE_SEPARATOR@@", "xx" + Separator, Replacement} {
+	for i, content := range []string{"@@@PERSISTENCE_SEPARATOR@@", "xx" + Separator, Replacement, "\x89AIOCP\r\nzz"} {
 		p := filepath.Join(dir, fmt.Sprint("f", i))
 		os.WriteFile(p, []byte(content), 0o666)
 		n, err := Load(p, func([]byte) error { t.Fatal("called"); return nil })
-		if n != 0 || !errors.Is(err, ErrInvalidFile) || !strings.Contains(err.Error(), p) {
+		var de *DamageError
+		if n != 0 || !errors.Is(err, ErrBadRecord) || !errors.As(err, &de) || !strings.Contains(err.Error(), p) ||
+			len(de.Ranges) != 1 || de.Ranges[0] != (Range{0, int64(len(content))}) {
 			t.Errorf("%q: %d %v", content, n, err)
+		}
+		if i < 3 && !errors.Is(err, ErrInvalidFile) {
+			t.Errorf("%q: %v", content, err)
 		}
 		if _, serr := os.Stat(p); serr != nil {
 			t.Errorf("Load removed %s", p)
+		}
+	}
+	for i, content := range []string{"", Magic[:3], string(header[:HeaderLen-1])} {
+		p := filepath.Join(dir, fmt.Sprint("e", i))
+		os.WriteFile(p, []byte(content), 0o666)
+		if n, err := Load(p, nil); n != 0 || err != nil {
+			t.Errorf("%q: %d %v", content, n, err)
 		}
 	}
 	if _, err := Load(filepath.Join(dir, "missing"), nil); !errors.Is(err, iofs.ErrNotExist) {
@@ -359,15 +394,17 @@ func TestLoadChunkBoundaries(t *testing.T) {
 		fs = append(fs, frame(`{"message_type": "any", "with_binary": true}`, strings.Repeat("@", i*7%1000), strings.Repeat("\x40", i*13%700), true))
 	}
 	fs = append(fs, frame(`{"message_type": "big"}`, strings.Repeat("q", 300_000), "", false))
-	path := filepath.Join(t.TempDir(), "p")
-	writeFrames(t, path, fs)
-	got, err := loadAll(t, path)
-	if err != nil || len(got) != len(fs) {
-		t.Fatalf("%d %v", len(got), err)
-	}
-	for i := range fs {
-		if !bytes.Equal(got[i], fs[i]) {
-			t.Fatalf("record %d differs", i)
+	for _, ft := range []Format{FormatAioconn, FormatPython} {
+		path := filepath.Join(t.TempDir(), "p")
+		writeFramesF(t, path, fs, ft)
+		got, err := loadAll(t, path)
+		if err != nil || len(got) != len(fs) {
+			t.Fatalf("%v: %d %v", ft, len(got), err)
+		}
+		for i := range fs {
+			if !bytes.Equal(got[i], fs[i]) {
+				t.Fatalf("%v: record %d differs", ft, i)
+			}
 		}
 	}
 }
@@ -382,7 +419,7 @@ func TestLoadOversizedRecordSkipped(t *testing.T) {
 		frame(`{"a": 3}`, "z", "", false),
 	}
 	path := filepath.Join(t.TempDir(), "p")
-	writeFrames(t, path, fs)
+	writeFramesF(t, path, fs, FormatPython)
 	got, err := loadAll(t, path)
 	if len(got) != 2 || !bytes.Equal(got[1], fs[2]) || !errors.Is(err, ErrBadRecord) || !errors.Is(err, codec.ErrFrameTooLarge) {
 		t.Fatalf("%d %v", len(got), err)
@@ -407,6 +444,13 @@ func TestLoadCallbackError(t *testing.T) {
 }
 
 func TestLoadAndRemove(t *testing.T) {
+	for _, ft := range []Format{FormatAioconn, FormatPython} {
+		t.Run(ft.String(), func(t *testing.T) { testLoadAndRemove(t, ft) })
+	}
+}
+
+func testLoadAndRemove(t *testing.T, ft Format) {
+	writeFrames := func(t testing.TB, path string, fs [][]byte) { t.Helper(); writeFramesF(t, path, fs, ft) }
 	fs := testFrames(10)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "p")
@@ -480,19 +524,30 @@ func TestLoadAndRemove(t *testing.T) {
 		t.Fatalf("rest: %d %v", len(rest), err)
 	}
 
-	// Invalid file: removed like Python.
+	// Invalid file: removed (Python deletes it), its bytes kept aside.
 	os.WriteFile(path, []byte("nonsense"), 0o666)
-	if n, err := LoadAndRemove(path, 0, nil); n != 0 || !errors.Is(err, ErrInvalidFile) || Exists(path) {
+	if n, err := LoadAndRemove(path, 0, nil); n != 0 || !errors.Is(err, ErrInvalidFile) || Exists(path) ||
+		!strings.Contains(err.Error(), path+".corrupt-0") {
 		t.Fatalf("invalid: %d %v", n, err)
 	}
+	if b, _ := os.ReadFile(path + ".corrupt-0"); string(b) != "nonsense" {
+		t.Fatalf("aside: %q", b)
+	}
+	os.Remove(path + ".corrupt-0")
 
-	// Bad last record: dropped with the file, error reported.
-	writeFrames(t, path, fs[:2])
+	// Bad last record: the file goes, the damaged tail is kept aside.
+	writeFramesF(t, path, fs[:2], ft)
 	b, _ := os.ReadFile(path)
 	os.WriteFile(path, b[:len(b)-3], 0o666)
-	if n, err := LoadAndRemove(path, 0, func([]byte) error { return nil }); n != 1 || !errors.Is(err, ErrBadRecord) || Exists(path) {
+	var de *DamageError
+	if n, err := LoadAndRemove(path, 0, func([]byte) error { return nil }); n != 1 || !errors.Is(err, ErrBadRecord) || Exists(path) ||
+		!errors.As(err, &de) || de.Aside == "" {
 		t.Fatalf("bad: %d %v", n, err)
 	}
+	if a, _ := os.ReadFile(de.Aside); int64(len(a)) != de.Ranges[0].Len || de.Ranges[0].Off+de.Ranges[0].Len != int64(len(b)-3) {
+		t.Fatalf("aside %d bytes, ranges %v", len(a), de.Ranges)
+	}
+	os.Remove(de.Aside)
 	if _, err := LoadAndRemove(path, 0, nil); !errors.Is(err, iofs.ErrNotExist) {
 		t.Fatalf("missing: %v", err)
 	}

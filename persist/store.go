@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"sync"
 )
@@ -52,21 +53,33 @@ const commitSize = 256 << 10
 // frame (the caller keeps ownership of it); frames larger than the commit size are written
 // from the caller's slice directly, before Append returns.
 type Store struct {
-	mu   sync.Mutex
-	path string
-	max  int64
-	f    *os.File
-	size int64 // bytes in the file plus bytes in buf; valid when f != nil
-	buf  []byte
+	mu     sync.Mutex
+	path   string
+	max    int64
+	format Format // for new files
+	f      *os.File
+	fi     os.FileInfo // of f at open: detects that path was removed or replaced
+	ff     Format      // format of the open file
+	size   int64       // bytes in the file plus bytes in buf; valid when f != nil
+	buf    []byte
+	// needHeader: the open file is empty and in FormatAioconn; the next record starts it
+	needHeader bool
 }
 
-// Open returns a Store for path with the size limit maxSize (max_size_persistence_path;
-// a value <= 0 means DefaultMaxSize). Nothing is opened or created until the first Append.
-func Open(path string, maxSize int64) *Store {
+// Open returns a Store for path in FormatAioconn with the size limit maxSize
+// (max_size_persistence_path; a value <= 0 means DefaultMaxSize). Nothing is opened or
+// created until the first Append.
+func Open(path string, maxSize int64) *Store { return OpenFormat(path, maxSize, FormatAioconn) }
+
+// OpenFormat is Open with the format of the files the Store creates. A file that already
+// exists keeps its own format: records are appended in the format its first bytes show
+// (Detect), and in FormatAioconn when they show neither (the loader then resynchronises on
+// the records and sets the unknown start aside), so a file never mixes formats.
+func OpenFormat(path string, maxSize int64, f Format) *Store {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxSize
 	}
-	return &Store{path: path, max: maxSize}
+	return &Store{path: path, max: maxSize, format: f}
 }
 
 // Path returns the file path of the store.
@@ -86,7 +99,7 @@ func (s *Store) open() error {
 	if s.f != nil {
 		return nil
 	}
-	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o666)
+	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o666)
 	if err != nil {
 		return fmt.Errorf("persist: open %s: %w", s.path, err)
 	}
@@ -95,14 +108,35 @@ func (s *Store) open() error {
 		f.Close()
 		return fmt.Errorf("persist: stat %s: %w", s.path, err)
 	}
-	s.f, s.size = f, st.Size()
+	s.f, s.fi, s.size, s.ff = f, st, st.Size(), s.format
+	if s.size == 0 {
+		s.startFile()
+		return nil
+	}
+	var start [SepLen]byte
+	n, _ := f.ReadAt(start[:], 0)
+	s.ff, _ = Detect(start[:n])
 	return nil
+}
+
+// startFile notes that the open file is empty: in FormatAioconn the first record is
+// preceded by the header. Caller holds mu.
+func (s *Store) startFile() {
+	s.needHeader = s.ff == FormatAioconn
+}
+
+// overhead is what a record adds to its frame in the open file's format.
+func (s *Store) overhead() int {
+	if s.ff == FormatPython {
+		return SepLen
+	}
+	return RecordOverhead
 }
 
 // tooLarge returns the ErrTooLarge error for a frame of n bytes.
 func (s *Store) tooLarge(n int) error {
 	return fmt.Errorf("%w: Cannot store message of size %d to persistence because %s is too big (%d + %d + %d > %d)",
-		ErrTooLarge, n, s.path, n, SepLen, s.size, s.max)
+		ErrTooLarge, n, s.path, n, s.overhead(), s.size, s.max)
 }
 
 // Append adds one record: Separator followed by frame (a complete frame including its
@@ -126,15 +160,28 @@ func (s *Store) Append(frame []byte) error {
 }
 
 func (s *Store) appendLocked(frame []byte) error {
-	if int64(len(frame))+int64(SepLen)+s.size > s.max {
+	ov := s.overhead()
+	head := 0
+	if s.needHeader {
+		head = HeaderLen
+	}
+	if int64(len(frame))+int64(ov+head)+s.size > s.max {
 		return s.tooLarge(len(frame))
 	}
-	if len(frame) >= commitSize && !needsAltering(frame) {
+	if s.needHeader {
+		s.buf = append(s.buf, header...)
+		s.size += int64(HeaderLen)
+		s.needHeader = false
+	}
+	if len(frame) >= commitSize && (s.ff == FormatAioconn || !needsAltering(frame)) {
 		// Big frame: write it from the caller's slice instead of copying it.
-		if err := s.flushLocked(); err != nil {
-			return err
+		if s.ff == FormatPython {
+			s.buf = append(s.buf, sep...)
+		} else {
+			s.buf = append(s.buf, mark...)
+			s.buf = binary.LittleEndian.AppendUint32(s.buf, crc32.Checksum(frame, castagnol))
 		}
-		s.buf = append(s.buf, sep...)
+		s.size += int64(ov)
 		if err := s.flushLocked(); err != nil {
 			return err
 		}
@@ -145,8 +192,12 @@ func (s *Store) appendLocked(frame []byte) error {
 		}
 		return nil
 	}
-	s.buf = AppendRecord(s.buf, frame)
-	s.size += int64(SepLen + len(frame))
+	if s.ff == FormatPython {
+		s.buf = AppendRecord(s.buf, frame)
+	} else {
+		s.buf = AppendAioconnRecord(s.buf, frame)
+	}
+	s.size += int64(ov + len(frame))
 	if len(s.buf) >= commitSize {
 		return s.flushLocked()
 	}
@@ -246,6 +297,7 @@ func (s *Store) flushLocked() error {
 	if len(s.buf) == 0 || s.f == nil {
 		return nil
 	}
+	s.reopenIfReplaced()
 	n, err := s.f.Write(s.buf)
 	if err != nil {
 		// Keep what was not written so a later Flush can retry; the size already counts it.
@@ -258,6 +310,56 @@ func (s *Store) flushLocked() error {
 		s.buf = s.buf[:0]
 	}
 	return nil
+}
+
+// reopenIfReplaced handles a file removed or replaced behind the Store's back
+// (delete_previous_persistence_remains, an operator, MoveTo of another Store): the buffered
+// records go to a new file at path instead of an unlinked inode. Caller holds mu; f != nil.
+func (s *Store) reopenIfReplaced() {
+	st, err := os.Stat(s.path)
+	if err == nil && os.SameFile(st, s.fi) {
+		return
+	}
+	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o666)
+	if err != nil {
+		return // keep writing to the old descriptor; the write error, if any, is reported
+	}
+	st, err = f.Stat()
+	if err != nil {
+		f.Close()
+		return
+	}
+	s.f.Close()
+	pending := s.buf
+	if s.ff == FormatAioconn && bytes.HasPrefix(pending, header) {
+		pending = pending[HeaderLen:]
+	}
+	s.f, s.fi, s.buf, s.size = f, st, nil, st.Size()
+	if s.size == 0 && s.ff == FormatAioconn {
+		s.buf = append(s.buf, header...)
+		s.size += int64(HeaderLen)
+	}
+	s.buf = append(s.buf, pending...)
+	s.size += int64(len(pending))
+}
+
+// MoveTo hands the file over for replay: it flushes the buffer, closes the file and renames
+// path to dst (on the same file system), so that appends made while dst is being loaded go
+// to a new file at path instead of racing with the loader. It reports false (and does
+// nothing) when there is no file at path. The Store stays usable.
+func (s *Store) MoveTo(dst string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.closeLocked(); err != nil {
+		return false, err
+	}
+	if err := os.Rename(s.path, dst); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("persist: move %s: %w", s.path, err)
+	}
+	return true, nil
 }
 
 // Sync flushes and then fsyncs the file, making every appended record durable.
@@ -304,6 +406,10 @@ func (s *Store) Buffered() int {
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.closeLocked()
+}
+
+func (s *Store) closeLocked() error {
 	if s.f == nil {
 		return nil
 	}
