@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -146,12 +149,162 @@ func TestSmoke(t *testing.T) {
 		}
 	})
 	t.Run("file", func(t *testing.T) {
-		o := smokeOptions(bin)
-		o.Mode = ModeFile
-		if _, err := Run(ctx, o); !errors.Is(err, ErrNotSupported) {
-			t.Fatalf("err %v, want ErrNotSupported", err)
+		for _, chunk := range []int64{0, 400_000} {
+			o := smokeOptions(bin)
+			o.Mode, o.FileSize, o.FileChunk = ModeFile, 1_000_003, chunk
+			res, err := Run(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := res.Phases[0].File
+			want := 1
+			if chunk > 0 {
+				want = 3
+			}
+			if f == nil || !f.Verified || f.Chunks != want || f.Seconds <= 0 || f.MBps <= 0 {
+				t.Fatalf("chunk %d: %+v", chunk, f)
+			}
+			if len(res.Procs) != 2 || res.Procs[0].PeakRSSMBMax <= 0 || res.Procs[1].PeakRSSMBMax <= 0 {
+				t.Errorf("procs %+v", res.Procs)
+			}
 		}
 	})
+	t.Run("persist", func(t *testing.T) {
+		o := smokeOptions(bin)
+		o.Mode, o.Count = ModePersist, 3000
+		res, err := Run(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Phases) != 2 {
+			t.Fatalf("phases %+v", res.Phases)
+		}
+		for _, ph := range res.Phases {
+			if ph.Sent != 3000 || ph.Delivered != 3000 || ph.Lost != 0 || ph.Duplicated != 0 || ph.Rate <= 0 {
+				t.Errorf("%+v", ph)
+			}
+		}
+	})
+	t.Run("tls", func(t *testing.T) {
+		for _, mode := range []string{TLSStrict, TLSAllowAll} {
+			o := smokeOptions(bin)
+			o.Mode, o.Count, o.Window, o.TLS = ModeThroughput, 3000, 1000, mode
+			res, err := Run(ctx, o)
+			if err != nil {
+				t.Fatalf("%s: %v", mode, err)
+			}
+			checkLossless(t, res.Phases[0])
+		}
+	})
+	t.Run("certstorm", func(t *testing.T) {
+		o := smokeOptions(bin)
+		o.Mode, o.Clients, o.StormRate, o.Duration = ModeCertStorm, 3, 500, 300*time.Millisecond
+		res, err := Run(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Phases) != 2 {
+			t.Fatalf("phases %+v", res.Phases)
+		}
+		for _, ph := range res.Phases {
+			checkLossless(t, ph)
+		}
+		st := res.Phases[1].Storm
+		if st == nil || st.Issued != 3 || st.Connected != 3 || st.AllServedS <= 0 {
+			t.Fatalf("storm %+v", st)
+		}
+	})
+}
+
+// TestConfigExternal targets a server connector the test started itself (--config).
+func TestConfigExternal(t *testing.T) {
+	bin := aioconnBin(t)
+	dir, err := os.MkdirTemp("", "acx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`{"is_server": true, "server_sockaddr": ["127.0.0.1", %d], "use_ssl": false, "connector_files_dirpath": %q,
+		"default_logger_dirpath": %q, "default_logger_log_level": "WARNING", "file_recv_config": {"f": {"target_directory": %q}}}`,
+		port, dir, dir, filepath.Join(dir, "recv"))
+	path := filepath.Join(dir, "srv.json")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "create_connector", path)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	for _, mode := range []string{ModeThroughput, ModeFile} {
+		o := smokeOptions(bin)
+		o.Mode, o.Count, o.Window, o.FileSize, o.Config = mode, 2000, 500, 100_000, path
+		res, err := Run(context.Background(), o)
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		if mode == ModeThroughput {
+			checkLossless(t, res.Phases[0])
+		} else if f := res.Phases[0].File; f == nil || !f.Verified {
+			t.Errorf("file %+v", f)
+		}
+		if res.Procs[0].Role != "server (external)" || res.Procs[0].PeakRSSMBMax <= 0 {
+			t.Errorf("procs %+v (the server's PID should be found)", res.Procs)
+		}
+	}
+	if cmd.ProcessState != nil {
+		t.Fatal("the external connector was stopped by the bench")
+	}
+	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the external connector is gone: %v", err)
+	}
+	if _, err := Run(context.Background(), Options{Mode: ModePersist, Bin: bin, Config: path}); !errors.Is(err, ErrBadOptions) {
+		t.Errorf("persist with --config: %v", err)
+	}
+}
+
+// TestPlot draws a result with two phases and checks the SVG is well-formed XML with the
+// run's parameters in its title.
+func TestPlot(t *testing.T) {
+	res := &Result{Options: DefaultOptions(), Machine: machineInfo(), Start: time.Now()}
+	for k, name := range []string{"a", "b"} {
+		ns := make([]int64, 5000)
+		for i := range ns {
+			ns[i] = int64(1000 + i*i*(k+1))
+		}
+		res.Phases = append(res.Phases, Phase{Name: name, lat: ns})
+	}
+	var b bytes.Buffer
+	if err := WritePlot(&b, res); err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(&b)
+	n := 0
+	for {
+		_, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("SVG is not XML: %v", err)
+		}
+		n++
+	}
+	if n < 50 || !strings.Contains(b.String(), "") {
+		t.Errorf("%d tokens", n)
+	}
+	var b2 bytes.Buffer
+	WritePlot(&b2, res)
+	if !strings.Contains(b2.String(), "100 clients × 40 msg/s") || strings.Count(b2.String(), "<polyline") != 2 {
+		t.Errorf("title or curves missing")
+	}
+	if err := WritePlot(&b, &Result{}); !errors.Is(err, ErrNoLatency) {
+		t.Errorf("empty: %v", err)
+	}
 }
 
 // TestCLIJSON runs the binary's `bench --json` (the cli wiring) for a tiny throughput run.
@@ -173,8 +326,16 @@ func TestCLIJSON(t *testing.T) {
 	if len(res.Phases) != 1 || res.Phases[0].Delivered != 2000 || res.Machine.NumCPU == 0 {
 		t.Fatalf("%+v", res)
 	}
-	if code := exitCode(exec.Command(bin, "bench", "--mode", "file").Run()); code != 3 {
-		t.Errorf("file mode exit %d, want 3", code)
+	svg := filepath.Join(t.TempDir(), "p.svg")
+	cmd = exec.Command(bin, "bench", "--mode", "throughput", "--count", "2000", "--quiet", "--drain", "500ms", "--plot", svg)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if b, err := os.ReadFile(svg); err != nil || !bytes.HasPrefix(b, []byte("<svg")) {
+		t.Errorf("plot: %v %.40q", err, b)
+	}
+	if code := exitCode(exec.Command(bin, "bench", "--tls", "--tls-allow-all").Run()); code != 2 {
+		t.Errorf("--tls --tls-allow-all exit %d, want 2", code)
 	}
 	if code := exitCode(exec.Command(bin, "bench", "--mode", "nope").Run()); code != 2 {
 		t.Errorf("bad mode exit %d, want 2", code)

@@ -30,7 +30,7 @@ type StormRes struct {
 const stormBound = 90 * time.Second
 
 // runCertStorm: a strict TLS server, one established client streaming o.StormRate msg/s to it
-// (phase "baseline" for 2 s, then phase "during storm"), and o.Clients first-time clients
+// (phase "baseline" for 2 s or o.Duration if shorter, then phase "during storm"), and o.Clients first-time clients
 // started at once. The storm phase lasts until every storm client is connected with its own
 // certificate (or stormBound); its latency is the established client's during the storm.
 func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
@@ -69,7 +69,7 @@ func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 	cpuSelf0 := selfCPU()
 	start := clk.now()
 	stopB := make(chan struct{})
-	time.AfterFunc(2*time.Second, func() { close(stopB) })
+	time.AfterFunc(min(2*time.Second, o.Duration), func() { close(stopB) })
 	n, err := paceOne(ctx, conns[0], &t, 0, o.StormRate, clk, &seq, stopB)
 	if err != nil {
 		return err
