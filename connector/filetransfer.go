@@ -280,9 +280,10 @@ type fileRx struct {
 // override_existing, size limit, owner, chunk reassembly); it never writes outside the target
 // directory and reports refusals in the log only, as Python does.
 type fileWriter struct {
-	in    chan []byte
-	done  chan struct{}
-	abort atomic.Bool // the link was lost mid-file: discard the partial file
+	in     chan []byte
+	done   chan struct{}
+	target string      // the file written (set before done is closed; "" when refused)
+	abort  atomic.Bool // the link was lost mid-file: discard the partial file
 }
 
 // cancel aborts a transfer whose link is gone. Loop-owned (the link's last call).
@@ -397,6 +398,16 @@ func (p *peer) advanceRx(c *loop.Conn) (bool, error) {
 			return true, nil
 		}
 	}
+	// A broker re-sends a received file from where it stored it (PEER-PROTOCOL §7.4).
+	if p.cn.cfg.PubsubCentralBroker && string(rx.mt) == "_pubsub" && rx.w != nil && rx.w.target != "" {
+		if wf, err := codec.Lookup(js, "with_file"); err == nil {
+			if nwf, err := codec.SetKey(nil, wf.Raw, "src_path", codec.AppendPyString(nil, rx.w.target)); err == nil {
+				if njs, err := codec.SetKey(nil, js, "with_file", nwf); err == nil {
+					js = njs
+				}
+			}
+		}
+	}
 	var h codec.Header
 	if err := codec.ScanHeader(js, &h); err != nil {
 		return true, nil
@@ -453,6 +464,7 @@ func (cn *Connector) newFileWriter(p *peer, js []byte, size int64) *fileWriter {
 				os.Lchown(target, uid, gid)
 			}
 		}
+		w.target = target
 		cn.log.Infof("%s received file %s (%d bytes) from %s", cn.sourceID, target, size, sender)
 		if wf, err := codec.Lookup(js, "with_file"); err == nil {
 			if ch, ok, _ := ChunkInfo(wf.Raw); ok && !cn.cfg.PubsubCentralBroker {

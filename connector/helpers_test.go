@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aioconn/aioconn/codec"
 	"github.com/aioconn/aioconn/config"
 )
 
@@ -241,4 +242,9 @@ func (a *appListener) nextNonEmpty(t testing.TB, cur *net.Conn) []byte {
 		}
 		return b
 	}
+}
+
+// appendFrame builds a frame with a binary section.
+func appendFrame(js, data, bin []byte) []byte {
+	return codec.AppendFrame(nil, js, data, bin, true)
 }

@@ -110,10 +110,7 @@ func (p *peer) brokerHandle(h *codec.Header, f codec.Frame) {
 		cn.log.Warnf("%s publication from %s with invalid message_type_publish %s", cn.sourceID, p.name, h.MessageTypePublish.Raw)
 		return
 	}
-	if h.WithFile.Present() {
-		cn.log.Warnf("%s refusing publication with with_file from %s: file transfer is not supported yet", cn.sourceID, p.name)
-		return
-	}
+
 	// Python's broker drops a publication carrying a key its send_message does not accept.
 	if bad, found := unknownPublicationKey(f.JSON); found {
 		cn.log.Warnf("%s publication of %s from %s dropped: unexpected key %q", cn.sourceID, topic, p.name, bad)
@@ -180,8 +177,9 @@ func (p *peer) brokerHandle(h *codec.Header, f codec.Frame) {
 		p.jsonBuf = o.End()
 		hb := bytebufferpool.Get()
 		hb.B = appendFrameHead(hb.B[:0], p.jsonBuf, len(f.Data), len(body.b.B)-len(f.Data))
-		m := qmsg{b: hb, body: body, ack: ack}
-		if ack { // stop-and-wait rewrites the whole frame: give this subscriber its own copy
+		file := h.WithFile.Present()
+		m := qmsg{b: hb, body: body, ack: ack, file: file}
+		if ack || file { // rewritten per subscriber (transport_id, file bytes): its own copy
 			hb.B = append(hb.B, body.b.B...)
 			m.body = nil
 		} else {
