@@ -794,10 +794,11 @@ def tcp_listening(port):
     return False
 
 
-def spawn(ctx, impl, cfg_file, tag):
+def spawn(ctx, impl, cfg_file, tag, env=None):
     out = open(os.path.join(ctx.dir, f'{tag}.out'), 'ab')
     proc = subprocess.Popen(impl_cmd(impl) + ['create_connector', os.path.join(ctx.dir, cfg_file)], cwd=ctx.dir,
-                            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=dict(os.environ, **(env or {})))
     with open(os.path.join(ctx.dir, 'extra_pids'), 'a') as fd:
         fd.write(f'{proc.pid}\n')
     proc.tag = tag
@@ -1037,6 +1038,11 @@ async def pubsub_on_the_fly(ctx):
         check(f'{sub} got other', await ctx.recv(sub, 'other'), (pub_tj(ctx, sub), b'"o2"', None))
     # an empty result is answered as {} by the reference commander (falsy result)
     check('c2 set nothing', await ctx.tool['c2'].set_subscribe_message_types(), b'{}')
+    # c2 sees nothing of its own now, so the barrier is a point-to-point message on c2's link (behind its
+    # unsubscribe frame) plus a short settle: c's next publication travels on another connection
+    check('c2 p2p barrier send', await ctx.api['c2'].send_message(message_type='any', data='barrier'), True)
+    await ctx.recv('s')
+    await asyncio.sleep(0.5)
     await _pub_sync(ctx, 'c', ['c'], tag='c2 unsubscribed')
     check('c publish other', await ctx.api['c'].publish_message(message_type='other', data='o3'), True)
     check('c got o3', await ctx.recv('c', 'other'), (pub_tj(ctx, 'c'), b'"o3"', None))
@@ -1334,7 +1340,11 @@ async def _persist(ctx, writer_side):
         pfile = f'{ctx.dir}/s/connector_disk_persistence_send_from_127001_{ctx.port}_to_peer_client1'
     else:
         pfile = f'{ctx.dir}/c/connector_disk_persistence_send_from_client1_to_peer_127001{ctx.port}'
-    w = spawn(ctx, w_impl, role_cfg, 'writer')
+    # aioconn writes its own format unless told to hand the file to a Python connector
+    # (AIOCONN_PERSISTENCE_FORMAT=python, connector/persistence.go)
+    py_format_wanted = w_impl == 'p' or r_impl == 'p'
+    w = spawn(ctx, w_impl, role_cfg, 'writer',
+              env={'AIOCONN_PERSISTENCE_FORMAT': 'python'} if w_impl == 'g' and r_impl == 'p' else None)
     await wait_ready(ctx, w, role_cfg)
     if src == 'c':
         await asyncio.sleep(0.3)   # the writer client has tried (and failed) its first connection
@@ -1357,7 +1367,11 @@ async def _persist(ctx, writer_side):
         raise Failure(f'persistence file {pfile} gone after the writer stopped')
     shutil.copy(pfile, f'{ctx.dir}/persistence_file_as_written')
     check('persistence file kept after stop', os.path.getsize(pfile) >= last, True)
-    print(f'  ..  persistence file written by {"Python" if w_impl == "p" else "aioconn"}: {os.path.getsize(pfile)} bytes')
+    with open(pfile, 'rb') as fd:
+        head = fd.read(27)
+    fmt = 'python' if head == b'@@@PERSISTENCE_SEPARATOR@@@' else ('aioconn' if head.startswith(b'\x89AIOCP') else f'unknown {head[:12]!r}')
+    print(f'  ..  persistence file written by {"Python" if w_impl == "p" else "aioconn"}: {os.path.getsize(pfile)} bytes, '
+          f'{fmt} format')
     await ctx.listen(dst)
     if src == 's':
         r = spawn(ctx, r_impl, role_cfg, 'replayer')
@@ -1372,7 +1386,7 @@ async def _persist(ctx, writer_side):
     await ctx.wait_connected()
     await ctx.listen(src)
     for i, kw in enumerate(PERSIST_MSGS):
-        want = persist_expect(ctx, src, kw, w_impl)
+        want = persist_expect(ctx, src, kw, 'p' if py_format_wanted else 'g')
         got = await ctx.recv(dst, kw['message_type'])
         check(f'replayed #{i + 1}', got, want)
     check('persistence file removed after replay', await wait_path(pfile, exists=False), True)
