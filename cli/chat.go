@@ -891,7 +891,7 @@ func (p *uploadProgress) line(pos int64, el time.Duration) string {
 	rate := float64(pos) / el.Seconds()
 	eta := "?"
 	if rate > 0 {
-		eta = (time.Duration(float64(p.size-pos)/rate) * time.Second).Round(time.Second).String()
+		eta = time.Duration(float64(p.size-pos) / rate * float64(time.Second)).Round(time.Second).String()
 	}
 	if p.s.env.tty {
 		n := int(pct / 5)
