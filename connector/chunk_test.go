@@ -54,7 +54,8 @@ func TestAPIChunkedFile(t *testing.T) {
 					t.Fatalf("chunk %d: %s", i, wf)
 				}
 			case <-time.After(10 * time.Second):
-				t.Fatalf("chunk %d never delivered", i)
+				b, _ := os.ReadFile(filepath.Join(dir, "aioconnectors.log"))
+				t.Fatalf("chunk %d never delivered (embedded %v); log:\n%s", i, embedded, b)
 			}
 		}
 		deadline := time.Now().Add(5 * time.Second)

@@ -59,7 +59,10 @@ func (p *peer) startFileSend(m qmsg) {
 	p.fsend = fs
 	conn := p.conn
 	go func() {
-		defer close(fs.chunks)
+		defer func() {
+			close(fs.chunks)
+			conn.Wake() // the link learns the end only from the closed channel
+		}()
 		defer bytebufferpool.Put(m.b)
 		if err := cn.streamFile(m.b.B, fs, conn); err != nil {
 			cn.log.Errorf("%s file transfer to %s failed: %v", cn.sourceID, p.name, err)
