@@ -6,8 +6,9 @@ FUZZTIME ?= 20s
 
 .PHONY: build test lint vet fmtcheck bench fuzz demo clean
 
+## build: one static binary (no cgo: nothing to install beside it).
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/aioconn
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/aioconn
 
 ## test: gofmt check, go vet, and the whole suite with the race detector (golden, fuzz seeds, integration).
 test: lint

@@ -59,7 +59,7 @@ func runCreateConnector(ctx context.Context, args []string, stdout, stderr io.Wr
 	// spinning Ms and P hand-offs around every wake-up), with the same peak throughput
 	// (benchmarks/RESULTS.md). TLS links run on goroutines and keep every CPU. GOMAXPROCS or
 	// AIOCONN_LOOPS in the environment override this.
-	if os.Getenv("GOMAXPROCS") == "" && !cfg.UseSSL {
+	if os.Getenv("GOMAXPROCS") == "" && os.Getenv("AIOCONN_LOOPS") == "" && !cfg.UseSSL {
 		runtime.GOMAXPROCS(1)
 	}
 	cn, err := connector.New(cfg, stdout)

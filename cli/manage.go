@@ -95,6 +95,10 @@ func runCli(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			pos = append(pos, args[i])
 		}
 	}
+	if len(pos) == 0 {
+		fmt.Fprintf(stderr, "usage: aioconn cli COMMAND [ARGS] --config CONFIG_FILE (see aioconn cli --help)\n")
+		return 2
+	}
 	mc, ok := manageCommands[pos[0]]
 	if !ok || cfgPath == "" || (mc.args >= 0 && len(pos)-1 != mc.args) {
 		fmt.Fprintf(stderr, "usage: aioconn cli COMMAND [ARGS] --config CONFIG_FILE (see aioconn cli --help)\n")
