@@ -69,6 +69,7 @@ type peer struct {
 	sslDone     bool        // strict server: `_ssl` handled, nothing more is read
 	certStored  atomic.Bool // client: new certificate stored, reconnect at once
 	authPending atomic.Bool // plaintext server: AuthClient has not answered yet
+	ka          *keepAlive  // client keep-alive (keepalive.go)
 	authDenied  atomic.Bool // plaintext server: AuthClient refused the connection
 
 	// send persistence (persistence.go): persisted messages are sent before the queue
@@ -141,6 +142,10 @@ func (h *peerHandler) OnOpen(c *loop.Conn) {
 	if subs := cn.subscriptions(); len(subs) > 0 {
 		p.out = cn.subscriptionFrame(p.out, "subscribe_message_types", subs)
 	}
+	cn.mu.Lock()
+	runCtx := cn.runCtx
+	cn.mu.Unlock()
+	cn.startKeepAlive(runCtx, p)
 	p.ident.Store(true)
 	if prev := cn.setPeer(p.name, p); prev != nil && prev != p {
 		prev.conn.Close()
@@ -418,6 +423,11 @@ func (p *peer) process(f codec.Frame, h codec.Header, stream int64) error {
 		return nil
 	}
 	isPing := string(mt) == "_ping"
+	// [1.6] the client's keep-alive reply is consumed here
+	if isPing && p.ka != nil && strEq(h.ResponseID, keepAliveID) {
+		p.ka.answered.Add(1)
+		return nil
+	}
 	// 4. _ping request: answered here, never delivered, never acked
 	if isPing && h.AwaitResponse.Truthy() {
 		if !h.RequestID.Present() {
@@ -641,12 +651,12 @@ func (p *peer) sendWithAck(m qmsg) {
 func (p *peer) armAckTimer() {
 	conn := p.conn
 	if p.ackTimer == nil {
-		p.ackTimer = time.AfterFunc(p.cn.cfg.IOTimeout, func() {
+		p.ackTimer = time.AfterFunc(p.ackTimeout(), func() {
 			p.ackExpired.Store(true)
 			conn.Wake()
 		})
 	} else {
-		p.ackTimer.Reset(p.cn.cfg.IOTimeout)
+		p.ackTimer.Reset(p.ackTimeout())
 	}
 }
 
@@ -778,4 +788,13 @@ func (c *Connector) dialServer(ctx context.Context) (net.Conn, error) {
 	}
 	nc.SetDeadline(time.Time{})
 	return nc, nil
+}
+
+// ackTimeout is how long a wait_for_ack message waits for its _ack: 1.6.3's send_timeout when
+// configured, else 1.0.33's 10 s (the I/O timeout).
+func (p *peer) ackTimeout() time.Duration {
+	if t := p.cn.cfg.SendTimeout; t > 0 {
+		return t
+	}
+	return p.cn.cfg.IOTimeout
 }
