@@ -60,6 +60,7 @@ type peer struct {
 	rewake       atomic.Bool
 	pendingN     atomic.Int32 // len(pending), readable from any goroutine
 	drops        atomic.Int64 // messages dropped because this peer's queue was full
+	spills       atomic.Int64 // publications spilled to its persistence file (queue full)
 	wakePeers    []*peer      // loop-owned: other peers to wake at the end of this read burst
 	blockedSince time.Time    // loop-owned: when receive backpressure began
 

@@ -189,6 +189,20 @@ func (p *peer) brokerHandle(h *codec.Header, f codec.Frame) {
 			cn.addWaiter(topic, sub, h.RequestID, nil) // the broker swallows the answer, as Python's does
 		}
 		if !sp.q.Push(m, len(hb.B)+len(f.Data), cn.sendPrio[topic]) {
+			// A subscriber that does not keep up never slows the others: its publication is
+			// spilled to its send-persistence file when persistence covers the topic (replayed
+			// at its next connection), else dropped and counted.
+			if cn.cfg.DiskPersistenceSend.Has(topic) {
+				full := append([]byte(nil), m.b.B...)
+				if m.body != nil {
+					full = append(full, m.body.b.B...)
+				}
+				if cn.persistSend(sub, full) {
+					sp.spills.Add(1)
+					m.release()
+					continue
+				}
+			}
 			m.release()
 			sp.drops.Add(1)
 			cn.stats.dropQueueFull.Add(1)
