@@ -3,13 +3,17 @@
 // could not be sent (send persistence) and one file per message type for messages no local
 // listener could take (receive persistence).
 //
-// File format (identical to the Python connector's, so either program can replay the other's
-// files): a sequence of records, each the 27 ASCII bytes "@@@PERSISTENCE_SEPARATOR@@@"
-// followed by one complete message frame (u32 length prefix, u16 json_len, JSON, u32
-// data_len, data, and u32 bin_len + binary when the JSON's with_binary is truthy). A frame
-// that contains the separator is altered before it is written: every occurrence becomes
-// "#@@PERSISTENCE_SEPARATOR@@#" (same length). A valid file therefore always starts with the
-// separator.
+// Two file formats (docs/persistence.md gives both byte by byte). FormatAioconn, written by
+// default: a 12-byte header (Magic, u32 LE version) and records of RecordMark, the CRC32C of the
+// frame and the frame itself (u32 length prefix, u16 json_len, JSON, u32 data_len, data, and
+// u32 bin_len + binary when the JSON's with_binary is truthy), never altered; a torn or corrupt
+// record is found by its length and checksum, the loader resynchronises on the next intact
+// record, and LoadAndRemove copies the damaged bytes to <file>.corrupt-<offset>.
+// FormatPython, 1.0.33's: records of the 27 ASCII bytes "@@@PERSISTENCE_SEPARATOR@@@" followed
+// by the frame, every occurrence of the separator inside it rewritten as
+// "#@@PERSISTENCE_SEPARATOR@@#". Load and LoadAndRemove recognise the format from the first
+// bytes (Detect), so files left by a Python connector are replayed; a Store appends in the format
+// of the file it finds, and in its configured format (OpenFormat) to new files.
 //
 // The package uses only the standard library and starts no goroutines. Store serialises its
 // own methods with a mutex (safe for concurrent use); Load, LoadAndRemove and DeleteRemains
