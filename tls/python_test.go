@@ -46,19 +46,27 @@ func runPyPeers(t *testing.T, ref, base string, wait float64, wantConnected bool
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(work)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	script, _ := filepath.Abs(filepath.Join("testdata", "py_peers.py"))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "python3", script, base, work, strconv.Itoa(port), strconv.FormatFloat(wait, 'f', -1, 64))
-	cmd.Env = append(os.Environ(), "PYTHONPATH="+ref)
-	cmd.Dir = work
-	out, err := cmd.CombinedOutput()
+	var out []byte
+	// The port is free when chosen but another test process may take it before Python binds:
+	// try again with a new one (bounded).
+	for attempt := 0; ; attempt++ {
+		ln, lerr := net.Listen("tcp", "127.0.0.1:0")
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		cmd := exec.CommandContext(ctx, "python3", script, base, work, strconv.Itoa(port), strconv.FormatFloat(wait, 'f', -1, 64))
+		cmd.Env = append(os.Environ(), "PYTHONPATH="+ref)
+		cmd.Dir = work
+		out, err = cmd.CombinedOutput()
+		if err == nil || attempt == 2 || !strings.Contains(string(out), "Address already in use") {
+			break
+		}
+	}
 	if err != nil {
 		logs, _ := os.ReadFile(filepath.Join(work, "c", "aioconnectors.log"))
 		t.Fatalf("python: %v\n%s\nlog:\n%s", err, out, logs)
