@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aioconn/aioconn/codec"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -113,52 +114,13 @@ func appendOmap(dst []byte, o *omap) []byte {
 		if i > 0 {
 			dst = append(dst, ", "...)
 		}
-		dst = appendPyString(dst, k)
+		dst = codec.AppendPyString(dst, k)
 		dst = append(dst, ": "...)
-		dst = appendPyString(dst, o.m[k])
+		dst = codec.AppendPyString(dst, o.m[k])
 	}
 	return append(dst, '}')
 }
 
-const hexdig = "0123456789abcdef"
-
-// appendPyString appends s as json.dumps(ensure_ascii=True) would (invalid UTF-8 bytes become
-// U+FFFD, which Python could not have produced from text anyway).
-func appendPyString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	u4 := func(dst []byte, r rune) []byte {
-		return append(dst, '\\', 'u', hexdig[r>>12&15], hexdig[r>>8&15], hexdig[r>>4&15], hexdig[r&15])
-	}
-	for _, r := range s {
-		switch {
-		case r == '"':
-			dst = append(dst, '\\', '"')
-		case r == '\\':
-			dst = append(dst, '\\', '\\')
-		case r == '\n':
-			dst = append(dst, '\\', 'n')
-		case r == '\r':
-			dst = append(dst, '\\', 'r')
-		case r == '\t':
-			dst = append(dst, '\\', 't')
-		case r == '\b':
-			dst = append(dst, '\\', 'b')
-		case r == '\f':
-			dst = append(dst, '\\', 'f')
-		case r < 0x20 || r == 0x7f:
-			dst = u4(dst, r)
-		case r < 0x80:
-			dst = append(dst, byte(r))
-		case r < 0x10000:
-			dst = u4(dst, r)
-		default:
-			r -= 0x10000
-			dst = u4(dst, 0xD800+(r>>10))
-			dst = u4(dst, 0xDC00+(r&0x3FF))
-		}
-	}
-	return append(dst, '"')
-}
 
 // ParseSourceIDMap decodes source_id_2_cert.json as json.load + 1.0.33 would use it: a JSON
 // object with the objects "source_id_2_cert" and "cert_2_source_id" whose values are strings;
