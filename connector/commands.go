@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/aioconn/aioconn/persist"
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -238,18 +238,10 @@ func (c *Connector) Command(cmd string, kw map[string]json.RawMessage) (string, 
 
 // deletePersistenceRemains removes this connector's persistence files (LOCAL-API §9.3, prefix match).
 func (c *Connector) deletePersistenceRemains() {
-	dir := c.cfg.ConnectorFilesDirpath
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	p1 := "connector_disk_persistence_send_from_" + c.alnumID + "_to_peer_"
-	p2 := "connector_disk_persistence_recv_by_" + c.alnumID + "_"
-	for _, e := range ents {
-		if n := e.Name(); strings.HasPrefix(n, p1) || strings.HasPrefix(n, p2) {
-			c.log.Warnf("Deleting %s", filepath.Join(dir, n))
-			os.Remove(filepath.Join(dir, n))
-		}
+	if err := persist.DeleteRemains(c.cfg.ConnectorFilesDirpath, c.alnumID, func(path string) {
+		c.log.Warnf("Deleting old persistent file : %s", path)
+	}); err != nil {
+		c.log.Warnf("%s delete_previous_persistence_remains: %v", c.sourceID, err)
 	}
 }
 
