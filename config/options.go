@@ -182,6 +182,10 @@ type Options struct {
 	MaxUnansweredKeepAlive int           // max_number_of_unanswered_keep_alive
 	IgnorePeerTraffic      IgnorePeerTraffic
 
+	// aioconn keys (no aioconnectors version has them; absent = off).
+	MetricsListen string // metrics_listen: "host:port" serving Prometheus /metrics; "" = off
+	DetailedStats bool   // detailed_stats: count messages and bytes per peer and type without metrics_listen
+
 	// Testability hooks (not JSON keys except ConnectTimeout = 1.6.3 connect_timeout).
 	ReconnectInterval    time.Duration // 5 s
 	IOTimeout            time.Duration // 10 s
@@ -561,6 +565,16 @@ func unlessToken(raw map[string]json.RawMessage, _ json.RawMessage) bool {
 	return !Truthy(raw["use_token"])
 }
 
+// Keys of aioconn itself (ignored by Python connectors, which do not read them).
+var aioconnKeys = []string{"metrics_listen", "detailed_stats"}
+
+// ReloadableKeys are the keys a running connector applies again when its config file is
+// re-read (SIGHUP); a change to any other key needs a restart.
+var ReloadableKeys = []string{
+	"default_logger_log_level", "subscribe_message_types", "send_message_types_priorities",
+	"ignore_peer_traffic", "metrics_listen", "detailed_stats",
+}
+
 // classifyKeys fills Unknown/Unsupported and warns about keys without effect.
 func (d *decoder) classifyKeys(known []string, api bool) (unknown, unsupported []string) {
 	for k, v := range d.raw {
@@ -571,6 +585,7 @@ func (d *decoder) classifyKeys(known []string, api bool) (unknown, unsupported [
 				d.warn("key %q cannot be set from a config file (Python would fail on the first connection), ignored", k)
 			}
 		case slices.Contains(honoured163, k):
+		case slices.Contains(aioconnKeys, k):
 		case unsupported163[k] != nil:
 			if !unsupported163[k](d.raw, v) {
 				unsupported = append(unsupported, k)
@@ -902,6 +917,29 @@ func (d *decoder) ignorePeerTraffic() IgnorePeerTraffic {
 	return IgnorePeerTraffic{}
 }
 
+// listenKey reads a "host:port" TCP listen address (null, absent or "" = off). The port may be 0
+// (any free port).
+func (d *decoder) listenKey(key string) string {
+	const exp = `null or a "host:port" listen address, e.g. "127.0.0.1:9464"`
+	s, isNull := d.strKey(key, "", true, exp)
+	if isNull || s == "" {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(s)
+	if err == nil {
+		var n int
+		n, err = strconv.Atoi(port)
+		if err == nil && (n < 0 || n > 65535) {
+			err = strconv.ErrRange
+		}
+	}
+	if err != nil {
+		d.bad(key, d.raw[key], exp)
+		return ""
+	}
+	return s
+}
+
 // RandomClientName returns 8 lowercase hex characters (Python uuid4().hex[:8]).
 func RandomClientName() string {
 	var b [4]byte
@@ -984,6 +1022,8 @@ func (d *decoder) manager() *Options {
 		}
 	}
 	o.IgnorePeerTraffic = d.ignorePeerTraffic()
+	o.MetricsListen = d.listenKey("metrics_listen")
+	o.DetailedStats = d.boolKey("detailed_stats", false)
 
 	// Step 6: client identity.
 	pubsub := d.boolKey("pubsub_central_broker", false)

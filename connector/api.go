@@ -72,6 +72,7 @@ func (h *apiHandler) OnTraffic(c *loop.Conn) error {
 		size, e := codec.FrameSize(head, cn.cfg.MaxFrame)
 		if e != nil {
 			cn.log.Errorf("%s queue_send_to_connector_put : %v", cn.sourceID, e)
+			cn.stats.dropTooLarge.Add(1)
 			return e
 		}
 		if n < size {
@@ -194,6 +195,7 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error 
 	prio, ok := cn.sendPrio[string(mtB)]
 	if !ok && !cn.cfg.PubsubCentralBroker {
 		cn.log.Warnf("%s queue_send_to_connector_put received a message with invalid type %s. Ignoring...", cn.sourceID, mtB)
+		cn.stats.dropTypeNotAllowed.Add(1)
 		return nil
 	}
 	// Backpressure: while the peer's queue is full, stop reading this application for a while
@@ -224,6 +226,9 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error 
 		cn.stats.dropQueueFull.Add(1)
 		cn.log.Errorf("%s queue_send_to_connector_put : queue full for peer %s, message of type %s dropped", cn.sourceID, peerB, mtB)
 		return nil
+	}
+	if cn.stats.detailed.Load() {
+		p.countOut(mtB, frameLen(json, f))
 	}
 	for _, t := range a.touched {
 		if t == p {

@@ -98,6 +98,9 @@ func (c *Connector) completeWaiter(mtype, peer string, respID codec.Value, json,
 		c.waitCount[waitGroupKey{mtype, peer}]--
 	}
 	c.mu.Unlock()
+	if w != nil {
+		c.stats.awaitRTT.observe(time.Since(w.deadline.Add(-c.cfg.AwaitResponseTimeout)))
+	}
 	if w == nil {
 		c.log.Warnf("%s response_id %s from %s matches no request. Forwarding to queue_recv anyway", c.sourceID, respID.Raw, peer)
 		return false

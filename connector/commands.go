@@ -156,6 +156,8 @@ func (c *Connector) Command(cmd string, kw map[string]json.RawMessage) (string, 
 		}
 		sortStrings(names)
 		return string(codec.AppendPyJSONList(nil, names)), nil
+	case "show_stats", "show_stats__sync": // aioconn: every counter as JSON (stats.go)
+		return c.showStats(), nil
 	case "peek_queues__sync":
 		recv, send := c.queueSizes()
 		return string(codec.AppendPeekQueues(nil, recv, send)), nil

@@ -64,6 +64,10 @@ type peer struct {
 	wakePeers    []*peer      // loop-owned: other peers to wake at the end of this read burst
 	blockedSince time.Time    // loop-owned: when receive backpressure began
 
+	// metrics (metrics.go)
+	mx      atomic.Pointer[peerMetrics] // traffic counters, set at the first counted message
+	ackSent time.Time                   // loop-owned: when the frame awaiting ackWait was written
+
 	// TLS (tlslink.go)
 	defaultCert bool        // strict mode: the connection uses the default client certificate
 	certName    string      // strict server: the client name its certificate maps to
@@ -210,6 +214,7 @@ func (h *peerHandler) OnTraffic(c *loop.Conn) error {
 				break
 			}
 			err := fmt.Errorf("connector: frame of %d bytes from %s is over the limit of %d", size-codec.LenPrefix, p.name, max)
+			p.cn.stats.dropTooLarge.Add(1)
 			p.cn.log.Errorf("%s closing connection with %s: %v", p.cn.sourceID, p.name, err)
 			return err
 		}
@@ -307,6 +312,9 @@ func (h *peerHandler) OnClose(c *loop.Conn, err error) {
 		cn.mu.Lock()
 		ctx, running := cn.runCtx, cn.running
 		cn.mu.Unlock()
+		if running && ctx.Err() == nil && (p.certStored.Load() || cn.cfg.EnableClientTryReconnect) {
+			cn.stats.reconnects.Add(1)
+		}
 		switch {
 		case running && ctx.Err() == nil && p.certStored.Load():
 			go cn.dialLoop(ctx, true) // reconnect at once with the new certificate
@@ -394,6 +402,9 @@ func (p *peer) process(f codec.Frame, h codec.Header, stream int64) error {
 	if cn.cfg.DebugMsgCounts {
 		cn.stats.queueRecv.Add(1)
 	}
+	if cn.stats.detailed.Load() && p.ident.Load() {
+		p.countIn(mt, frameLen(f.JSON, f)+int(max(stream, 0)))
+	}
 	// 1-2. TLS control frames and the strict server's impersonation check
 	if cn.cfg.UseSSL {
 		if done, err := p.tlsControl(mt, f, &h); done {
@@ -415,6 +426,7 @@ func (p *peer) process(f codec.Frame, h codec.Header, stream int64) error {
 		id, _ := strconv.ParseUint(string(h.TransportID.Raw), 10, 32)
 		if p.ackWait != 0 && uint32(id) == p.ackWait {
 			p.ackWait = 0
+			cn.stats.ackWait.observe(time.Since(p.ackSent))
 			if p.ackTimer != nil {
 				p.ackTimer.Stop()
 			}
@@ -471,6 +483,7 @@ func (p *peer) process(f codec.Frame, h codec.Header, stream int64) error {
 	// 7. type filter
 	if _, ok := cn.recvTypes[string(mt)]; !ok && !isPing {
 		cn.log.Warnf("%s received a message with invalid type %s from %s. Ignoring...", cn.sourceID, mt, p.name)
+		cn.stats.dropTypeNotAllowed.Add(1)
 		return nil
 	}
 	// 8. files (filetransfer.go): written before the message is delivered
@@ -645,6 +658,7 @@ func (p *peer) sendWithAck(m qmsg) {
 	}
 	p.out = codec.AppendFrame(p.out, p.jsonBuf, f.Data, f.Binary, f.HasBinary)
 	p.ackWait = p.transport
+	p.ackSent = time.Now()
 	p.armAckTimer()
 }
 

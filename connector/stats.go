@@ -2,18 +2,41 @@ package connector
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aioconn/aioconn/codec"
 )
 
-// counters are the original's msg_counts plus aioconn's drop counters. Concurrency-safe.
+// counters are the original's msg_counts plus aioconn's own counters (drops by reason,
+// reconnects, TLS, latency histograms) and the per-peer traffic table. Concurrency-safe.
+//
+// The msg_counts fields are only counted when debug_msg_counts is true (as in 1.0.33); the
+// per-peer, per-type traffic is only counted while detailed is set (metrics_listen or
+// detailed_stats): with both off, the hot path pays one plain load of detailed per message.
 type counters struct {
 	storePersistenceSend, loadPersistenceSend, sendNoPersist, queueSent, queueRecv, msgRecvdUDS,
 	storePersistenceRecv, loadPersistenceRecv atomic.Int64
 	dropQueueFull, dropNoListener atomic.Int64
+	// aioconn counters (rare events: global atomics)
+	dropTypeNotAllowed, dropTooLarge               atomic.Int64
+	reconnects                                     atomic.Int64 // client links lost while running, redial started
+	tlsHandshakes, tlsHandshakeErrors, certsIssued atomic.Int64
+	awaitRTT, ackWait                              latencyHist
+
+	detailed atomic.Bool // count traffic per peer and type (traffic.go tables in metrics.go)
+	traffic  trafficTable
+	metrics  metricsRun // the /metrics server (metrics.go)
+
+	reloadMu  sync.Mutex
+	reloadCfg any // *config.Options last applied by Reload (nil: the one the connector was built with)
 }
 
 // msgCounts renders the Python dict repr of LOCAL-API §10, in the original key order.
@@ -57,14 +80,207 @@ func (c *Connector) logCounts(ctx context.Context) {
 // queueSizes returns the receive backlog and the send backlog per connected peer.
 func (c *Connector) queueSizes() (int, map[string]int) {
 	recv := 0
-	c.mu.Lock()
-	for _, rt := range c.recv {
-		recv += rt.q.Len()
+	for _, n := range c.recvQueueSizes() {
+		recv += n
 	}
-	c.mu.Unlock()
 	send := map[string]int{}
 	for name, p := range *c.peers.Load() {
 		send[name] = p.q.Len() + int(p.pendingN.Load())
 	}
 	return recv, send
+}
+
+// recvQueueSizes returns the receive ring length of every receive message type.
+func (c *Connector) recvQueueSizes() map[string]int {
+	out := map[string]int{}
+	c.mu.Lock()
+	for t, rt := range c.recv {
+		out[t] = rt.q.Len()
+	}
+	c.mu.Unlock()
+	return out
+}
+
+// latencyBounds are the upper bounds (seconds) of the latency histograms' buckets.
+var latencyBounds = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
+
+// latencyHist is a fixed-bucket latency histogram (cumulative on export). Concurrency-safe; an
+// observation costs a few atomic adds (used on await_response and wait_for_ack paths only).
+type latencyHist struct {
+	counts   [20]atomic.Uint64 // per bucket (non-cumulative); the last one is +Inf
+	count    atomic.Uint64
+	sumNanos atomic.Int64
+}
+
+// observe records d (negative durations count as 0).
+func (h *latencyHist) observe(d time.Duration) {
+	if d < 0 {
+		d = 0
+	}
+	s := d.Seconds()
+	i := sort.SearchFloat64s(latencyBounds, s) // first bound >= s
+	h.counts[i].Add(1)
+	h.count.Add(1)
+	h.sumNanos.Add(int64(d))
+}
+
+// HistogramStats is a latency histogram snapshot: Buckets maps each upper bound in seconds
+// (as text, "+Inf" last) to the cumulative count of observations at or below it.
+type HistogramStats struct {
+	Count      uint64            `json:"count"`
+	SumSeconds float64           `json:"sum_seconds"`
+	Buckets    map[string]uint64 `json:"buckets"`
+	bounds     []float64
+	cumulative []uint64
+}
+
+func (h *latencyHist) snapshot() HistogramStats {
+	out := HistogramStats{Buckets: map[string]uint64{}, bounds: latencyBounds}
+	var cum uint64
+	for i := range latencyBounds {
+		cum += h.counts[i].Load()
+		out.cumulative = append(out.cumulative, cum)
+		out.Buckets[fmt.Sprint(latencyBounds[i])] = cum
+	}
+	cum += h.counts[len(latencyBounds)].Load()
+	out.Buckets["+Inf"] = cum
+	out.Count = cum // consistent with the buckets even while observations race the snapshot
+	out.SumSeconds = float64(h.sumNanos.Load()) / 1e9
+	return out
+}
+
+// TypeTraffic is what went through one peer link for one message type.
+type TypeTraffic struct {
+	MessagesIn  uint64 `json:"messages_in"`
+	BytesIn     uint64 `json:"bytes_in"`
+	MessagesOut uint64 `json:"messages_out"`
+	BytesOut    uint64 `json:"bytes_out"`
+}
+
+// Stats is a snapshot of the connector's counters (show_stats, /metrics). Values are read one
+// by one while traffic goes on: each is exact, together they are not a single instant.
+type Stats struct {
+	SourceID       string           `json:"source_id"`
+	MsgCounts      map[string]int64 `json:"msg_counts"` // the debug_msg_counts counters (zero unless debug_msg_counts)
+	DebugMsgCounts bool             `json:"debug_msg_counts"`
+	Drops          map[string]int64 `json:"drops"` // by reason: queue_full, no_listener, type_not_allowed, too_large
+	// SendQueues: messages waiting per connected peer; RecvQueues: per receive message type.
+	SendQueues     map[string]int            `json:"send_queues"`
+	RecvQueues     map[string]int            `json:"recv_queues"`
+	ConnectedPeers []string                  `json:"connected_peers"`
+	Persistence    PersistenceStats          `json:"persistence"`
+	Reconnects     int64                     `json:"reconnects"`
+	TLS            TLSStats                  `json:"tls"`
+	Latency        map[string]HistogramStats `json:"latency_seconds"` // await_response, ack_wait
+	Detailed       bool                      `json:"detailed"`        // per-peer traffic is being counted
+	// Traffic by peer label then message type label (labels capped, see MaxLabelValues). Empty
+	// unless Detailed was on at some point.
+	Traffic map[string]map[string]TypeTraffic `json:"traffic"`
+}
+
+// PersistenceStats are disk persistence records (stored/loaded, both directions) and the bytes
+// currently held by the persistence files this connector opened.
+type PersistenceStats struct {
+	StoredSend int64 `json:"stored_send_records"`
+	LoadedSend int64 `json:"loaded_send_records"`
+	StoredRecv int64 `json:"stored_recv_records"`
+	LoadedRecv int64 `json:"loaded_recv_records"`
+	SendBytes  int64 `json:"send_file_bytes"`
+	RecvBytes  int64 `json:"recv_file_bytes"`
+}
+
+// TLSStats counts TLS handshakes (both sides) and certificates issued by a strict server.
+type TLSStats struct {
+	Handshakes         int64 `json:"handshakes"`
+	HandshakeErrors    int64 `json:"handshake_errors"`
+	CertificatesIssued int64 `json:"certificates_issued"`
+}
+
+// Stats returns a snapshot of the counters. Concurrency-safe.
+func (c *Connector) Stats() Stats {
+	s := &c.stats
+	st := Stats{
+		SourceID: c.sourceID,
+		MsgCounts: map[string]int64{
+			"store_persistence_send": s.storePersistenceSend.Load(), "load_persistence_send": s.loadPersistenceSend.Load(),
+			"send_no_persist": s.sendNoPersist.Load(), "queue_sent": s.queueSent.Load(), "queue_recv": s.queueRecv.Load(),
+			"msg_recvd_uds": s.msgRecvdUDS.Load(), "store_persistence_recv": s.storePersistenceRecv.Load(),
+			"load_persistence_recv": s.loadPersistenceRecv.Load(),
+		},
+		DebugMsgCounts: c.cfg.DebugMsgCounts,
+		Drops: map[string]int64{
+			"queue_full": s.dropQueueFull.Load(), "no_listener": s.dropNoListener.Load(),
+			"type_not_allowed": s.dropTypeNotAllowed.Load(), "too_large": s.dropTooLarge.Load(),
+		},
+		SendQueues:     map[string]int{},
+		RecvQueues:     c.recvQueueSizes(),
+		ConnectedPeers: c.ConnectedPeers(),
+		Reconnects:     s.reconnects.Load(),
+		TLS: TLSStats{Handshakes: s.tlsHandshakes.Load(), HandshakeErrors: s.tlsHandshakeErrors.Load(),
+			CertificatesIssued: s.certsIssued.Load()},
+		Latency:  map[string]HistogramStats{"await_response": s.awaitRTT.snapshot(), "ack_wait": s.ackWait.snapshot()},
+		Detailed: s.detailed.Load(),
+		Traffic:  s.traffic.snapshot(),
+	}
+	if st.ConnectedPeers == nil {
+		st.ConnectedPeers = []string{}
+	}
+	for name, p := range *c.peers.Load() {
+		if p.ident.Load() {
+			st.SendQueues[name] = p.q.Len() + int(p.pendingN.Load())
+		}
+	}
+	st.Persistence = PersistenceStats{StoredSend: s.storePersistenceSend.Load(), LoadedSend: s.loadPersistenceSend.Load(),
+		StoredRecv: s.storePersistenceRecv.Load(), LoadedRecv: s.loadPersistenceRecv.Load()}
+	st.Persistence.SendBytes, st.Persistence.RecvBytes = c.persistenceBytes()
+	return st
+}
+
+// persistenceBytes sums the sizes of the persistence files this connector has open (send
+// files, receive files).
+func (c *Connector) persistenceBytes() (send, recv int64) {
+	c.pstores.mu.Lock()
+	paths := make([]string, 0, len(c.pstores.m))
+	stores := make([]interface{ Size() int64 }, 0, len(c.pstores.m))
+	for p, s := range c.pstores.m {
+		paths = append(paths, p)
+		stores = append(stores, s)
+	}
+	c.pstores.mu.Unlock()
+	for i, s := range stores {
+		n := s.Size()
+		if strings.HasPrefix(filepath.Base(paths[i]), "connector_disk_persistence_send_") {
+			send += n
+		} else {
+			recv += n
+		}
+	}
+	return send, recv
+}
+
+// frameLen is the size on the wire of a frame made of these sections (prefix included).
+func frameLen(json []byte, f codec.Frame) int {
+	n := codec.LenPrefix + 2 + len(json) + 4 + len(f.Data)
+	if f.HasBinary {
+		n += 4 + len(f.Binary)
+	}
+	return n
+}
+
+// clampInt converts a counter for export.
+func clampInt(v uint64) float64 {
+	if v > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return float64(v)
+}
+
+// showStats is the show_stats commander reply: Stats as JSON.
+func (c *Connector) showStats() string {
+	b, err := json.Marshal(c.Stats())
+	if err != nil {
+		return "{}"
+	}
+	return string(b)
 }

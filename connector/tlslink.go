@@ -106,9 +106,11 @@ func (c *Connector) handshakeServer(eng *loop.Engine, t *tlsRun, conn net.Conn) 
 	tc.SetDeadline(time.Now().Add(c.cfg.IOTimeout))
 	if err := tc.Handshake(); err != nil {
 		c.log.Debugf("%s TLS handshake with %s failed: %v", c.sourceID, conn.RemoteAddr(), err)
+		c.stats.tlsHandshakeErrors.Add(1)
 		conn.Close()
 		return
 	}
+	c.stats.tlsHandshakes.Add(1)
 	tc.SetDeadline(time.Time{})
 	p := newPeer(c, false)
 	p.name = pyAddr(conn.RemoteAddr())
@@ -155,9 +157,11 @@ func (c *Connector) handshakeClient(nc net.Conn) (net.Conn, bool, error) {
 	tc := gotls.Client(nc, cfg)
 	tc.SetDeadline(time.Now().Add(c.cfg.IOTimeout))
 	if err := tc.Handshake(); err != nil {
+		c.stats.tlsHandshakeErrors.Add(1)
 		nc.Close()
 		return nil, false, fmt.Errorf("connector: TLS handshake: %w", err)
 	}
+	c.stats.tlsHandshakes.Add(1)
 	tc.SetDeadline(time.Time{})
 	return tc, isDefault, nil
 }
@@ -261,6 +265,7 @@ func (p *peer) issueCertificate(f codec.Frame, h *codec.Header) error {
 		d.Str("key", string(iss.KeyPEM))
 		frame := codec.AppendFrame(nil, js, d.End(), nil, false)
 		cn.log.Infof("%s created certificate %s for client %s", cn.sourceID, iss.Serial, name)
+		cn.stats.certsIssued.Add(1)
 		if pc.AsyncWrite(frame, func(error) { pc.Close() }) != nil {
 			pc.Close()
 		}
