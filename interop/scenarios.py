@@ -668,7 +668,9 @@ def group_rows(group):
     if group == 'p2p':
         return [n for n, m in SCENARIO_META.items() if m['group'] == 'p2p']
     if group == 'tls':
-        return [f'{s}@{m}' for s in TLS_P2P_SCENARIOS + ('tls_clients',) for m in TLS_MODES]
+        # plain mode of the p2p scenarios is the p2p group's cell (same configs); tls_clients has all three
+        return [f'{s}@{m}' for s in TLS_P2P_SCENARIOS for m in TLS_MODES[1:]] + [
+            f'tls_clients@{m}' for m in TLS_MODES]
     return {'pubsub': PUBSUB_ROWS, 'files': FILES_ROWS, 'persist': PERSIST_ROWS}[group]
 
 
@@ -1387,7 +1389,14 @@ async def _persist(ctx, writer_side):
     await ctx.listen(src)
     for i, kw in enumerate(PERSIST_MSGS):
         want = persist_expect(ctx, src, kw, 'p' if py_format_wanted else 'g')
-        got = await ctx.recv(dst, kw['message_type'])
+        try:
+            got = await ctx.recv(dst, kw['message_type'])
+        except Failure as exc:
+            # say what the replayer made of the file
+            log = f'{ctx.dir}/{"s" if src == "s" else "c"}/aioconnectors.log'
+            lines = [l.rstrip() for l in open(log, errors='replace') if 'ersist' in l][-4:] if os.path.exists(log) else []
+            raise Failure(f'{exc} (replayed message #{i + 1} of {len(PERSIST_MSGS)}); replayer log: {lines}; '
+                          f'file still there: {os.path.exists(pfile)}') from None
         check(f'replayed #{i + 1}', got, want)
     check('persistence file removed after replay', await wait_path(pfile, exists=False), True)
     await ctx.roundtrip('new traffic after replay')
