@@ -121,7 +121,6 @@ func appendOmap(dst []byte, o *omap) []byte {
 	return append(dst, '}')
 }
 
-
 // ParseSourceIDMap decodes source_id_2_cert.json as json.load + 1.0.33 would use it: a JSON
 // object with the objects "source_id_2_cert" and "cert_2_source_id" whose values are strings;
 // a missing one is empty, other top-level keys are ignored, key order is kept (a duplicated key
