@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 
 	"github.com/aioconn/aioconn/config"
 	"github.com/aioconn/aioconn/connector"
@@ -67,12 +69,52 @@ func runCreateConnector(ctx context.Context, args []string, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "aioconn: %v\n", err)
 		return 1
 	}
+	stopTelemetry, err := startTelemetry(cn, cfg, path)
+	if err != nil {
+		fmt.Fprintf(stderr, "aioconn: %v\n", err)
+		cn.Close()
+		return 1
+	}
+	defer stopTelemetry()
 	if err := cn.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "aioconn: %v\n", err)
 		return 1
 	}
 	fmt.Fprintln(stdout, "Connector stopped !")
 	return 0
+}
+
+// MetricsListenEnv, when set and the config file has no metrics_listen, is the metrics_listen of
+// create_connector (a hook for `aioconn bench`, whose connectors inherit the environment; use a
+// port 0 address such as 127.0.0.1:0 when several connectors run).
+const MetricsListenEnv = "AIOCONN_METRICS_LISTEN"
+
+// startTelemetry applies detailed_stats and metrics_listen, and re-reads the config file on
+// SIGHUP (connector.ReloadFile) until stop is called (it also stops the metrics server).
+func startTelemetry(cn *connector.Connector, cfg *config.Options, path string) (stop func(), err error) {
+	cn.SetDetailedStats(cfg.DetailedStats)
+	listen := cfg.MetricsListen
+	if _, inFile := cfg.Raw["metrics_listen"]; !inFile && listen == "" {
+		listen = os.Getenv(MetricsListenEnv)
+	}
+	if listen != "" {
+		if err := cn.SetMetricsListen(listen); err != nil {
+			return nil, err
+		}
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			cn.Logger().Infof("%s SIGHUP: re-reading %s", cn.SourceID(), path)
+			cn.ReloadFile(path)
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(hup)
+		cn.SetMetricsListen("")
+	}, nil
 }
 
 func runPrintConfigTemplates(_ context.Context, args []string, stdout, _ io.Writer) int {

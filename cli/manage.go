@@ -30,6 +30,9 @@ var manageCommands = map[string]struct {
 	"show_connected_peers": {0, "list connected peers", func(ctx context.Context, t *api.RemoteTool, _ []string) ([]byte, error) {
 		return t.ShowConnectedPeers(ctx)
 	}},
+	"show_stats": {0, "every counter as JSON (aioconn)", func(ctx context.Context, t *api.RemoteTool, _ []string) ([]byte, error) {
+		return t.SendCommand(ctx, "show_stats__sync", nil)
+	}},
 	"peek_queues": {0, "queue sizes", func(ctx context.Context, t *api.RemoteTool, _ []string) ([]byte, error) { return t.PeekQueues(ctx) }},
 	"ignore_peer_traffic_show": {0, "show ignore_peer_traffic", func(ctx context.Context, t *api.RemoteTool, _ []string) ([]byte, error) {
 		return t.IgnorePeerTrafficShow(ctx)

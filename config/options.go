@@ -571,8 +571,8 @@ var aioconnKeys = []string{"metrics_listen", "detailed_stats"}
 // ReloadableKeys are the keys a running connector applies again when its config file is
 // re-read (SIGHUP); a change to any other key needs a restart.
 var ReloadableKeys = []string{
-	"default_logger_log_level", "subscribe_message_types", "send_message_types_priorities",
-	"ignore_peer_traffic", "metrics_listen", "detailed_stats",
+	"default_logger_log_level", "subscribe_message_types", "ignore_peer_traffic",
+	"metrics_listen", "detailed_stats",
 }
 
 // classifyKeys fills Unknown/Unsupported and warns about keys without effect.

@@ -227,9 +227,6 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error 
 		cn.log.Errorf("%s queue_send_to_connector_put : queue full for peer %s, message of type %s dropped", cn.sourceID, peerB, mtB)
 		return nil
 	}
-	if cn.stats.detailed.Load() {
-		p.countOut(mtB, frameLen(json, f))
-	}
 	for _, t := range a.touched {
 		if t == p {
 			return nil

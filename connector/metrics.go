@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aioconn/aioconn/codec"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -18,10 +20,11 @@ import (
 // Metrics (metrics_listen, detailed_stats, show_stats).
 //
 // Per-message counting is per connection: each peer link owns a *peerMetrics (created at its
-// first counted message) whose counters are atomics written by that link's loop (messages in)
-// or by the application loops that queue messages for it (messages out); nothing global is
-// touched per message. A scrape (or show_stats) sums them by label. Links of the same peer name
-// share one *peerTraffic, so counters stay monotonic across reconnections.
+// first counted message) whose counts are plain fields of that link's loop (messages received
+// in process, messages written in drain), published into atomics of its peer's *peerTraffic
+// at the end of every burst; nothing global is touched per message. A scrape (or show_stats)
+// sums them by label. Links of the same peer name share one *peerTraffic, so counters stay
+// monotonic across reconnections.
 //
 // Label cardinality is bounded: at most MaxLabelValues distinct peer names and as many distinct
 // message types get their own label value; later ones are counted under "other".
@@ -48,12 +51,49 @@ type peerTraffic struct {
 	otherIn, otherOut typeTraffic
 }
 
-// peerMetrics is one link's handle on its peer's traffic, plus a loop-owned cache of the last
-// received type (telemetry streams repeat their type: most messages skip the map lookup).
+// peerMetrics is one link's handle on its peer's traffic. Counting is batched: the link's loop
+// adds to plain fields for the current message type of each direction and publishes them into
+// the shared atomics when the type changes and at the end of each burst (peer.flush), so a
+// message costs a comparison and two plain additions.
 type peerMetrics struct {
-	t          *peerTraffic
-	inLast     *typeTraffic // loop-owned
-	inLastName []byte       // loop-owned
+	t       *peerTraffic
+	in, out dirCount // loop-owned
+	scratch []byte   // loop-owned
+}
+
+// dirCount is the loop-owned count of one direction for its current message type.
+type dirCount struct {
+	c           *typeTraffic
+	name        []byte
+	plain       bool   // name has no quote or backslash: it can be compared with raw JSON
+	msgs, bytes uint64 // not published yet
+}
+
+func (d *dirCount) publish() {
+	if d.msgs == 0 && d.bytes == 0 {
+		return
+	}
+	d.c.msgs.Add(d.msgs)
+	d.c.bytes.Add(d.bytes)
+	d.msgs, d.bytes = 0, 0
+}
+
+func (d *dirCount) count(tt *trafficTable, pt *peerTraffic, m *atomic.Pointer[map[string]*typeTraffic], other *typeTraffic, mt []byte, n int) {
+	if d.c == nil || string(d.name) != string(mt) {
+		if d.c != nil {
+			d.publish()
+		}
+		d.c = tt.lookup(pt, m, other, mt)
+		d.name = append(d.name[:0], mt...)
+	}
+	d.msgs++
+	d.bytes += uint64(n)
+}
+
+// publish makes the link's pending counts visible to scrapes. Loop-owned.
+func (m *peerMetrics) publish() {
+	m.in.publish()
+	m.out.publish()
 }
 
 // trafficTable holds every peerTraffic by label, and the label sets used for capping.
@@ -166,34 +206,80 @@ func (p *peer) metricsOf() *peerMetrics {
 // countIn counts one received frame of type mt and n bytes. Loop-owned (the peer's loop).
 func (p *peer) countIn(mt []byte, n int) {
 	m := p.metricsOf()
-	c := m.inLast
-	if c == nil || string(m.inLastName) != string(mt) {
-		c = p.cn.stats.traffic.lookup(m.t, &m.t.in, &m.t.otherIn, mt)
-		m.inLast = c
-		m.inLastName = append(m.inLastName[:0], mt...)
-	}
-	c.msgs.Add(1)
-	c.bytes.Add(uint64(n))
+	m.in.count(&p.cn.stats.traffic, m.t, &m.t.in, &m.t.otherIn, mt, n)
 }
 
-// countOut counts one frame of type mt and n bytes queued for this peer. Concurrency-safe
-// (called from any application loop and from broker loops).
-func (p *peer) countOut(mt []byte, n int) {
+// countOut counts one queued frame as it is written to the link. Loop-owned (the peer's loop).
+func (p *peer) countOut(q qmsg) {
 	m := p.metricsOf()
-	c := p.cn.stats.traffic.lookup(m.t, &m.t.out, &m.t.otherOut, mt)
-	c.msgs.Add(1)
-	c.bytes.Add(uint64(n))
+	n := len(q.b.B)
+	if q.body != nil {
+		n += len(q.body.b.B)
+	}
+	// Fast path: the frame's type is the current one (compared in place, no scan).
+	if d := &m.out; d.c != nil && d.plain {
+		if v := typeValue(q.b.B); len(v) > len(d.name) && v[len(d.name)] == '"' && string(v[:len(d.name)]) == string(d.name) {
+			d.msgs++
+			d.bytes += uint64(n)
+			return
+		}
+	}
+	var mt []byte
+	mt, m.scratch = frameType(q.b.B, m.scratch)
+	m.out.count(&p.cn.stats.traffic, m.t, &m.t.out, &m.t.otherOut, mt, n)
+	m.out.plain = bytes.IndexByte(mt, '\\') < 0 && bytes.IndexByte(mt, '"') < 0
 }
 
-// countOutStr is countOut for a type held in a string.
-func (p *peer) countOutStr(mt string, n int) {
-	m := p.metricsOf()
-	var c *typeTraffic
-	if c = (*m.t.out.Load())[mt]; c == nil {
-		c = p.cn.stats.traffic.lookup(m.t, &m.t.out, &m.t.otherOut, []byte(mt))
+// typeValue returns what follows the opening quote of message_type when a frame's JSON starts
+// with that key (every API and broker frame), else nil.
+func typeValue(frame []byte) []byte {
+	const key = `{"message_type":`
+	if len(frame) < codec.LenPrefix+2+len(key)+2 {
+		return nil
 	}
-	c.msgs.Add(1)
-	c.bytes.Add(uint64(n))
+	jl := int(frame[codec.LenPrefix]) | int(frame[codec.LenPrefix+1])<<8
+	js := frame[codec.LenPrefix+2:]
+	if len(js) < jl || string(js[:len(key)]) != key {
+		return nil
+	}
+	r := js[len(key):jl]
+	if len(r) > 0 && r[0] == ' ' {
+		r = r[1:]
+	}
+	if len(r) == 0 || r[0] != '"' {
+		return nil
+	}
+	return r[1:]
+}
+
+// frameType returns the message_type of a frame (prefix included; at least its JSON part): read
+// in place when the JSON starts with it without escapes, else decoded into scratch.
+func frameType(frame, scratch []byte) (mt, scratch2 []byte) {
+	if v := typeValue(frame); v != nil {
+		if e := bytes.IndexByte(v, '"'); e >= 0 && bytes.IndexByte(v[:e], '\\') < 0 {
+			return v[:e], scratch
+		}
+	}
+	if len(frame) >= codec.LenPrefix+2 {
+		jl := int(frame[codec.LenPrefix]) | int(frame[codec.LenPrefix+1])<<8
+		if js := frame[codec.LenPrefix+2:]; len(js) >= jl {
+			return scanType(js[:jl], scratch)
+		}
+	}
+	return append(scratch[:0], "unknown"...), scratch
+}
+
+// scanType is frameType's slow path (kept out of line: its header is large).
+//
+//go:noinline
+func scanType(js, scratch []byte) (mt, scratch2 []byte) {
+	var h codec.Header
+	if codec.ScanHeader(js, &h) == nil {
+		if out, ok := h.MessageType.AppendStr(scratch[:0]); ok {
+			return out, out
+		}
+	}
+	return append(scratch[:0], "unknown"...), scratch
 }
 
 // snapshot sums the traffic by peer label and type label.
@@ -325,8 +411,8 @@ type collector struct{ cn *Connector }
 var (
 	descMsgsIn   = prometheus.NewDesc("aioconn_peer_received_messages_total", "Messages received from a peer, by peer and message type (counted while metrics_listen or detailed_stats is on).", []string{"peer", "message_type"}, nil)
 	descBytesIn  = prometheus.NewDesc("aioconn_peer_received_bytes_total", "Frame bytes received from a peer, by peer and message type.", []string{"peer", "message_type"}, nil)
-	descMsgsOut  = prometheus.NewDesc("aioconn_peer_sent_messages_total", "Messages queued for sending to a peer, by peer and message type.", []string{"peer", "message_type"}, nil)
-	descBytesOut = prometheus.NewDesc("aioconn_peer_sent_bytes_total", "Frame bytes queued for sending to a peer, by peer and message type.", []string{"peer", "message_type"}, nil)
+	descMsgsOut  = prometheus.NewDesc("aioconn_peer_sent_messages_total", "Messages written to a peer from its send queue, by peer and message type.", []string{"peer", "message_type"}, nil)
+	descBytesOut = prometheus.NewDesc("aioconn_peer_sent_bytes_total", "Frame bytes written to a peer from its send queue, by peer and message type.", []string{"peer", "message_type"}, nil)
 	descSendQ    = prometheus.NewDesc("aioconn_send_queue_messages", "Messages waiting in the send ring of a connected peer.", []string{"peer"}, nil)
 	descRecvQ    = prometheus.NewDesc("aioconn_receive_queue_messages", "Messages waiting in the receive ring of a message type.", []string{"message_type"}, nil)
 	descDrops    = prometheus.NewDesc("aioconn_dropped_messages_total", "Messages dropped, by reason.", []string{"reason"}, nil)

@@ -616,6 +616,9 @@ func (p *peer) drain() {
 		i := 0
 		for ; i < len(p.pending); i++ {
 			m := p.pending[i]
+			if p.cn.stats.detailed.Load() {
+				p.countOut(m)
+			}
 			if m.file {
 				p.startFileSend(m)
 				i++
@@ -695,6 +698,9 @@ func (p *peer) scheduleRewake() {
 
 // flush writes the batch with one syscall. Loop-owned.
 func (p *peer) flush() {
+	if m := p.mx.Load(); m != nil {
+		m.publish()
+	}
 	if len(p.out) == 0 {
 		return
 	}

@@ -188,7 +188,6 @@ func (p *peer) brokerHandle(h *codec.Header, f codec.Frame) {
 		if h.AwaitResponse.Truthy() {
 			cn.addWaiter(topic, sub, h.RequestID, nil) // the broker swallows the answer, as Python's does
 		}
-		outLen := len(hb.B) + len(f.Data) // hb belongs to the queue once pushed
 		if !sp.q.Push(m, len(hb.B)+len(f.Data), cn.sendPrio[topic]) {
 			// A subscriber that does not keep up never slows the others: its publication is
 			// spilled to its send-persistence file when persistence covers the topic (replayed
@@ -209,9 +208,6 @@ func (p *peer) brokerHandle(h *codec.Header, f codec.Frame) {
 			cn.stats.dropQueueFull.Add(1)
 			cn.log.Warnf("%s queue full for subscriber %s: publication of %s dropped", cn.sourceID, sub, topic)
 			continue
-		}
-		if cn.stats.detailed.Load() {
-			sp.countOutStr(topic, outLen)
 		}
 		p.touchPeer(sp)
 	}

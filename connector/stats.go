@@ -1,18 +1,22 @@
 package connector
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aioconn/aioconn/codec"
+	"github.com/aioconn/aioconn/config"
 )
 
 // counters are the original's msg_counts plus aioconn's own counters (drops by reason,
@@ -36,7 +40,7 @@ type counters struct {
 	metrics  metricsRun // the /metrics server (metrics.go)
 
 	reloadMu  sync.Mutex
-	reloadCfg any // *config.Options last applied by Reload (nil: the one the connector was built with)
+	reloadCfg *config.Options // last applied by Reload (nil: the one the connector was built with)
 }
 
 // msgCounts renders the Python dict repr of LOCAL-API §10, in the original key order.
@@ -283,4 +287,163 @@ func (c *Connector) showStats() string {
 		return "{}"
 	}
 	return string(b)
+}
+
+// ReloadResult tells what a config reload did.
+type ReloadResult struct {
+	Applied     []string // one description per applied change ("key: old -> new")
+	NeedRestart []string // keys whose new value takes effect only after a restart (sorted)
+}
+
+// ReloadFile re-reads the config file at path and applies it (Reload). A file that does not
+// load or validate changes nothing; the error is logged and returned.
+func (c *Connector) ReloadFile(path string) (ReloadResult, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		c.log.Errorf("%s config reload from %s failed, nothing changed: %v", c.sourceID, path, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return ReloadResult{}, err
+	}
+	return c.Reload(cfg), nil
+}
+
+// Reload applies what can change without a restart: default_logger_log_level,
+// subscribe_message_types (a client sends the _pubsub unsubscribe/subscribe frames at once, or
+// subscribes at its next connection), ignore_peer_traffic, metrics_listen and detailed_stats.
+// A reloadable key is applied when its value differs from the one applied last; every other key
+// whose value differs from the running configuration is reported (and logged) as needing a
+// restart. Concurrency-safe (reloads are serialised).
+func (c *Connector) Reload(cfg *config.Options) ReloadResult {
+	s := &c.stats
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	prev := s.reloadCfg
+	if prev == nil {
+		prev = c.cfg
+	}
+	var res ReloadResult
+	changed := func(key string) bool { return !rawEqual(prev.Raw[key], cfg.Raw[key]) }
+	applied := func(key string, from, to any) {
+		d := fmt.Sprintf("%s: %v -> %v", key, from, to)
+		res.Applied = append(res.Applied, d)
+		c.log.Infof("%s config reload: %s", c.sourceID, d)
+	}
+	if changed("default_logger_log_level") {
+		if lv, ok := ParseLevel(cfg.DefaultLoggerLogLevel); ok {
+			old := c.log.Level()
+			c.log.SetLevel(lv)
+			applied("default_logger_log_level", old, lv)
+		}
+	}
+	if changed("subscribe_message_types") && !c.cfg.IsServer {
+		old := c.subscriptions()
+		now := c.reloadSubscriptions(cfg.SubscribeMessageTypes)
+		applied("subscribe_message_types", pyList(old), pyList(now))
+	}
+	if changed("ignore_peer_traffic") {
+		old := c.ignore.Load()
+		n := &ignoreState{all: cfg.IgnorePeerTraffic.All, peers: slices.Clone(cfg.IgnorePeerTraffic.Peers)}
+		c.ignore.Store(n)
+		applied("ignore_peer_traffic", old.describe(), n.describe())
+	}
+	if changed("detailed_stats") {
+		c.SetDetailedStats(cfg.DetailedStats)
+		applied("detailed_stats", prev.DetailedStats, cfg.DetailedStats)
+	}
+	if changed("metrics_listen") {
+		if err := c.SetMetricsListen(cfg.MetricsListen); err != nil {
+			c.log.Errorf("%s config reload: %v", c.sourceID, err)
+			cfg.MetricsListen = prev.MetricsListen // not applied: retried at the next reload
+			cfg.Raw = cloneWith(cfg.Raw, "metrics_listen", prev.Raw["metrics_listen"])
+		} else {
+			applied("metrics_listen", quoteOrOff(prev.MetricsListen), quoteOrOff(cfg.MetricsListen))
+		}
+	}
+	keys := map[string]struct{}{}
+	for k := range c.cfg.Raw {
+		keys[k] = struct{}{}
+	}
+	for k := range cfg.Raw {
+		keys[k] = struct{}{}
+	}
+	for k := range keys {
+		if !slices.Contains(config.ReloadableKeys, k) && !rawEqual(c.cfg.Raw[k], cfg.Raw[k]) {
+			res.NeedRestart = append(res.NeedRestart, k)
+		}
+	}
+	sort.Strings(res.NeedRestart)
+	for _, k := range res.NeedRestart {
+		c.log.Warnf("%s config reload: %s changed, needs a restart to take effect", c.sourceID, k)
+	}
+	if len(res.Applied) == 0 && len(res.NeedRestart) == 0 {
+		c.log.Infof("%s config reload: no change", c.sourceID)
+	}
+	s.reloadCfg = cfg
+	return res
+}
+
+// reloadSubscriptions sets the client's subscribe_message_types like set_subscribe_message_types
+// when connected; otherwise the list is kept for the next connection's subscribe frame.
+func (c *Connector) reloadSubscriptions(types []string) []string {
+	if p := c.peerByName(c.serverPeer); p != nil && p.ident.Load() {
+		if keep, ok := c.setSubscriptions(types); ok {
+			return keep
+		}
+	}
+	var keep []string
+	for _, t := range types {
+		if _, ok := c.recvTypes[t]; ok && !slices.Contains(keep, t) {
+			keep = append(keep, t)
+		}
+	}
+	c.subMu.Lock()
+	c.subTypes = keep
+	c.subMu.Unlock()
+	return keep
+}
+
+func (s *ignoreState) describe() string {
+	switch {
+	case s == nil:
+		return "False"
+	case s.all:
+		return "True"
+	case len(s.peers) > 0:
+		return pyList(s.peers)
+	}
+	return "False"
+}
+
+func pyList(l []string) string { return string(codec.AppendPyListRepr(nil, l)) }
+
+func quoteOrOff(s string) string {
+	if s == "" {
+		return "off"
+	}
+	return strconv.Quote(s)
+}
+
+// cloneWith returns a copy of m with key set to v (deleted when v is nil).
+func cloneWith(m map[string]json.RawMessage, key string, v json.RawMessage) map[string]json.RawMessage {
+	out := make(map[string]json.RawMessage, len(m))
+	for k, x := range m {
+		out[k] = x
+	}
+	if v == nil {
+		delete(out, key)
+	} else {
+		out[key] = v
+	}
+	return out
+}
+
+// rawEqual compares two JSON values ignoring insignificant whitespace (absent equals absent).
+func rawEqual(a, b json.RawMessage) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	var x, y bytes.Buffer
+	if json.Compact(&x, a) != nil || json.Compact(&y, b) != nil {
+		return bytes.Equal(a, b)
+	}
+	return bytes.Equal(x.Bytes(), y.Bytes())
 }
