@@ -1,36 +1,71 @@
 #!/bin/sh
-# Runs the standard scenario set REPEAT times each (default 3) and writes one JSON file per run
-# into OUT (default a new temp dir); then prints best/median with summarize.py.
-# Usage: benchmarks/scripts/standard.sh [BIN] ; env: REPEAT, OUT, PY=1 (also the Python 1.0.33 runs,
-# needs AIOCONNECTORS_PATH), ONLY=<name substring>.
+# Runs the standard scenario set REPEAT times each (default 3), one JSON file per run in OUT
+# (default a new temp dir), prints best/median tables with summarize.py and, with WRITE=1,
+# rewrites the generated part of benchmarks/RESULTS.md (everything above the line
+# "<!-- hand-written -->"; what follows that line is kept as it is).
+# Usage: benchmarks/scripts/standard.sh [BIN]
+# env: REPEAT, OUT, ONLY=<name substring>, WRITE=1, PY=1 (also the Python 1.0.33 runs, needs
+# AIOCONNECTORS_PATH), BIG=1 (also the 4 GB file transfers: needs ~13 GB free in FILEDIR),
+# FILEDIR (default the bench's temp dir), SKIP_RATE=1 (skip the long rate scenarios),
+# BIG_REPEAT (runs of each 4 GB transfer, default 1).
 set -u
 BIN=${1:-bin/aioconn}
 REPEAT=${REPEAT:-3}
 OUT=${OUT:-$(mktemp -d)}
 HERE=$(dirname "$0")
+RESULTS=${RESULTS:-$HERE/../RESULTS.md}
+FILEDIR=${FILEDIR:-}
+mkdir -p "$OUT"
+load() { cut -d' ' -f1-3 /proc/loadavg; }
 run() { # name, args...
   name=$1; shift
   case "$name" in *${ONLY:-}*) ;; *) return ;; esac
+  echo "$*" > "$OUT/$name.cmd"
   i=1
-  while [ $i -le "$REPEAT" ]; do
-    echo "== $name #$i: $BIN bench $*" >&2
-    "$BIN" bench "$@" --json --quiet > "$OUT/$name.$i.json" || echo "   (exit $?)" >&2
+  while [ $i -le "${N:-$REPEAT}" ]; do
+    echo "== $name #$i: $BIN bench $* (load $(load))" >&2
+    before=$(load)
+    timeout 900 "$BIN" bench "$@" --json --quiet > "$OUT/$name.$i.json" || echo "   (exit $?)" >&2
+    echo "{\"name\": \"$name\", \"run\": $i, \"load_before\": \"$before\", \"load_after\": \"$(load)\"}" > "$OUT/$name.$i.load"
     i=$((i + 1))
   done
 }
+fd() { [ -n "$FILEDIR" ] && echo "--file-dir $FILEDIR"; }
 run go-throughput-100 --mode throughput --count 2000000 --size 100
 run go-throughput-1k --mode throughput --count 1000000 --size 1024
-run go-rate-100x40 --clients 100 --rate 40 --duration 20s
-run go-rate-100x1000 --clients 100 --rate 1000 --duration 10s
-run go-rate-100x4000 --clients 100 --rate 4000 --duration 10s
+run go-tls-throughput-100 --tls --mode throughput --count 2000000 --size 100
+run go-tls-allow-all-throughput-100 --tls-allow-all --mode throughput --count 2000000 --size 100
+if [ "${SKIP_RATE:-0}" != 1 ]; then
+  run go-rate-100x40 --clients 100 --rate 40 --duration 20s
+  run go-rate-100x1000 --clients 100 --rate 1000 --duration 10s
+  run go-rate-100x4000 --clients 100 --rate 4000 --duration 10s
+fi
 run go-pubsub-10 --mode pubsub --subscribers 10 --count 300000
+run go-pubsub-100 --mode pubsub --subscribers 100 --count 100000
 run go-reqrep --mode reqrep --count 20000 --duration 5s --concurrency 16
+run go-file-100m --mode file --file-size 100000000 $(fd)
+run go-persist-300k --mode persist --count 300000 --size 100
+run go-certstorm-200 --mode certstorm --clients 200 --storm-rate 1000
+if [ "${BIG:-0}" = 1 ]; then
+  # once each by default (BIG_REPEAT): at the time of writing the server connector's RSS grew to
+  # ~3 x the file size (13 GB for 4 GB), too much to repeat on a shared machine
+  N=${BIG_REPEAT:-1}
+  run go-file-4g --mode file --file-size 4000000000 $(fd)
+  run go-file-4g-chunked --mode file --file-size 4000000000 --file-chunk 1000000000 $(fd)   # as the 1.0.33 API splits it
+  N=
+fi
 if [ "${PY:-0}" = 1 ]; then
   run py-throughput-100 --target python --mode throughput --count 60000 --size 100 --window 2000
   run py-throughput-1k --target python --mode throughput --count 40000 --size 1024 --window 2000
   run py-rate-100x40 --target python --clients 100 --rate 40 --duration 10s --drain 5s
   run py-pubsub-10 --target python --mode pubsub --subscribers 10 --count 5000 --window 1000
   run py-reqrep --target python --mode reqrep --count 100 --duration 5s --concurrency 16
+  run py-file-100m --target python --mode file --file-size 100000000 $(fd)
+  run py-tls-throughput-100 --target python --tls --mode throughput --count 20000 --size 100 --window 2000
 fi
-python3 "$HERE/summarize.py" "$OUT"
+if [ "${WRITE:-0}" = 1 ]; then
+  python3 "$HERE/summarize.py" "$OUT" --bin "$BIN" --rewrite "$RESULTS"
+else
+  python3 "$HERE/summarize.py" "$OUT" --bin "$BIN"
+fi
 echo "json in $OUT" >&2
