@@ -382,3 +382,15 @@ func TestFrameType(t *testing.T) {
 		t.Errorf("short frame: %q", got)
 	}
 }
+
+// TestTLSCounters: a strict TLS client's first connection (default certificate), the
+// certificate issued by the server and the reconnection with it are counted on both sides.
+func TestTLSCounters(t *testing.T) {
+	srv, cli, _ := tlsPair(t, false)
+	waitPeers(t, srv, "client1 identified by certificate", func(p []string) bool { return len(p) == 1 && p[0] == "client1" })
+	waitPeers(t, cli, "client connected", func(p []string) bool { return len(p) == 1 })
+	s, c := srv.Stats(), cli.Stats()
+	if s.TLS.CertificatesIssued != 1 || s.TLS.Handshakes < 2 || c.TLS.Handshakes < 2 || c.Reconnects < 1 {
+		t.Errorf("server tls %+v; client tls %+v, reconnects %d", s.TLS, c.TLS, c.Reconnects)
+	}
+}
