@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -274,7 +276,7 @@ func TestPlot(t *testing.T) {
 	for k, name := range []string{"a", "b"} {
 		ns := make([]int64, 5000)
 		for i := range ns {
-			ns[i] = int64(1000 + i*i*(k+1))
+			ns[i] = int64(3000 + i*i*(k+1)) // the smallest is not on a decade
 		}
 		res.Phases = append(res.Phases, Phase{Name: name, lat: ns})
 	}
@@ -301,6 +303,22 @@ func TestPlot(t *testing.T) {
 	WritePlot(&b2, res)
 	if !strings.Contains(b2.String(), "100 clients × 40 msg/s") || strings.Count(b2.String(), "<polyline") != 2 {
 		t.Errorf("title or curves missing")
+	}
+	// the histogram's decade lines are evenly spaced (log axis)
+	re := regexp.MustCompile(`<text x="([0-9.]+)" y="[0-9.]+" text-anchor="middle">[0-9.]+ (µs|ms|s)</text>`)
+	var xs []float64
+	for _, m := range re.FindAllStringSubmatch(b2.String(), -1) {
+		x, _ := strconv.ParseFloat(m[1], 64)
+		xs = append(xs, x)
+	}
+	if len(xs) < 3 {
+		t.Fatalf("decade labels %v", xs)
+	}
+	for i := 2; i < len(xs); i++ {
+		if d0, d := xs[1]-xs[0], xs[i]-xs[i-1]; d0 <= 0 || d < d0-0.2 || d > d0+0.2 {
+			t.Errorf("decade lines not evenly spaced: %v", xs)
+			break
+		}
 	}
 	if err := WritePlot(&b, &Result{}); !errors.Is(err, ErrNoLatency) {
 		t.Errorf("empty: %v", err)

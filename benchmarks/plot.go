@@ -64,7 +64,7 @@ func WritePlot(w io.Writer, res *Result) error {
 	// panel 1: histogram
 	y0 := float64(plotTitleH)
 	x := func(us float64) float64 { // latency → x
-		return plotL + (math.Log10(math.Max(us, lo))-l0)/(l1-l0)*float64(plotW-plotL-plotR)
+		return plotL + (math.Max(math.Log10(us), l0)-l0)/(l1-l0)*float64(plotW-plotL-plotR)
 	}
 	const binsPerDecade = 10
 	nb := int(l1-l0) * binsPerDecade
@@ -128,7 +128,7 @@ func WritePlot(w io.Writer, res *Result) error {
 	maxNines = math.Min(maxNines, 6)
 	px := func(nines float64) float64 { return plotL + nines/maxNines*float64(plotW-plotL-plotR) }
 	py := func(us float64) float64 {
-		return bottom - (math.Log10(math.Max(us, lo))-l0)/(l1-l0)*ph
+		return bottom - (math.Max(math.Log10(math.Max(us, 1e-3)), l0)-l0)/(l1-l0)*ph
 	}
 	for d := l0; d <= l1; d++ {
 		yy := py(math.Pow(10, d))
