@@ -57,10 +57,13 @@ type Options struct {
 	TLS         string        `json:"tls"`         // TLSOff, TLSStrict or TLSAllowAll
 	// Config, when set, is the config file of an already running server connector (ours or a
 	// Python one): the bench starts only the clients it needs and drives that server's sockets.
-	Config      string        `json:"config,omitempty"`
-	StormRate   float64       `json:"storm_rate"` // certstorm: msg/s of the established client during the storm
-	Drain       time.Duration `json:"drain_ns"`   // wait for stragglers after the last send (no progress for this long)
-	StartupTime time.Duration `json:"-"`          // bound on starting and connecting all connectors
+	Config    string  `json:"config,omitempty"`
+	StormRate float64 `json:"storm_rate"` // certstorm: msg/s of the established client during the storm
+	// ProfileDir, when set, makes every aioconn connector the bench starts write a CPU profile
+	// to ProfileDir/<name>.cpu.pprof (AIOCONN_CPUPROFILE), complete once the process stopped.
+	ProfileDir  string        `json:"-"`
+	Drain       time.Duration `json:"drain_ns"` // wait for stragglers after the last send (no progress for this long)
+	StartupTime time.Duration `json:"-"`        // bound on starting and connecting all connectors
 	// Progress, when set, receives a one-line status about once a second.
 	Progress func(line string) `json:"-"`
 }

@@ -107,11 +107,17 @@ func TestSmoke(t *testing.T) {
 	t.Run("throughput", func(t *testing.T) {
 		o := smokeOptions(bin)
 		o.Mode, o.Count, o.Window, o.Size = ModeThroughput, 5000, 1000, 64
+		o.ProfileDir = t.TempDir()
 		res, err := Run(ctx, o)
 		if err != nil {
 			t.Fatal(err)
 		}
 		checkLossless(t, res.Phases[0])
+		for _, n := range []string{"server", "t1"} {
+			if st, err := os.Stat(filepath.Join(o.ProfileDir, n+".cpu.pprof")); err != nil || st.Size() == 0 {
+				t.Errorf("profile of %s: %v", n, err)
+			}
+		}
 		if res.Phases[0].Reordered != 0 {
 			t.Errorf("reordered %d on one connection", res.Phases[0].Reordered)
 		}

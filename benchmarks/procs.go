@@ -28,14 +28,15 @@ const (
 // env is the set of connector processes of one run, their configs and their temp directory. It
 // starts processes and stops exactly those (by PID). Not safe for concurrent use, except stats.
 type env struct {
-	target string
-	bin    string // aioconn binary (TargetGo)
-	pyPath string // directory holding the aioconnectors package (TargetPython)
-	python string
-	dir    string
-	port   int
-	server string // server's peer name as clients write it: "('127.0.0.1', port)"
-	host   string // server host
+	target  string
+	bin     string // aioconn binary (TargetGo)
+	pyPath  string // directory holding the aioconnectors package (TargetPython)
+	python  string
+	dir     string
+	port    int
+	server  string // server's peer name as clients write it: "('127.0.0.1', port)"
+	profDir string // Options.ProfileDir
+	host    string // server host
 	// TLS: mode (TLSOff, TLSStrict, TLSAllowAll) and the certificates_directory_path of every
 	// connector of the run.
 	tls     string
@@ -64,7 +65,7 @@ type proc struct {
 // newEnv creates a short temp directory (unix socket paths are limited to 108 bytes) and picks a
 // free 127.0.0.1 port for the server.
 func newEnv(o *Options) (*env, error) {
-	e := &env{target: o.Target, bin: o.Bin, pyPath: o.PythonPath, python: "python3", host: "127.0.0.1", tls: o.TLS}
+	e := &env{target: o.Target, bin: o.Bin, pyPath: o.PythonPath, python: "python3", host: "127.0.0.1", tls: o.TLS, profDir: o.ProfileDir}
 	if e.target == TargetGo && e.bin == "" {
 		return nil, ErrNoBinary
 	}
@@ -180,6 +181,13 @@ func (e *env) launch(p *proc) error {
 		cmd.Env = append(os.Environ(), "PYTHONPATH="+e.pyPath)
 	} else {
 		cmd = exec.Command(e.bin, "create_connector", path)
+		if e.profDir != "" {
+			name := p.name
+			if name == "" {
+				name = "server"
+			}
+			cmd.Env = append(os.Environ(), "AIOCONN_CPUPROFILE="+filepath.Join(e.profDir, name+".cpu.pprof"))
+		}
 	}
 	cmd.Stdout = io.Discard
 	cmd.Stderr = io.Discard

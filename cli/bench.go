@@ -68,6 +68,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	tlsStrict := fs.Bool("tls", false, "strict TLS (use_ssl, certificates made for the run)")
 	tlsAll := fs.Bool("tls-allow-all", false, "allow-all TLS (use_ssl, ssl_allow_all)")
 	fs.StringVar(&o.Config, "config", "", "config file of an already running server connector to target")
+	fs.StringVar(&o.ProfileDir, "profile-dir", "", "each aioconn connector started writes a CPU profile DIR/<name>.cpu.pprof")
 	plot := fs.String("plot", "", "write the latency histogram and percentile curve to this SVG file")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
