@@ -21,6 +21,8 @@ type apiConn struct {
 	closeAfter   bool
 	blockedSince time.Time   // when backpressure on this connection began (zero: not blocked)
 	retry        bool        // the current frame is being retried after backpressure (already counted)
+	aloSender    *aloSender  // at_least_once: the log the last routed frame went to (nil: none)
+	aloSeq       uint64      // and its sequence number there
 	rewake       atomic.Bool // a retry wake is scheduled
 }
 
@@ -172,6 +174,14 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error 
 	}
 	mtB, _ := hd.MessageType.AppendStr(a.mtype[:0])
 	a.mtype = mtB
+	// at_least_once: a covered message goes to the peer's log, connected or not, except when the
+	// peer is connected and turned out to be a Python peer (alopeer.go)
+	if cn.alo != nil && cn.alo.covers(mtB, &hd) {
+		p := (*cn.peers.Load())[string(peerB)]
+		if p == nil || !p.ident.Load() || p.aloMode.Load() != aloLegacy {
+			return cn.routeALO(r, a, peerB, mtB, &hd, json, f, await)
+		}
+	}
 	// 6. peer connected?
 	p := (*cn.peers.Load())[string(peerB)]
 	if p == nil || !p.ident.Load() {

@@ -75,6 +75,8 @@ type Connector struct {
 	localOnce sync.Once
 	local     *Local
 	sinks     map[string]*localSink // guarded by mu: in-process listeners by message type
+	// at_least_once (alo.go), nil when not configured
+	alo *aloState
 
 	// apiConns counts the application connections on the send socket (a readiness signal for tests).
 	apiConns atomic.Int64
@@ -194,7 +196,12 @@ func New(cfg *config.Options, logOut io.Writer) (*Connector, error) {
 	}
 	c.waiters = map[waitKey]*waiter{}
 	c.waitCount = map[waitGroupKey]int{}
+	if c.alo, err = newALO(c); err != nil {
+		c.log.Close()
+		return nil, err
+	}
 	if err := c.openCommander(); err != nil {
+		c.alo.close()
 		c.log.Close()
 		return nil, err
 	}
@@ -328,6 +335,7 @@ func (c *Connector) Stop(hard, shutdown, deleteFiles bool) {
 		for _, rt := range c.recv {
 			close(rt.stopped)
 		}
+		c.alo.stopped()
 		empty := map[string]*peer{}
 		c.peersMu.Lock()
 		c.peers.Store(&empty)
@@ -367,6 +375,7 @@ func (c *Connector) Close() {
 		return
 	}
 	c.Stop(false, true, true)
+	c.alo.close()
 	c.log.Infof("%s Connector stopped", c.sourceID)
 	c.log.Close()
 }

@@ -33,6 +33,7 @@ type recvType struct {
 	// loop-owned by conn's loop
 	out   []byte
 	batch []*bytebufferpool.ByteBuffer
+	tags  []aloTag // at_least_once: written to the connection, not yet out of gnet's buffer
 }
 
 func newRecvType(cn *Connector, t string) *recvType {
@@ -64,6 +65,19 @@ func (rt *recvType) push(json, data, binary []byte, withBinary bool) {
 		rt.cn.stats.dropQueueFull.Add(1)
 		rt.cn.log.Errorf("%s queue_recv full for type %s: message dropped", rt.cn.sourceID, rt.mtype)
 	}
+}
+
+// pushTagged is push for a numbered at_least_once message: its tag follows the frame in the
+// buffer, and the consumer reports the delivery. false: the ring is full (nothing pushed).
+func (rt *recvType) pushTagged(json, data, binary []byte, withBinary bool, tag aloTag) bool {
+	b := bytebufferpool.Get()
+	b.B = codec.AppendFrame(b.B[:0], json, data, binary, withBinary)
+	b.B = tag.appendTo(b.B)
+	if !rt.q.Push(b, len(b.B)) {
+		bytebufferpool.Put(b)
+		return false
+	}
+	return true
 }
 
 // kick makes the consumer run: wakes the cached connection, or starts a dial. Concurrency-safe.
@@ -120,13 +134,21 @@ func (rt *recvType) writeEach() {
 		if !ok {
 			return
 		}
+		frame, tag, tagged := splitALOTag(b.B)
 		nc, err := net.DialTimeout("unix", rt.path, cn.cfg.IOTimeout)
 		if err == nil {
 			nc.SetWriteDeadline(time.Now().Add(cn.cfg.IOTimeout))
-			_, err = nc.Write(b.B)
+			_, err = nc.Write(frame)
 			nc.Close()
 		}
 		bytebufferpool.Put(b)
+		if tagged {
+			if err == nil {
+				cn.aloDelivered([]aloTag{tag})
+			} else {
+				cn.aloFailed([]aloTag{tag})
+			}
+		}
 		if err != nil {
 			cn.stats.dropNoListener.Add(1)
 			cn.log.Warnf("%s could not deliver to %s : %v", cn.sourceID, rt.path, err)
@@ -136,13 +158,20 @@ func (rt *recvType) writeEach() {
 
 func (rt *recvType) dropQueued(err error) {
 	n := 0
+	var tags []aloTag
 	for {
 		b, ok := rt.q.Pop()
 		if !ok {
 			break
 		}
+		if _, tag, tagged := splitALOTag(b.B); tagged {
+			tags = append(tags, tag)
+		}
 		bytebufferpool.Put(b)
 		n++
+	}
+	if len(tags) > 0 {
+		rt.cn.aloFailed(tags)
 	}
 	rt.cn.stats.dropNoListener.Add(int64(n))
 	rt.cn.log.Warnf("%s could not connect to %s : %v (%d messages dropped)", rt.cn.sourceID, rt.path, err, n)
@@ -167,6 +196,10 @@ func (recvHandler) OnTraffic(c *loop.Conn) error {
 		c.Discard(n)
 	}
 	rt.rewake.Store(false)
+	if len(rt.tags) > 0 && c.OutboundBuffered() == 0 { // at_least_once: now in the kernel
+		rt.cn.aloDelivered(rt.tags)
+		rt.tags = rt.tags[:0]
+	}
 	for {
 		if c.OutboundBuffered() > 0 { // the application is behind: let the kernel buffer drain first
 			if !rt.rewake.Swap(true) {
@@ -179,13 +212,21 @@ func (recvHandler) OnTraffic(c *loop.Conn) error {
 			break
 		}
 		for i, b := range rt.batch {
-			rt.out = append(rt.out, b.B...)
+			frame, tag, tagged := splitALOTag(b.B)
+			if tagged {
+				rt.tags = append(rt.tags, tag)
+			}
+			rt.out = append(rt.out, frame...)
 			bytebufferpool.Put(b)
 			rt.batch[i] = nil
 		}
 		if _, err := c.Write(rt.out); err != nil {
 			rt.out = rt.out[:0]
 			return err
+		}
+		if len(rt.tags) > 0 && c.OutboundBuffered() == 0 {
+			rt.cn.aloDelivered(rt.tags)
+			rt.tags = rt.tags[:0]
 		}
 		if cap(rt.out) > 4*sendBatchBytes {
 			rt.out = nil
@@ -202,6 +243,10 @@ func (recvHandler) OnClose(c *loop.Conn, err error) {
 		return
 	}
 	rt.conn.CompareAndSwap(c, nil)
+	if len(rt.tags) > 0 { // written to gnet but not sent: never reached the application
+		rt.cn.aloFailed(rt.tags)
+		rt.tags = rt.tags[:0]
+	}
 	if rt.q.Len() > 0 && rt.listenerPresent() {
 		rt.kick()
 	}

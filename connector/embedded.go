@@ -75,6 +75,51 @@ func (l *Local) send(frame []byte, r replier) (ended bool, err error) {
 	}
 }
 
+// SendDurable is Send with the at_least_once acceptance signal: it returns nil once the
+// message is fsynced in the sender's log for its peer (from there the connector delivers it at
+// least once, across reconnects and restarts of either side, see docs/persistence.md). While
+// the log's window is full it waits (backpressure), up to ctx. It returns an error wrapping
+// ErrNotDurable when the message was handled without the guarantee (at_least_once not
+// configured or not covering its type, a file, a peer that is a Python connector: the message
+// was then routed as by Send), and ctx's error if ctx ends first (the message may still be
+// delivered). Concurrency-safe; concurrent calls share the log's fsyncs (group commit).
+func (l *Local) SendDurable(ctx context.Context, frame []byte) error {
+	for {
+		l.mu.Lock()
+		l.a.aloSender = nil
+		err := l.cn.route(localNoReply{}, &l.a, frame, 0)
+		s, seq := l.a.aloSender, l.a.aloSeq
+		l.a.aloSender = nil
+		touched := l.a.touched
+		l.a.touched = nil
+		l.a.closeAfter = false
+		if err == errBackpressure && s == nil && l.cn.alo == nil {
+			l.a.blockedSince = time.Time{}
+		}
+		l.mu.Unlock()
+		for _, p := range touched {
+			p.conn.Wake()
+		}
+		if err == errBackpressure {
+			t := time.NewTimer(rewakeDelay)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if s == nil {
+			return fmt.Errorf("%w (sent, if at all, without it)", ErrNotDurable)
+		}
+		return s.waitDurable(ctx, seq)
+	}
+}
+
 // SendAwait hands an await_response frame and waits for the reply frame (the caller owns it),
 // or for ctx. (nil, nil) means the connector ended the request without a reply, as when it
 // closes an application's await connection (peer absent, ignored traffic).
@@ -165,6 +210,7 @@ func (s *localSink) stop() {
 // run drains rt's ring into the handler until stopped (or the ring's run ends).
 func (s *localSink) run(rt *recvType) {
 	var batch []*bytebufferpool.ByteBuffer
+	var tags []aloTag
 	for {
 		for {
 			batch = rt.q.PopBatch(batch[:0], sendBatchMsgs)
@@ -172,9 +218,17 @@ func (s *localSink) run(rt *recvType) {
 				break
 			}
 			for i, b := range batch {
-				s.h(b.B)
+				frame, tag, tagged := splitALOTag(b.B)
+				s.h(frame)
+				if tagged {
+					tags = append(tags, tag)
+				}
 				bytebufferpool.Put(b)
 				batch[i] = nil
+			}
+			if len(tags) > 0 { // at_least_once: handed over once the handler returned
+				rt.cn.aloDelivered(tags)
+				tags = tags[:0]
 			}
 		}
 		select {

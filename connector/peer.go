@@ -81,6 +81,18 @@ type peer struct {
 	replay    *ring.MPSC[qmsg] // set on the loop before replaying turns true
 	replaying atomic.Bool      // the file is still being loaded: send nothing from q yet
 
+	// at_least_once (alo.go)
+	aloMode    atomic.Int32 // aloOff, aloNegotiating, aloOn, aloLegacy
+	aloOut     *aloSender   // loop-owned: this peer's sender once negotiated (aloOn or aloLegacy)
+	aloIn      *aloTracker  // loop-owned: receive tracker (aloOn)
+	aloSent    uint64       // loop-owned: last sequence number written on this link
+	aloSeen    bool         // loop-owned: a numbered message arrived on this link
+	aloCur     aloTag       // loop-owned: tag of the frame in the pipeline
+	aloCurSet  bool         // loop-owned: aloCur is set and not yet pushed
+	aloJS      []byte       // loop-owned: JSON without aioconn_seq
+	aloTimer   *time.Timer
+	aloExpired atomic.Bool
+
 	// file transfer (filetransfer.go), loop-owned
 	fsend *fileSend // outgoing file frame in flight
 	rx    *fileRx   // incoming file frame in flight
@@ -132,6 +144,7 @@ func (h *peerHandler) OnOpen(c *loop.Conn) {
 			}(p.name)
 		}
 		if p.ident.Load() { // identified by its certificate
+			p.aloServerStrict()
 			p.startReplay()
 		}
 		return
@@ -172,6 +185,9 @@ func (h *peerHandler) OnTraffic(c *loop.Conn) error {
 	if p.ackExpired.Swap(false) && p.ackWait != 0 {
 		p.cn.log.Warnf("%s no _ack received for transport_id %d from %s", p.cn.sourceID, p.ackWait, p.name)
 		p.ackWait = 0
+	}
+	if p.aloExpired.Swap(false) && p.aloMode.Load() == aloNegotiating {
+		p.aloGiveUp()
 	}
 	p.rewake.Store(false)
 	max := p.cn.cfg.MaxFrame
@@ -265,6 +281,7 @@ func (h *peerHandler) OnClose(c *loop.Conn, err error) {
 	if p.ackTimer != nil {
 		p.ackTimer.Stop()
 	}
+	p.aloClosed()
 	if p.fsend != nil {
 		close(p.fsend.quit)
 		p.fsend = nil
@@ -418,6 +435,10 @@ func (p *peer) process(f codec.Frame, h codec.Header, stream int64) error {
 		}
 		return p.handshake(f, h)
 	}
+	// at_least_once control frames (only on links where it was negotiated)
+	if p.aloMode.Load() != aloOff && len(mt) >= 8 && string(mt[:8]) == "_aioconn" {
+		return p.aloControl(mt, f, &h)
+	}
 	// 3. _ack
 	if string(mt) == "_ack" {
 		if cn.cfg.DebugMsgCounts {
@@ -476,6 +497,25 @@ func (p *peer) process(f codec.Frame, h codec.Header, stream int64) error {
 		}
 		json = p.jsonBuf
 	}
+	// at_least_once: a numbered message is de-duplicated and its number removed
+	if p.aloIn != nil {
+		tagged, dup, js, err := p.aloReceive(json)
+		if err != nil || dup {
+			return nil
+		}
+		if tagged {
+			f.JSON = js
+			err := p.processRest(mt, h, f, js, stream, isPing)
+			p.aloFinish(err)
+			return err
+		}
+	}
+	return p.processRest(mt, h, f, json, stream, isPing)
+}
+
+// processRest runs steps 6-10 of the receive pipeline. Loop-owned.
+func (p *peer) processRest(mt []byte, h codec.Header, f codec.Frame, json []byte, stream int64, isPing bool) error {
+	cn := p.cn
 	// 6. ignore_peer_traffic
 	if cn.ignore.Load().match(p.name) {
 		return nil
@@ -519,6 +559,19 @@ func (p *peer) deliverRest(mt []byte, hp *codec.Header, f codec.Frame, json []by
 	}
 	rt := cn.recv[string(mt)]
 	if rt == nil {
+		return nil
+	}
+	if p.aloCurSet { // numbered: never dropped nor persisted; waits for its listener and ring room
+		if !p.touchedHas(rt) {
+			if !rt.listenerPresent() {
+				return errBackpressure
+			}
+			p.touched = append(p.touched, rt)
+		}
+		if !rt.pushTagged(json, f.Data, f.Binary, f.HasBinary, p.aloCur) {
+			return errBackpressure
+		}
+		p.aloCurSet = false
 		return nil
 	}
 	if cn.cfg.DiskPersistenceRecv.Has(rt.mtype) {
@@ -572,6 +625,7 @@ func (p *peer) handshake(f codec.Frame, h codec.Header) error {
 		prev.conn.Close()
 	}
 	cn.log.Infof("%s Client %s identified (handshake)", cn.sourceID, name)
+	p.aloServerHandshake(f.JSON)
 	p.startReplay()
 	return nil
 }
@@ -579,6 +633,9 @@ func (p *peer) handshake(f codec.Frame, h codec.Header) error {
 // drain moves queued frames into the write batch, honouring stop-and-wait acks and the
 // outbound limit. Loop-owned.
 func (p *peer) drain() {
+	if p.aloMode.Load() == aloNegotiating {
+		return // the queue waits for the at_least_once answer (or its timeout)
+	}
 	for !p.gone && p.ackWait == 0 {
 		if p.fsend != nil { // a file frame is in flight: nothing else may interleave
 			done, err := p.pumpFile()
@@ -599,6 +656,10 @@ func (p *peer) drain() {
 			p.scheduleRewake()
 			return
 		}
+		took := false
+		if p.aloOut != nil && len(p.pending) == 0 {
+			took = p.aloTake()
+		}
 		if len(p.pending) == 0 {
 			if p.replay != nil {
 				p.pending = p.replay.PopBatch(p.pending[:0], sendBatchMsgs)
@@ -610,6 +671,9 @@ func (p *peer) drain() {
 				p.pending = p.q.PopBatch(p.pending[:0], sendBatchMsgs, sendBatchBytes)
 			}
 			if len(p.pending) == 0 {
+				if took {
+					continue
+				}
 				return
 			}
 		}

@@ -44,6 +44,9 @@ func (c *Connector) startTLS(eng *loop.Engine) (*tlsRun, error) {
 		return nil, fmt.Errorf("connector: TLS server certificate (run `aioconn create_certificates %s` first?): %w", t.base, err)
 	}
 	t.serverCfg = cfg
+	if c.alo != nil {
+		cfg.NextProtos = []string{aloALPN} // at_least_once negotiation (Python clients never ask)
+	}
 	if !t.allowAll {
 		if t.store, err = ctls.OpenServerStore(t.base); err != nil {
 			return nil, fmt.Errorf("connector: %w", err)
@@ -154,6 +157,9 @@ func (c *Connector) handshakeClient(nc net.Conn) (net.Conn, bool, error) {
 	if !t.allowAll {
 		_, _, isDefault = ctls.ClientCertPaths(t.base, c.cfg.ClientName)
 	}
+	if c.alo != nil {
+		cfg.NextProtos = []string{aloALPN}
+	}
 	tc := gotls.Client(nc, cfg)
 	tc.SetDeadline(time.Now().Add(c.cfg.IOTimeout))
 	if err := tc.Handshake(); err != nil {
@@ -180,9 +186,16 @@ func (p *peer) firstFrames() bool {
 	case p.defaultCert:
 		o.Str("message_type", "_ssl")
 	default:
-		return true // strict with its own certificate: identified by it, nothing to send
+		// strict with its own certificate: identified by it, nothing to send, except the
+		// at_least_once advertisement when the server chose it by ALPN
+		p.aloClientStrict()
+		return true
 	}
 	o.Str("source_id", cn.sourceID)
+	if cn.alo != nil && !p.defaultCert {
+		o.Raw(aloHelloKey, aloHelloJSON(cn.alo.sender(p.name).streamHex))
+		p.aloStartWait()
+	}
 	p.jsonBuf = o.End()
 	data := []byte("hello")
 	if p.defaultCert {

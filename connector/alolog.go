@@ -1,0 +1,508 @@
+package connector
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/aioconn/aioconn/codec"
+	"github.com/valyala/bytebufferpool"
+	"golang.org/x/sys/unix"
+)
+
+// The sender side of at_least_once: one aloSender per peer name, holding the peer's log.
+//
+// Log files: dir/aioconn_alo_send_<B>_to_<alnum(peer)>_<first seq, 20 digits>, one per segment.
+//
+//	segment = header record*
+//	header  = "\x89AIOALO\n" u32le version(1) [8]stream u64le first u16le n name[n] u32le crc
+//	record  = u32le len u32le crc u64le seq frame[len]
+//
+// crc is CRC32C (Castagnoli): of the header bytes before it, or of seq and frame. first is the
+// sequence number the segment's first record has (or would have); the stream id and the peer
+// name make a restarted connector continue the same numbering. The frame is the message as sent
+// (aioconn_seq included).
+//
+// Concurrency: append, take and ack may be called from any goroutine (they take s.mu, never
+// across I/O); the committer goroutine alone touches the files (write, fdatasync, rotation,
+// removal of acknowledged segments). No event loop ever waits for the disk.
+
+var aloMagic = []byte("\x89AIOALO\n")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+const aloRecHead = 16
+
+type aloSeg struct {
+	path  string
+	peer  string
+	first uint64
+	last  uint64 // last seq written (first-1: none)
+	id    [8]byte
+	hlen  int
+}
+
+type aloMsg struct {
+	seq uint64
+	b   *bytebufferpool.ByteBuffer // the stamped frame
+}
+
+type aloSender struct {
+	a         *aloState
+	peer      string
+	stream    [8]byte
+	streamHex string
+
+	mu       sync.Mutex
+	next     uint64   // next sequence number to assign
+	acked    uint64   // acknowledged by the receiver: mem starts at acked+1
+	mem      []aloMsg // unacknowledged messages from memHead on, in order
+	memHead  int
+	memBytes int64
+	pend     []byte // records not yet written
+	spare    []byte
+	pendLast uint64
+	jbuf     []byte
+	closing  bool
+
+	durable atomic.Uint64                 // highest sequence number fsynced
+	durCh   atomic.Pointer[chan struct{}] // closed at each durable advance
+	link    atomic.Pointer[peer]          // the negotiated link, woken when more is durable
+	kick    chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+
+	// committer-owned
+	segs  []aloSeg
+	f     *os.File
+	fsize int64
+}
+
+func newALOSender(a *aloState, name string, id [8]byte, next uint64) *aloSender {
+	s := &aloSender{a: a, peer: name, stream: id, streamHex: hex.EncodeToString(id[:]), next: next, acked: next - 1,
+		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	s.durable.Store(next - 1)
+	ch := make(chan struct{})
+	s.durCh.Store(&ch)
+	return s
+}
+
+func (s *aloSender) start() { go s.run() }
+
+func (s *aloSender) stop() {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	s.closing = true
+	s.mu.Unlock()
+	close(s.quit)
+	<-s.done
+}
+
+func (s *aloSender) signal() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// append numbers one message, stamps aioconn_seq into its JSON and queues the record for the
+// committer. It returns the sequence number, or errALOFull while the window is full.
+func (s *aloSender) append(json, data, binary []byte, withBinary bool) (uint64, error) {
+	s.mu.Lock()
+	if len(s.mem)-s.memHead >= aloMaxMsgs || s.memBytes >= aloMaxBytes {
+		s.mu.Unlock()
+		s.signal()
+		return 0, errALOFull
+	}
+	seq := s.next
+	var num [20]byte
+	js, err := codec.SetKey(s.jbuf[:0], json, aloSeqKey, strconv.AppendUint(num[:0], seq, 10))
+	if err != nil {
+		s.mu.Unlock()
+		return 0, err
+	}
+	s.jbuf = js
+	b := bytebufferpool.Get()
+	b.B = codec.AppendFrame(b.B[:0], js, data, binary, withBinary)
+	s.next++
+	s.pend = appendALORecord(s.pend, seq, b.B)
+	s.pendLast = seq
+	s.mem = append(s.mem, aloMsg{seq: seq, b: b})
+	s.memBytes += int64(len(b.B))
+	s.mu.Unlock()
+	s.signal()
+	return seq, nil
+}
+
+func appendALORecord(dst []byte, seq uint64, frame []byte) []byte {
+	var h [aloRecHead]byte
+	binary.LittleEndian.PutUint32(h[0:], uint32(len(frame)))
+	binary.LittleEndian.PutUint64(h[8:], seq)
+	crc := crc32.Update(0, castagnoli, h[8:16])
+	binary.LittleEndian.PutUint32(h[4:], crc32.Update(crc, castagnoli, frame))
+	dst = append(dst, h[:]...)
+	return append(dst, frame...)
+}
+
+// take appends to dst the durable messages after seq `after`, up to maxBytes, and returns the
+// last sequence number appended (after when none). strip removes aioconn_seq (a Python peer).
+func (s *aloSender) take(dst []byte, after uint64, maxBytes int, strip bool) ([]byte, uint64) {
+	dur := s.durable.Load()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seq := max(after+1, s.acked+1)
+	start := len(dst)
+	for ; seq <= dur && len(dst)-start < maxBytes; seq++ {
+		i := s.memHead + int(seq-s.acked-1)
+		if i >= len(s.mem) {
+			break
+		}
+		fr := s.mem[i].b.B
+		if strip {
+			if f, err := codec.ParseBody(fr[codec.LenPrefix:]); err == nil {
+				if js, err := codec.DeleteKey(s.jbuf[:0], f.JSON, aloSeqKey); err == nil {
+					s.jbuf = js
+					dst = codec.AppendFrame(dst, js, f.Data, f.Binary, f.HasBinary)
+					continue
+				}
+			}
+		}
+		dst = append(dst, fr...)
+	}
+	return dst, seq - 1
+}
+
+// ack trims the window up to seq (cumulative acknowledgement).
+func (s *aloSender) ack(seq uint64) {
+	s.mu.Lock()
+	if seq >= s.next {
+		seq = s.next - 1
+	}
+	if seq <= s.acked {
+		s.mu.Unlock()
+		return
+	}
+	n := int(seq - s.acked)
+	for i := s.memHead; i < s.memHead+n && i < len(s.mem); i++ {
+		s.memBytes -= int64(len(s.mem[i].b.B))
+		bytebufferpool.Put(s.mem[i].b)
+		s.mem[i] = aloMsg{}
+	}
+	s.memHead += n
+	if s.memHead > len(s.mem) {
+		s.memHead = len(s.mem)
+	}
+	if s.memHead >= 4096 && s.memHead*2 >= len(s.mem) {
+		k := copy(s.mem, s.mem[s.memHead:])
+		clear(s.mem[k:])
+		s.mem = s.mem[:k]
+		s.memHead = 0
+	}
+	s.acked = seq
+	s.mu.Unlock()
+}
+
+// unacked is the number of messages not yet acknowledged.
+func (s *aloSender) unacked() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.mem) - s.memHead
+}
+
+// assigned is the last sequence number handed out.
+func (s *aloSender) assigned() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.next - 1
+}
+
+// waitDurable blocks until seq is fsynced in the log, or ctx ends.
+func (s *aloSender) waitDurable(ctx context.Context, seq uint64) error {
+	for {
+		ch := *s.durCh.Load()
+		if s.durable.Load() >= seq {
+			return nil
+		}
+		s.signal()
+		if ctx == nil {
+			<-ch
+			continue
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// run is the committer: it writes what was appended, fsyncs, publishes the durable point, wakes
+// the link, and removes segments that are wholly acknowledged.
+func (s *aloSender) run() {
+	defer close(s.done)
+	defer func() {
+		if s.f != nil {
+			s.f.Close()
+		}
+	}()
+	for {
+		select {
+		case <-s.kick:
+		case <-s.quit:
+			s.commit()
+			return
+		}
+		s.commit()
+	}
+}
+
+func (s *aloSender) commit() {
+	cn := s.a.cn
+	s.mu.Lock()
+	buf, last := s.pend, s.pendLast
+	s.pend = s.spare[:0]
+	s.spare = nil
+	acked := s.acked
+	s.mu.Unlock()
+	if len(buf) > 0 {
+		first := binary.LittleEndian.Uint64(buf[8:16])
+		err := s.write(buf, first, last)
+		if err != nil {
+			cn.log.Errorf("%s at_least_once log for %s: %v (retrying)", cn.sourceID, s.peer, err)
+			s.mu.Lock() // keep the records, in order, for the next commit
+			s.pend = append(buf, s.pend...)
+			s.mu.Unlock()
+			return
+		}
+		s.durable.Store(last)
+		ch := make(chan struct{})
+		close(*s.durCh.Swap(&ch))
+		if p := s.link.Load(); p != nil {
+			p.conn.Wake()
+		}
+		s.mu.Lock()
+		if s.spare == nil && cap(buf) <= 4<<20 {
+			s.spare = buf[:0]
+		}
+		s.mu.Unlock()
+	}
+	s.gc(acked)
+}
+
+// write appends buf (records first..last) to the current segment, rotating first if needed,
+// and fsyncs.
+func (s *aloSender) write(buf []byte, first, last uint64) error {
+	if s.f == nil || s.fsize >= aloSegMax {
+		if err := s.roll(first); err != nil {
+			return err
+		}
+	}
+	if _, err := s.f.Write(buf); err != nil {
+		// A short write may have left part of a record: cut the file back.
+		s.f.Truncate(s.fsize)
+		s.f.Seek(s.fsize, 0)
+		return err
+	}
+	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
+		return err
+	}
+	s.fsize += int64(len(buf))
+	s.segs[len(s.segs)-1].last = last
+	return nil
+}
+
+// roll closes the current segment and starts one whose first record will be first.
+func (s *aloSender) roll(first uint64) error {
+	seg := aloSeg{path: s.a.logPrefix(s.peer) + fmt.Sprintf("%020d", first), peer: s.peer, first: first,
+		last: first - 1, id: s.stream}
+	f, err := os.OpenFile(seg.path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrALOLog, err)
+	}
+	h := appendSegHeader(nil, s.stream, first, s.peer)
+	if _, err := f.Write(h); err != nil {
+		f.Close()
+		return fmt.Errorf("%w: %s: %v", ErrALOLog, seg.path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("%w: %s: %v", ErrALOLog, seg.path, err)
+	}
+	syncDir(filepath.Dir(seg.path))
+	if s.f != nil {
+		s.f.Close()
+	}
+	seg.hlen = len(h)
+	s.f, s.fsize = f, int64(len(h))
+	s.segs = append(s.segs, seg)
+	return nil
+}
+
+// gc removes the segments whose records are all acknowledged; the current one is kept (it
+// carries the stream and the next number) but replaced by a fresh one once it is wholly
+// acknowledged and larger than 1 MiB.
+func (s *aloSender) gc(acked uint64) {
+	for len(s.segs) > 1 && s.segs[0].last <= acked {
+		os.Remove(s.segs[0].path)
+		s.segs = s.segs[1:]
+	}
+	if n := len(s.segs); n == 1 && s.f != nil && s.fsize > 1<<20 && s.segs[0].last <= acked &&
+		s.segs[0].last == s.durable.Load() {
+		if s.roll(s.segs[0].last+1) == nil {
+			os.Remove(s.segs[0].path)
+			s.segs = s.segs[1:]
+		}
+	}
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+func appendSegHeader(dst []byte, id [8]byte, first uint64, name string) []byte {
+	start := len(dst)
+	dst = append(dst, aloMagic...)
+	dst = binary.LittleEndian.AppendUint32(dst, aloVersion)
+	dst = append(dst, id[:]...)
+	dst = binary.LittleEndian.AppendUint64(dst, first)
+	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(name)))
+	dst = append(dst, name...)
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+// parseSegHeader decodes a segment header at the start of b.
+func parseSegHeader(path string, b []byte) (aloSeg, error) {
+	seg := aloSeg{path: path}
+	const fixed = 8 + 4 + 8 + 8 + 2
+	if len(b) < fixed+4 || !bytes.Equal(b[:8], aloMagic) {
+		return seg, fmt.Errorf("%w: %s: not a log segment", ErrALOLog, path)
+	}
+	if v := binary.LittleEndian.Uint32(b[8:]); v != aloVersion {
+		return seg, fmt.Errorf("%w: %s: version %d", ErrALOLog, path, v)
+	}
+	copy(seg.id[:], b[12:20])
+	seg.first = binary.LittleEndian.Uint64(b[20:])
+	n := int(binary.LittleEndian.Uint16(b[28:]))
+	if len(b) < fixed+n+4 {
+		return seg, fmt.Errorf("%w: %s: truncated header", ErrALOLog, path)
+	}
+	if crc32.Checksum(b[:fixed+n], castagnoli) != binary.LittleEndian.Uint32(b[fixed+n:]) {
+		return seg, fmt.Errorf("%w: %s: header checksum", ErrALOLog, path)
+	}
+	seg.peer = string(b[fixed : fixed+n])
+	seg.hlen = fixed + n + 4
+	seg.last = seg.first - 1
+	return seg, nil
+}
+
+func readSegHeader(path string) (aloSeg, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return aloSeg{path: path}, fmt.Errorf("%w: %v", ErrALOLog, err)
+	}
+	defer f.Close()
+	b := make([]byte, 4096)
+	n, _ := f.Read(b)
+	return parseSegHeader(path, b[:n])
+}
+
+// recoverSender rebuilds a sender from its segments (sorted by first): every intact record is
+// unacknowledged until the receiver says otherwise; a torn tail of the last segment is cut.
+func recoverSender(a *aloState, name string, segs []aloSeg) (*aloSender, error) {
+	cn := a.cn
+	// Only the newest stream counts (an older one was wholly acknowledged before it was replaced).
+	id := segs[len(segs)-1].id
+	var keep []aloSeg
+	for _, sg := range segs {
+		if sg.id != id {
+			os.Remove(sg.path)
+			continue
+		}
+		keep = append(keep, sg)
+	}
+	segs = keep
+	var mem []aloMsg
+	var memBytes int64
+	lastSeq := segs[0].first - 1
+	for i := range segs {
+		sg := &segs[i]
+		b, err := os.ReadFile(sg.path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrALOLog, err)
+		}
+		off := sg.hlen
+		for off+aloRecHead <= len(b) {
+			l := int(binary.LittleEndian.Uint32(b[off:]))
+			if l < codec.LenPrefix+6 || off+aloRecHead+l > len(b) {
+				break
+			}
+			seq := binary.LittleEndian.Uint64(b[off+8:])
+			fr := b[off+aloRecHead : off+aloRecHead+l]
+			crc := crc32.Update(crc32.Update(0, castagnoli, b[off+8:off+16]), castagnoli, fr)
+			if crc != binary.LittleEndian.Uint32(b[off+4:]) || seq <= lastSeq {
+				break
+			}
+			if _, err := codec.ParseBody(fr[codec.LenPrefix:]); err != nil {
+				break
+			}
+			m := bytebufferpool.Get()
+			m.B = append(m.B[:0], fr...)
+			if len(mem) > 0 && seq != lastSeq+1 {
+				cn.log.Warnf("%s at_least_once log %s: gap before %d", cn.sourceID, sg.path, seq)
+			}
+			mem = append(mem, aloMsg{seq: seq, b: m})
+			memBytes += int64(len(fr))
+			lastSeq = seq
+			sg.last = seq
+			off += aloRecHead + l
+		}
+		if off < len(b) {
+			cn.log.Errorf("%s at_least_once log %s: %d damaged or torn bytes at offset %d cut (never acknowledged as durable)",
+				cn.sourceID, sg.path, len(b)-off, off)
+			if err := os.Truncate(sg.path, int64(off)); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrALOLog, err)
+			}
+		}
+	}
+	next := max(lastSeq+1, segs[len(segs)-1].first)
+	s := newALOSender(a, name, id, next)
+	// Records must be contiguous for the window arithmetic: drop anything before a gap.
+	for i := len(mem) - 1; i > 0; i-- {
+		if mem[i].seq != mem[i-1].seq+1 {
+			for _, m := range mem[:i] {
+				memBytes -= int64(len(m.b.B))
+				bytebufferpool.Put(m.b)
+			}
+			mem = mem[i:]
+			break
+		}
+	}
+	if len(mem) > 0 {
+		s.acked = mem[0].seq - 1
+	}
+	s.mem, s.memBytes = mem, memBytes
+	s.segs = segs
+	last := &s.segs[len(s.segs)-1]
+	if f, err := os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0); err == nil {
+		if st, err := f.Stat(); err == nil {
+			s.f, s.fsize = f, st.Size()
+		} else {
+			f.Close()
+		}
+	}
+	return s, nil
+}
