@@ -565,8 +565,9 @@ func unlessToken(raw map[string]json.RawMessage, _ json.RawMessage) bool {
 	return !Truthy(raw["use_token"])
 }
 
-// Keys of aioconn itself (ignored by Python connectors, which do not read them).
-var aioconnKeys = []string{"metrics_listen", "detailed_stats"}
+// Keys of aioconn itself (ignored by Python connectors, which do not read them). at_least_once is
+// read by package connector from Raw (true, false or a list of message types).
+var aioconnKeys = []string{"metrics_listen", "detailed_stats", "at_least_once"}
 
 // ReloadableKeys are the keys a running connector applies again when its config file is
 // re-read (SIGHUP); a change to any other key needs a restart.
