@@ -493,6 +493,52 @@ async def tool_log_level(ctx):
 
 
 @scenario()
+async def tool_delete_persistence(ctx):
+    """delete_previous_persistence_remains on both commanders: the connector's own send and receive
+    persistence files (prefix match) are removed, a file of another prefix is kept; the reply is {}."""
+    for side, cfg_path in (('s', ctx.server_cfg), ('c', ctx.client_cfg)):
+        with open(cfg_path) as fd:
+            cfg = json.load(fd)
+        d = cfg['connector_files_dirpath']
+        if side == 's':
+            alnum = '_'.join(''.join(ch for ch in piece if ch.isalnum()) for piece in ctx.server_id.split())
+        else:
+            alnum = ''.join(ch for ch in ctx.client_id if ch.isalnum())
+        own = [f'connector_disk_persistence_send_from_{alnum}_to_peer_x', f'connector_disk_persistence_recv_by_{alnum}_any']
+        other = 'connector_disk_persistence_send_from_someoneelse_to_peer_x'
+        for name in own + [other]:
+            with open(os.path.join(d, name), 'wb') as fd:
+                fd.write(b'@@@PERSISTENCE_SEPARATOR@@@')
+        check(f'{side} delete_previous_persistence_remains', await ctx.tool[side].delete_previous_persistence_remains(), b'{}')
+        check(f'{side} own files removed, other kept',
+              [os.path.exists(os.path.join(d, n)) for n in own + [other]], [False, False, True])
+        os.remove(os.path.join(d, other))
+    await ctx.roundtrip('after delete_previous_persistence_remains')
+
+
+@scenario(group='tls')
+async def tool_delete_certificate(ctx):
+    """delete_client_certificate through ConnectorRemoteTool: on the server (strict mode) the client's
+    certificate and symlink go and the client is disconnected; the JSON status reply; on a plaintext or
+    allow-all connector the 1.0.33 error status."""
+    mode = split_row(os.environ['IOP_ROW'])[1]
+    raw = await ctx.tool['s'].delete_client_certificate(client_id=ctx.client_id, remove_only_symlink=False)
+    if mode != 'strict':
+        print(f'  ..  {mode} reply: {raw!r}')
+        st = json.loads(raw)
+        want = {'status': False, 'msg': "'Connector' object has no attribute 'ssl_helper'"} if mode == 'plain' else \
+            {'status': False, 'msg': f'remove_client_cert non existing client in source_id_2_cert : {ctx.client_id}'}
+        check(f'server delete reply ({mode})', st, want)
+        return
+    check('server delete reply', json.loads(raw), {'status': True, 'msg': ''})
+    base = f'{ctx.dir}/certs/certificates/server/client-certs'
+    check('server copy removed', os.path.exists(f'{base}/{ctx.client_id}.pem'), False)
+    links = [l for l in os.listdir(f'{base}/symlinks') if os.readlink(f'{base}/symlinks/{l}') == f'../{ctx.client_id}.pem']
+    check('symlink removed', links, [])
+    await ctx.wait_disconnected('s')
+
+
+@scenario()
 async def tool_ignore_peer_traffic(ctx):
     """ignore_peer_traffic show/enable/enable_unique/disable; while enabled, traffic in both directions
     through that connector is dropped; after disable it flows again."""
@@ -670,7 +716,7 @@ def group_rows(group):
     if group == 'tls':
         # plain mode of the p2p scenarios is the p2p group's cell (same configs); tls_clients has all three
         return [f'{s}@{m}' for s in TLS_P2P_SCENARIOS for m in TLS_MODES[1:]] + [
-            f'tls_clients@{m}' for m in TLS_MODES]
+            f'tls_clients@{m}' for m in TLS_MODES] + [f'tool_delete_certificate@{m}' for m in TLS_MODES]
     return {'pubsub': PUBSUB_ROWS, 'files': FILES_ROWS, 'persist': PERSIST_ROWS}[group]
 
 
@@ -682,7 +728,7 @@ def split_row(row):
 def tree_maker(row, col):
     """Which tool makes the certificates tree of a tls cell: alternates over rows and columns so that every
     pairing runs with trees made by both tools and every row too."""
-    scens = list(TLS_P2P_SCENARIOS) + ['tls_clients']
+    scens = list(TLS_P2P_SCENARIOS) + ['tls_clients', 'tool_delete_certificate']
     cols = [c for c, _ in COLUMNS['tls']]
     # tls_clients (index 6): go trees for pp and pg (Python server on our tree), Python trees for gp and gg
     return 'pg'[(scens.index(split_row(row)[0]) + cols.index(col) + 1) % 2]
