@@ -16,6 +16,8 @@ HERE=$(dirname "$0")
 RESULTS=${RESULTS:-$HERE/../RESULTS.md}
 FILEDIR=${FILEDIR:-}
 mkdir -p "$OUT"
+# the commit the binary was presumably built from (HEAD when the runs start)
+[ -f "$OUT/commit" ] || git -C "$HERE" log -1 --format='%h %s' > "$OUT/commit" 2>/dev/null
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 run() { # name, args...
   name=$1; shift

@@ -95,11 +95,8 @@ for l in open("/proc/meminfo"):
 go = next((r["machine"]["go_version"] for rs in runs.values() for r in rs if r), "?")
 starts = sorted(r["start"] for rs in runs.values() for r in rs if r)
 commit = ""
-try:
-    commit = subprocess.run(["git", "log", "-1", "--format=%h %s"], capture_output=True, text=True,
-                            cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
-except Exception:
-    pass
+if os.path.exists(os.path.join(d, "commit")):
+    commit = open(os.path.join(d, "commit")).read().strip()
 allloads = [float(x.split()[0]) for ls in loads.values() for pair in ls for x in pair]
 
 P("# aioconn measurements")
@@ -117,7 +114,7 @@ P("## Machine and run")
 P("")
 P(f"- {os.cpu_count()} cores (`nproc`), CPU `{cpu}`, {mem}, Linux {platform.release()}, {go}.")
 if starts:
-    P(f"- Runs between {starts[0]} and {starts[-1]}; binary built from commit `{commit}` (the repository HEAD when the tables were written).")
+    P(f"- Runs between {starts[0]} and {starts[-1]}; binary built from commit `{commit}` (HEAD when the runs started).")
 if allloads:
     P(f"- Load average (1 min) seen before/after the runs: {min(allloads):.1f} – {max(allloads):.1f} on these "
       f"{os.cpu_count()} cores (other engineers' test suites share the machine; latency tails are upper bounds).")
