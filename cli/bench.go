@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/aioconn/aioconn/benchmarks"
 )
@@ -161,14 +162,22 @@ func writePlotFile(path string, res *benchmarks.Result) error {
 }
 
 // progressLine prints progress: on a terminal one line rewritten in place (\r, erase to the
-// end of the line), otherwise one plain line per report. Called from one goroutine at a time.
+// end of the line), otherwise one plain line per report. Safe for concurrent use; after end,
+// late reports (a progress goroutine finishing its tick) are dropped.
 type progressLine struct {
+	mu    sync.Mutex
 	w     io.Writer
 	tty   bool
 	shown bool
+	done  bool
 }
 
 func (p *progressLine) show(line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		return
+	}
 	if !p.tty {
 		fmt.Fprintln(p.w, line)
 		return
@@ -177,8 +186,11 @@ func (p *progressLine) show(line string) {
 	p.shown = true
 }
 
-// end finishes a rewritten line so that what follows starts on a fresh line.
+// end erases a rewritten line so that what follows starts on a clean line, and stops reports.
 func (p *progressLine) end() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done = true
 	if p.shown {
 		fmt.Fprint(p.w, "\r\x1b[K")
 		p.shown = false

@@ -22,6 +22,7 @@ func TestProgressLine(t *testing.T) {
 	p.show("a 1")
 	p.show("a 2")
 	p.end()
+	p.show("late")
 	if got, want := b.String(), "a 1\na 2\n"; got != want {
 		t.Errorf("plain: %q, want %q", got, want)
 	}
