@@ -67,6 +67,15 @@ func aioconnBin(t testing.TB) string {
 	return binPath
 }
 
+// TestMain removes the binary aioconnBin built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 func smokeOptions(bin string) Options {
 	o := DefaultOptions()
 	o.Bin = bin
