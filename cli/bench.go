@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 
@@ -70,6 +71,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	tlsAll := fs.Bool("tls-allow-all", false, "allow-all TLS (use_ssl, ssl_allow_all)")
 	fs.StringVar(&o.Config, "config", "", "config file of an already running server connector to target")
 	fs.StringVar(&o.ProfileDir, "profile-dir", "", "each aioconn connector started writes a CPU profile DIR/<name>.cpu.pprof")
+	selfProf := fs.String("bench-cpuprofile", "", "write a CPU profile of the bench process itself (its senders and receivers) to this file")
 	plot := fs.String("plot", "", "write the latency histogram and percentile curve to this SVG file")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
@@ -112,6 +114,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		o.TLS = benchmarks.TLSStrict
 	} else if *tlsAll {
 		o.TLS = benchmarks.TLSAllowAll
+	}
+	if *selfProf != "" {
+		f, err := os.Create(*selfProf)
+		if err != nil {
+			fmt.Fprintf(stderr, "aioconn bench: %v\n", err)
+			return 2
+		}
+		pprof.StartCPUProfile(f)
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	pl := &progressLine{w: stderr, tty: isTerminal(stderr)}
 	if !*quiet {
