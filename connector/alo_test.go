@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/aioconn/aioconn/codec"
+	"github.com/aioconn/aioconn/config"
+	ctls "github.com/aioconn/aioconn/tls"
 )
 
 // aloCounter counts numbered test messages delivered to a Local listener.
@@ -180,4 +182,128 @@ func dumpLogs(t *testing.T, cs ...*Connector) {
 			break
 		}
 	})
+}
+
+// TestALOTLS: allow-all negotiates in `_handshake_ssl`; strict TLS negotiates by ALPN and a
+// `_aioconn` first frame (after the client got its own certificate through `_ssl`).
+func TestALOTLS(t *testing.T) {
+	for _, allowAll := range []bool{true, false} {
+		t.Run("allow_all="+strconv.FormatBool(allowAll), func(t *testing.T) {
+			dir := shortDir(t)
+			certs := filepath.Join(dir, "c")
+			if err := ctls.CreateCertificates(certs, nil); err != nil {
+				t.Fatal(err)
+			}
+			mode := opts{"use_ssl": true, "ssl_allow_all": allowAll, "certificates_directory_path": certs, "at_least_once": true}
+			srv := newConnector(t, dir, serverConf(dir, 0, mode), nil)
+			cli := newConnector(t, dir, clientConf(dir, srv.TCPAddr().Port, "client1", mode), nil)
+			dumpLogs(t, srv, cli)
+			waitLinked(t, srv, cli, "client1")
+			eventually(t, "at_least_once negotiated", func() bool {
+				p := cli.peerByName(cli.serverPeer)
+				sp := srv.peerByName("client1")
+				return p != nil && p.aloMode.Load() == aloOn && sp != nil && sp.aloMode.Load() == aloOn
+			})
+			got := newALOCounter()
+			if err := srv.Local().Listen("any", got.handle); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 200; i++ {
+				if err := cli.Local().SendDurable(context.Background(), aloFrame(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got.waitAll(t, 200)
+			if got.dups() != 0 || got.leaked != 0 {
+				t.Fatalf("dups %d, leaked %d", got.dups(), got.leaked)
+			}
+		})
+	}
+}
+
+// TestALORestarts: messages sent while the server is away are logged; the server restarts
+// (new process state, same files) and the client is closed and recreated on the same files:
+// everything arrives once.
+func TestALORestarts(t *testing.T) {
+	dir := shortDir(t)
+	port := freePort(t)
+	al := opts{"at_least_once": true}
+	sdir, cdir := filepath.Join(dir, "s"), filepath.Join(dir, "c")
+	os.Mkdir(sdir, 0o755)
+	os.Mkdir(cdir, 0o755)
+	got := newALOCounter()
+	startSrv := func() *Connector {
+		s := newConnector(t, sdir, serverConf(sdir, port, al), func(o *config.Options) { o.ReuseServerSockaddr = true })
+		if err := s.Local().Listen("any", got.handle); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	srv := startSrv()
+	cli := newConnector(t, cdir, clientConf(cdir, port, "client1", al), nil)
+	dumpLogs(t, srv, cli)
+	ctx := context.Background()
+	for i := 0; i < 100; i++ {
+		if err := cli.Local().SendDurable(ctx, aloFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got.waitAll(t, 100)
+	srv.Close()
+	for i := 100; i < 300; i++ { // server away: durable in the client's log
+		if err := cli.Local().SendDurable(ctx, aloFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cli.Close() // the client restarts too, before the server is back
+	srv = startSrv()
+	cli = newConnector(t, cdir, clientConf(cdir, port, "client1", al), nil)
+	got.waitAll(t, 300)
+	for i := 300; i < 400; i++ {
+		if err := cli.Local().SendDurable(ctx, aloFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got.waitAll(t, 400)
+	if got.dups() != 0 || got.leaked != 0 {
+		t.Fatalf("dups %d, leaked %d", got.dups(), got.leaked)
+	}
+	s := cli.alo.existingSender(cli.serverPeer)
+	eventually(t, "client log acknowledged", func() bool { return s.unacked() == 0 })
+}
+
+// TestALOPubsub: publisher → broker → subscriber, every link with at_least_once: durable
+// publications arrive once; the broker acknowledges a publication only once it is in the
+// subscriber's log.
+func TestALOPubsub(t *testing.T) {
+	dir := shortDir(t)
+	al := func(o *config.Options) {}
+	brk := newConnector(t, dir, serverConf(dir, 0, opts{"pubsub_central_broker": true, "at_least_once": true,
+		"send_message_types": []string{"t1"}, "recv_message_types": []string{"t1"}}), al)
+	sub := newConnector(t, dir, clientConf(dir, brk.TCPAddr().Port, "sub1", opts{"at_least_once": true,
+		"send_message_types": []string{"t1"}, "recv_message_types": []string{"t1"}, "subscribe_message_types": []string{"t1"}}), al)
+	pub := newConnector(t, dir, clientConf(dir, brk.TCPAddr().Port, "pub1", opts{"at_least_once": []string{"t1"},
+		"send_message_types": []string{"t1"}, "recv_message_types": []string{"t1"}}), al)
+	dumpLogs(t, brk, sub, pub)
+	waitLinked(t, brk, sub, "sub1")
+	waitLinked(t, brk, pub, "pub1")
+	got := newALOCounter()
+	if err := sub.Local().Listen("t1", got.handle); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "subscription known", func() bool { return len(brk.subs.of("t1")) == 1 })
+	for i := 0; i < 300; i++ {
+		f := fr(`{"message_type": "_pubsub", "message_type_publish": "t1"}`, strconv.Itoa(i))
+		if err := pub.Local().SendDurable(context.Background(), f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got.waitAll(t, 300)
+	if got.dups() != 0 || got.leaked != 0 {
+		t.Fatalf("dups %d, leaked %d", got.dups(), got.leaked)
+	}
+	ps := pub.alo.existingSender(pub.serverPeer)
+	eventually(t, "publisher log acknowledged", func() bool { return ps.unacked() == 0 })
+	bs := brk.alo.existingSender("sub1")
+	eventually(t, "broker log acknowledged", func() bool { return bs.unacked() == 0 })
 }

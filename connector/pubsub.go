@@ -146,9 +146,13 @@ func (p *peer) brokerHandle(h *codec.Header, f codec.Frame) {
 		}
 	}
 	ack := h.WaitForAck.Truthy()
+	// at_least_once: a covered publication goes to each subscriber's log (connected or not),
+	// except for a connected subscriber that is a Python peer (alo.go)
+	aloTopic := cn.alo != nil && cn.alo.coversTopic(topic) && !h.WithFile.Present()
 	for _, sub := range subscribers {
 		sp := cn.peerByName(sub)
-		if sp == nil || !sp.ident.Load() {
+		viaLog := aloTopic && (sp == nil || !sp.ident.Load() || sp.aloMode.Load() != aloLegacy)
+		if !viaLog && (sp == nil || !sp.ident.Load()) {
 			cn.log.Debugf("%s subscriber %s not connected, publication of %s dropped", cn.sourceID, sub, topic)
 			continue
 		}
@@ -175,6 +179,15 @@ func (p *peer) brokerHandle(h *codec.Header, f codec.Frame) {
 			o.Raw(k, v.Raw)
 		}
 		p.jsonBuf = o.End()
+		if viaLog {
+			if _, err := cn.alo.sender(sub).append(p.jsonBuf, f.Data, f.Binary, withBinary); err != nil {
+				cn.stats.dropQueueFull.Add(1)
+				cn.log.Warnf("%s at_least_once log of subscriber %s: publication of %s dropped: %v", cn.sourceID, sub, topic, err)
+			} else if h.AwaitResponse.Truthy() {
+				cn.addWaiter(topic, sub, h.RequestID, nil)
+			}
+			continue
+		}
 		hb := bytebufferpool.Get()
 		hb.B = appendFrameHead(hb.B[:0], p.jsonBuf, len(f.Data), len(body.b.B)-len(f.Data))
 		file := h.WithFile.Present()
