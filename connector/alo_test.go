@@ -307,3 +307,45 @@ func TestALOPubsub(t *testing.T) {
 	bs := brk.alo.existingSender("sub1")
 	eventually(t, "broker log acknowledged", func() bool { return bs.unacked() == 0 })
 }
+
+// TestALOLogRecovery: a restarted connector reloads its unacknowledged log, cuts a torn tail,
+// keeps the stream and continues the numbering; a damaged state file is ignored.
+func TestALOLogRecovery(t *testing.T) {
+	dir := shortDir(t)
+	port := freePort(t) // nobody listens: everything stays in the log
+	conf := clientConf(dir, port, "client1", opts{"at_least_once": true})
+	c1 := newConnector(t, dir, conf, nil)
+	for i := 0; i < 10; i++ {
+		if err := c1.Local().SendDurable(context.Background(), aloFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s1 := c1.alo.existingSender(c1.serverPeer)
+	stream := s1.streamHex
+	c1.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir, "aioconn_alo_send_*"))
+	if len(segs) != 1 {
+		t.Fatalf("segments %v", segs)
+	}
+	f, _ := os.OpenFile(segs[0], os.O_WRONLY|os.O_APPEND, 0)
+	f.Write([]byte{50, 0, 0, 0, 1, 2, 3}) // a torn record
+	f.Close()
+	st0 := filepath.Join(dir, "aioconn_alo_recv_"+c1.alnumID+".0")
+	os.WriteFile(st0, []byte("\x89AIOARS\ngarbage-garbage-garbage"), 0o644)
+
+	c2 := newConnector(t, dir, conf, nil)
+	s2 := c2.alo.existingSender(c2.serverPeer)
+	if s2 == nil || s2.streamHex != stream || s2.unacked() != 10 || s2.assigned() != 10 {
+		t.Fatalf("recovered sender %+v", s2)
+	}
+	if err := c2.Local().SendDurable(context.Background(), aloFrame(10)); err != nil {
+		t.Fatal(err)
+	}
+	if s2.assigned() != 11 {
+		t.Fatalf("next number %d, want 11", s2.assigned())
+	}
+	out, last := s2.take(nil, 0, 1<<20, false)
+	if last != 11 || !bytes.Contains(out, []byte(`"aioconn_seq": 11`)) {
+		t.Fatalf("take: last %d", last)
+	}
+}

@@ -255,9 +255,9 @@ func (a *aloState) openRecv() error {
 		r.paths[i] = uds.Join(a.dir, fmt.Sprintf("aioconn_alo_recv_%s.%d", a.base, i))
 	}
 	var best []byte
-	for i, p := range r.paths {
+	for _, p := range r.paths {
 		b, err := os.ReadFile(p)
-		if err != nil {
+		if err != nil || len(b) == 0 { // absent, or created and never written
 			continue
 		}
 		gen, ok := checkState(b)
@@ -267,7 +267,6 @@ func (a *aloState) openRecv() error {
 		}
 		if best == nil || gen > r.gen {
 			best, r.gen = b, gen
-			_ = i
 		}
 	}
 	if best != nil {
