@@ -233,6 +233,13 @@ func (p *peer) aloTake() bool {
 	return true
 }
 
+// aloWriteAck appends the acknowledgement the receive committer left for this link, if any.
+func (p *peer) aloWriteAck() {
+	if m := p.aloIn.ackMsg.Swap(nil); m != nil {
+		p.out = p.cn.appendALOAck(p.out, m.stream, m.seq)
+	}
+}
+
 // aloClosed detaches the link from its sender and tracker (the log keeps everything).
 func (p *peer) aloClosed() {
 	if p.aloTimer != nil {

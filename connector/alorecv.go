@@ -77,7 +77,14 @@ type aloTracker struct {
 	head      int
 	dirty     bool
 
-	link atomic.Pointer[peer] // the negotiated link, where acknowledgements go
+	link   atomic.Pointer[peer]      // the negotiated link, where acknowledgements go
+	ackMsg atomic.Pointer[aloAckMsg] // committed, to be acknowledged by the link
+}
+
+// aloAckMsg is an acknowledgement waiting for the link's loop.
+type aloAckMsg struct {
+	stream string
+	seq    uint64
 }
 
 // setStream makes id the peer's current stream and returns what is committed of it (0 for a
@@ -230,7 +237,6 @@ type aloRecvState struct {
 	done  chan struct{}
 	once  sync.Once
 	buf   []byte
-	acks  []byte
 }
 
 func (r *aloRecvState) signal() {
@@ -407,9 +413,10 @@ func (r *aloRecvState) commit() {
 			c.t.committed = c.seq
 		}
 		c.t.mu.Unlock()
+		// The link's loop writes it (never in the middle of a streamed file frame).
+		c.t.ackMsg.Store(&aloAckMsg{stream: c.stream, seq: c.seq})
 		if p := c.t.link.Load(); p != nil {
-			r.acks = a.cn.appendALOAck(r.acks[:0], c.stream, c.seq)
-			p.conn.AsyncWrite(append([]byte(nil), r.acks...), nil)
+			p.conn.Wake()
 		}
 	}
 }

@@ -633,6 +633,9 @@ func (p *peer) handshake(f codec.Frame, h codec.Header) error {
 // drain moves queued frames into the write batch, honouring stop-and-wait acks and the
 // outbound limit. Loop-owned.
 func (p *peer) drain() {
+	if p.aloIn != nil && p.fsend == nil {
+		p.aloWriteAck()
+	}
 	if p.aloMode.Load() == aloNegotiating {
 		return // the queue waits for the at_least_once answer (or its timeout)
 	}
