@@ -225,10 +225,10 @@ func (a *aloState) close() {
 	if a == nil {
 		return
 	}
+	a.recv.stop() // first: its last commit may wait for the senders' logs (broker)
 	for _, s := range a.senderList() {
 		s.stop()
 	}
-	a.recv.stop()
 }
 
 // stopped is called when the connector stops (rings discarded): accepted but undelivered

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -348,4 +349,40 @@ func TestALOLogRecovery(t *testing.T) {
 	if last != 11 || !bytes.Contains(out, []byte(`"aioconn_seq": 11`)) {
 		t.Fatalf("take: last %d", last)
 	}
+}
+
+// TestALOUndeliverable: the listener's socket file exists but nobody listens: the accepted
+// messages cannot be handed over, so the receiver closes the link and the sender resends them
+// (again and again) until the application listens; each then arrives once.
+func TestALOUndeliverable(t *testing.T) {
+	srv, cli := startPair(t, opts{"at_least_once": true}, opts{"at_least_once": true}, nil, nil)
+	dumpLogs(t, srv, cli)
+	path := srv.Paths().ReceivePath("any")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	l.Close() // a stale socket file
+	for i := 0; i < 50; i++ {
+		if err := cli.Local().SendDurable(context.Background(), aloFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "a resend after a failed delivery", func() bool { return cli.stats.reconnects.Load() > 0 })
+	os.Remove(path)
+	app := listenApp(t, path)
+	var c net.Conn
+	seen := map[string]int{}
+	for len(seen) < 50 {
+		f, err := codec.ParseBody(app.next(t, &c)[codec.LenPrefix:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[string(f.Data)]++; seen[string(f.Data)] > 1 {
+			t.Fatalf("message %s delivered twice", f.Data)
+		}
+	}
+	s := cli.alo.existingSender(cli.serverPeer)
+	eventually(t, "client log acknowledged", func() bool { return s.unacked() == 0 })
 }

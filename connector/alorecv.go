@@ -215,10 +215,13 @@ func (c *Connector) aloFailed(tags []aloTag) {
 			a.recv.signal()
 		}
 	}
+	closed := map[*peer]bool{}
 	for _, tg := range tags {
 		if t := a.trackerAt(tg.idx); t != nil {
-			if p := t.link.Load(); p != nil {
-				c.log.Warnf("%s at_least_once: message %d of %s not delivered; closing the link for a resend", c.sourceID, tg.seq, t.peer)
+			if p := t.link.Load(); p != nil && !closed[p] {
+				closed[p] = true
+				c.log.Warnf("%s at_least_once: %d message(s) from %s not delivered (first %d); closing the link for a resend",
+					c.sourceID, len(tags), t.peer, tg.seq)
 				p.conn.Close()
 			}
 		}
