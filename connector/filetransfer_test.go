@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aioconn/aioconn/config"
 )
 
 // filePair starts a server that stores files of dst_type "any" under dir/in and a client.
@@ -106,4 +108,31 @@ func TestFileRefusals(t *testing.T) {
 	waitPeers(t, srv, "still connected", func(p []string) bool { return len(p) == 1 })
 	deadline := time.Now().Add(time.Second)
 	_ = deadline
+}
+
+// TestWholeOversizedFileFrame: a file frame over MaxFrame that is already fully buffered when it
+// is examined is handled (not refused): the file is written and the message delivered.
+func TestWholeOversizedFileFrame(t *testing.T) {
+	dir := shortDir(t)
+	in := filepath.Join(dir, "in")
+	os.Mkdir(in, 0o755)
+	srv := newConnector(t, dir, `{"is_server": true, "server_sockaddr": ["127.0.0.1", 0], "use_ssl": false,
+ "connector_files_dirpath": "$DIR", "default_logger_dirpath": "$DIR", "send_message_types": ["any"],
+ "recv_message_types": ["any"], "debug_msg_counts": false,
+ "file_recv_config": {"any": {"target_directory": "`+in+`"}}}`, func(o *config.Options) { o.MaxFrame = 1024 })
+	app := listenApp(t, srv.Paths().ReceivePath("any"))
+	var appConn net.Conn
+	tcp, err := net.Dial("tcp", srv.TCPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	content := bytes.Repeat([]byte("z"), 64<<10)
+	fr := appendFrame([]byte(`{"message_type": "any", "source_id": "client1", "destination_id": "x", "with_file": {"src_path": "/s", "dst_type": "any", "dst_name": "w.bin"}, "with_binary": true}`), []byte("d"), content)
+	// handshake and the whole file frame in one write: fully buffered before it is read
+	tcp.Write(append(frameOf(`{"message_type": "_handshake_no_ssl", "source_id": "client1"}`, "hello"), fr...))
+	app.next(t, &appConn)
+	if b, err := os.ReadFile(filepath.Join(in, "w.bin")); err != nil || !bytes.Equal(b, content) {
+		t.Fatalf("file: %d bytes, %v", len(b), err)
+	}
 }

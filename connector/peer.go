@@ -225,7 +225,11 @@ func (h *peerHandler) OnTraffic(c *loop.Conn) error {
 		}
 		if size-codec.LenPrefix > int(max) {
 			// Only a file frame may be larger (streamed): wait for its header when this
-			// connector receives files, otherwise refuse at once.
+			// connector receives files, otherwise refuse at once. One that is already whole
+			// (it arrived faster than it was read) goes through the normal path below.
+			if len(p.cn.cfg.FileRecvConfig) > 0 && n >= size {
+				goto whole
+			}
 			if len(p.cn.cfg.FileRecvConfig) > 0 && n < rxHeaderMax+codec.LenPrefix+10 && n < size {
 				break
 			}
@@ -234,6 +238,7 @@ func (h *peerHandler) OnTraffic(c *loop.Conn) error {
 			p.cn.log.Errorf("%s closing connection with %s: %v", p.cn.sourceID, p.name, err)
 			return err
 		}
+	whole:
 		if n < size {
 			break
 		}

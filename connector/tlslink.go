@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -51,7 +52,9 @@ func (c *Connector) startTLS(eng *loop.Engine) (*tlsRun, error) {
 		if t.store, err = ctls.OpenServerStore(t.base); err != nil {
 			return nil, fmt.Errorf("connector: %w", err)
 		}
-		t.issuer = ctls.NewIssuer(t.store, 2, 256)
+		// Key generation is CPU-bound (~50 ms per RSA-2048 key): leave one CPU to established
+		// links during a storm of first-time clients.
+		t.issuer = ctls.NewIssuer(t.store, max(1, runtime.NumCPU()-1), 256)
 	}
 	host := c.cfg.ServerHost
 	if ip := resolveInterface(host); ip != "" {
