@@ -61,7 +61,9 @@ func runCreateConnector(ctx context.Context, args []string, stdout, stderr io.Wr
 	// spinning Ms and P hand-offs around every wake-up), with the same peak throughput
 	// (benchmarks/RESULTS.md). TLS links run on goroutines and keep every CPU. GOMAXPROCS or
 	// AIOCONN_LOOPS in the environment override this.
-	if os.Getenv("GOMAXPROCS") == "" && os.Getenv("AIOCONN_LOOPS") == "" && !cfg.UseSSL {
+	// Connectors that receive files keep every CPU too: their disk writer must run beside the
+	// loop (on one P it starved and the socket's input piled up in memory: 10 GB for a 4 GB file).
+	if os.Getenv("GOMAXPROCS") == "" && os.Getenv("AIOCONN_LOOPS") == "" && !cfg.UseSSL && len(cfg.FileRecvConfig) == 0 {
 		runtime.GOMAXPROCS(1)
 	}
 	cn, err := connector.New(cfg, stdout)

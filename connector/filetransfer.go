@@ -227,6 +227,8 @@ func (p *peer) pumpFile() (bool, error) {
 		case b, ok := <-fsend.chunks:
 			if !ok {
 				p.fsend = nil
+				p.out = append(p.out, p.ctrl...) // control frames held back during the file
+				p.ctrl = p.ctrl[:0]
 				if fsend.ack != 0 {
 					p.ackWait = fsend.ack
 					p.armAckTimer()

@@ -136,3 +136,56 @@ func TestWholeOversizedFileFrame(t *testing.T) {
 		t.Fatalf("file: %d bytes, %v", len(b), err)
 	}
 }
+
+// TestNoFrameInsideFileFrame: a _ping reply (written by the link itself) while the link streams
+// a file frame out comes after that frame, never inside it.
+func TestNoFrameInsideFileFrame(t *testing.T) {
+	dir := shortDir(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	cli := newConnector(t, dir, `{"is_server": false, "client_name": "client1", "server_sockaddr": ["127.0.0.1", `+strconv.Itoa(port)+`],
+ "use_ssl": false, "connector_files_dirpath": "$DIR", "default_logger_dirpath": "$DIR", "send_message_types": ["any"],
+ "recv_message_types": ["any"], "debug_msg_counts": false}`, nil)
+	tcp, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	readRaw(t, tcp) // handshake
+	waitPeers(t, cli, "connected", func(p []string) bool { return len(p) == 1 })
+	src := filepath.Join(dir, "big")
+	os.WriteFile(src, bytes.Repeat([]byte("f"), 32<<20), 0o644)
+	dialUnix(t, cli.Paths().SendToConnector).Write(fileMsg(cli, src, "any", "big", `, "delete": false`))
+	// as soon as the file frame starts, ask for pings
+	var head [4]byte
+	tcp.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(tcp, head[:]); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 20; i++ {
+		tcp.Write(pingFrame("srv", i))
+	}
+	size := int(head[0]) | int(head[1])<<8 | int(head[2])<<16 | int(head[3])<<24
+	if size < 32<<20 {
+		t.Fatalf("first frame of %d bytes, want the file frame", size)
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(tcp, body); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(body, []byte(`"_ping"`)) {
+		t.Fatal("a _ping reply was written inside the file frame")
+	}
+	if !bytes.HasSuffix(body, bytes.Repeat([]byte("f"), 1024)) {
+		t.Fatal("file frame does not end with the file's bytes")
+	}
+	for i := 1; i <= 20; i++ {
+		if got := readRaw(t, tcp); !bytes.Contains(got, []byte(`"response_id": `+strconv.Itoa(i))) {
+			t.Fatalf("reply %d: %q", i, got[:min(len(got), 120)])
+		}
+	}
+}

@@ -50,9 +50,10 @@ func (c *Connector) startKeepAlive(ctx context.Context, p *peer) {
 				return
 			}
 			before := ka.answered.Load()
-			if conn.AsyncWrite(frame, nil) != nil {
+			if conn.Closed() {
 				return
 			}
+			p.sendControl(frame)
 			wait := time.NewTimer(c.cfg.KeepAliveTimeout)
 			select {
 			case <-ctx.Done():

@@ -9,6 +9,7 @@ import (
 	"net"
 	"regexp"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -95,8 +96,12 @@ type peer struct {
 
 	// file transfer (filetransfer.go), loop-owned
 	fsend *fileSend // outgoing file frame in flight
-	rx    *fileRx   // incoming file frame in flight
-	gone  bool
+	ctrl  []byte    // control frames (replies, acks) waiting for the file frame in flight to end
+
+	ctrlMu sync.Mutex
+	ctrlQ  []byte  // control frames from other goroutines (sendControl), guarded by ctrlMu
+	rx     *fileRx // incoming file frame in flight
+	gone   bool
 }
 
 func newPeer(cn *Connector, client bool) *peer {
@@ -176,6 +181,7 @@ func (h *peerHandler) OnOpen(c *loop.Conn) {
 
 func (h *peerHandler) OnTraffic(c *loop.Conn) error {
 	p := c.Ctx.(*peer)
+	p.takeControl()
 	if p.authPending.Load() {
 		return nil // hook_server_auth_client has not answered yet
 	}
@@ -480,7 +486,8 @@ func (p *peer) process(f codec.Frame, h codec.Header, stream int64) error {
 		o.Str("source_id", cn.sourceID)
 		p.jsonBuf = o.End()
 		// Like Python, the request's binary section is echoed without with_binary (ignored by readers).
-		p.out = codec.AppendFrame(p.out, p.jsonBuf, f.Data, f.Binary, f.HasBinary)
+		d := p.ctrlDst()
+		*d = codec.AppendFrame(*d, p.jsonBuf, f.Data, f.Binary, f.HasBinary)
 		return nil
 	}
 	json := f.JSON
@@ -493,7 +500,8 @@ func (p *peer) process(f codec.Frame, h codec.Header, stream int64) error {
 			o.Str("message_type", "_ack")
 			o.Str("source_id", cn.sourceID)
 			p.jsonBuf = o.End()
-			p.out = codec.AppendFrame(p.out, p.jsonBuf, nil, nil, false)
+			d := p.ctrlDst()
+			*d = codec.AppendFrame(*d, p.jsonBuf, nil, nil, false)
 		}
 		var err error
 		p.jsonBuf, err = codec.DeleteKey(p.jsonBuf[:0], json, "transport_id")
@@ -890,4 +898,35 @@ func (p *peer) ackTimeout() time.Duration {
 		return t
 	}
 	return p.cn.cfg.IOTimeout
+}
+
+// ctrlDst is where a control frame written by the link itself goes: the write batch, or, while a
+// file frame is being streamed out, the holding buffer sent after it (a frame must never land in
+// the middle of another). Loop-owned.
+func (p *peer) ctrlDst() *[]byte {
+	if p.fsend != nil {
+		return &p.ctrl
+	}
+	return &p.out
+}
+
+// sendControl queues a complete control frame from any goroutine (subscriptions, keep-alive) and
+// wakes the link, which writes it between frames. Concurrency-safe.
+func (p *peer) sendControl(frame []byte) {
+	p.ctrlMu.Lock()
+	p.ctrlQ = append(p.ctrlQ, frame...)
+	p.ctrlMu.Unlock()
+	p.conn.Wake()
+}
+
+// takeControl moves frames queued by sendControl into the link's output. Loop-owned.
+func (p *peer) takeControl() {
+	p.ctrlMu.Lock()
+	q := p.ctrlQ
+	p.ctrlQ = nil
+	p.ctrlMu.Unlock()
+	if len(q) > 0 {
+		d := p.ctrlDst()
+		*d = append(*d, q...)
+	}
 }

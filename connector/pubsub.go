@@ -366,7 +366,7 @@ func (c *Connector) setSubscriptions(types []string) ([]string, bool) {
 		out = c.subscriptionFrame(out, "subscribe_message_types", added)
 	}
 	if len(out) > 0 {
-		p.conn.AsyncWrite(out, nil)
+		p.sendControl(out)
 	}
 	return keep, true
 }
