@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/aioconn/aioconn/codec"
 	"github.com/aioconn/aioconn/loop"
@@ -30,6 +31,10 @@ const (
 	rxStreamMin  = 1 << 20   // frames above this are streamed when they carry a file
 	rxHeaderMax  = 4 << 20   // JSON + data of a streamed frame must fit in this
 	maxFileFrame = 1<<32 - 1 // a frame can carry at most a 4 GiB-1 body
+	rxBlockAt    = 2 << 20   // buffered input above which a file's link waits for its writer
+	rxBlockWait  = 50 * time.Millisecond
+	// fileOutboundLimit is the unsent output above which a file's sender stops feeding the link.
+	fileOutboundLimit = 512 << 10
 )
 
 var errFileWait = errors.New("connector: waiting for a file transfer")
@@ -219,7 +224,7 @@ func (p *peer) pumpFile() (bool, error) {
 		if fsend.failed.Load() {
 			return false, fmt.Errorf("connector: file source failed during the transfer to %s", p.name)
 		}
-		if p.conn.OutboundBuffered() > outboundLimit {
+		if p.conn.OutboundBuffered() > fileOutboundLimit { // files stay in the kernel's socket buffer, not ours
 			p.scheduleRewake()
 			return false, nil
 		}
@@ -285,7 +290,8 @@ type fileRx struct {
 // override_existing, size limit, owner, chunk reassembly); it never writes outside the target
 // directory and reports refusals in the log only, as Python does.
 type fileWriter struct {
-	in     chan []byte
+	in     chan *bytebufferpool.ByteBuffer // pooled pieces of the file; the writer returns them
+	space  chan struct{}                   // signalled after each chunk written
 	done   chan struct{}
 	target string      // the file written (set before done is closed; "" when refused)
 	abort  atomic.Bool // the link was lost mid-file: discard the partial file
@@ -343,7 +349,9 @@ func (p *peer) startFile(mt []byte, h *codec.Header, js []byte, f codec.Frame, s
 	}
 	rx.w = cn.newFileWriter(p, rx.json, fileLen)
 	if stream < 0 && fileLen > 0 {
-		rx.w.in <- append([]byte(nil), f.Binary[off:]...)
+		b := bytebufferpool.Get()
+		b.B = append(b.B[:0], f.Binary[off:]...)
+		rx.w.in <- b
 	}
 	p.rx = rx
 	if stream < 0 {
@@ -374,10 +382,24 @@ func (p *peer) advanceRx(c *loop.Conn) (bool, error) {
 			k := int(min(int64(n), rx.fileNeed, fileChunk))
 			if rx.w != nil {
 				if rx.w.full() {
-					return false, nil // the writer wakes the link
+					// gnet cannot stop reading a socket: while the disk is behind, its input
+					// piles up in memory. Past rxBlockAt buffered bytes the loop waits for the
+					// writer (bounded waits): disk speed becomes the link's backpressure, as in
+					// Python, which writes files on its loop. Streams (TLS) stop reading instead.
+					if c.Stream() || c.InboundBuffered() < rxBlockAt {
+						return false, nil // the writer wakes the link
+					}
+					select {
+					case <-rx.w.space:
+					case <-rx.w.done:
+					case <-time.After(rxBlockWait):
+					}
+					continue
 				}
 				b, _ := c.Peek(k)
-				rx.w.in <- append([]byte(nil), b...)
+				pb := bytebufferpool.Get()
+				pb.B = append(pb.B[:0], b...)
+				rx.w.in <- pb
 			}
 			c.Discard(k)
 			rx.fileNeed -= int64(k)
@@ -423,7 +445,7 @@ func (p *peer) advanceRx(c *loop.Conn) (bool, error) {
 // newFileWriter starts the writer of a received file. Nothing is decided on the loop: the
 // target directory, containment and existence checks run on the writer goroutine.
 func (cn *Connector) newFileWriter(p *peer, js []byte, size int64) *fileWriter {
-	w := &fileWriter{in: make(chan []byte, fileChanCap), done: make(chan struct{})}
+	w := &fileWriter{in: make(chan *bytebufferpool.ByteBuffer, fileChanCap), done: make(chan struct{}), space: make(chan struct{}, 1)}
 	conn := p.conn
 	sender := p.name
 	go func() {
@@ -439,7 +461,8 @@ func (cn *Connector) newFileWriter(p *peer, js []byte, size int64) *fileWriter {
 		if err != nil {
 			cn.log.Warnf("%s file from %s refused: %v", cn.sourceID, sender, err)
 		}
-		for b := range w.in {
+		for pb := range w.in {
+			b := pb.B
 			if tmp != nil {
 				if _, werr := tmp.Write(b); werr != nil {
 					cn.log.Errorf("%s writing %s: %v", cn.sourceID, target, werr)
@@ -447,6 +470,11 @@ func (cn *Connector) newFileWriter(p *peer, js []byte, size int64) *fileWriter {
 					os.Remove(tmp.Name())
 					tmp = nil
 				}
+			}
+			bytebufferpool.Put(pb)
+			select {
+			case w.space <- struct{}{}:
+			default:
 			}
 			conn.Wake()
 		}
