@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -41,6 +42,16 @@ func runCreateConnector(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		printConfigErrors(stderr, err)
 		return 2
+	}
+	// AIOCONN_AT_LEAST_ONCE (a JSON value: true, or a list of types) applies at_least_once when the
+	// file does not set it: a hook for `aioconn bench`, whose connectors inherit the environment.
+	if v := os.Getenv(AtLeastOnceEnv); v != "" && json.Valid([]byte(v)) {
+		if _, inFile := cfg.Raw["at_least_once"]; !inFile {
+			if cfg.Raw == nil {
+				cfg.Raw = map[string]json.RawMessage{}
+			}
+			cfg.Raw["at_least_once"] = json.RawMessage(v)
+		}
 	}
 	if prof := os.Getenv("AIOCONN_CPUPROFILE"); prof != "" { // profiling hook for benchmarks/RESULTS.md
 		if f, err := os.Create(prof); err == nil {
@@ -90,6 +101,9 @@ func runCreateConnector(ctx context.Context, args []string, stdout, stderr io.Wr
 // create_connector (a hook for `aioconn bench`, whose connectors inherit the environment; use a
 // port 0 address such as 127.0.0.1:0 when several connectors run).
 const MetricsListenEnv = "AIOCONN_METRICS_LISTEN"
+
+// AtLeastOnceEnv, when set and the config file has no at_least_once, is its value (JSON).
+const AtLeastOnceEnv = "AIOCONN_AT_LEAST_ONCE"
 
 // startTelemetry applies detailed_stats and metrics_listen, and re-reads the config file on
 // SIGHUP (connector.ReloadFile) until stop is called (it also stops the metrics server).

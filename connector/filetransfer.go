@@ -459,7 +459,7 @@ func (cn *Connector) newFileWriter(p *peer, js []byte, size int64) *fileWriter {
 			tmp, err = createPartial(target)
 		}
 		if err != nil {
-			cn.log.Warnf("%s file from %s refused: %v", cn.sourceID, sender, err)
+			cn.log.Warnf("%s file from %s refused (%s): %v", cn.sourceID, sender, fileLabel(js), err)
 		}
 		for pb := range w.in {
 			b := pb.B
@@ -590,4 +590,15 @@ func createPartial(target string) (*os.File, error) {
 			return f, err
 		}
 	}
+}
+
+// fileLabel names a received file for log lines: its dst_type and dst_name.
+func fileLabel(js []byte) string {
+	wf, err := codec.Lookup(js, "with_file")
+	if err != nil {
+		return "no with_file"
+	}
+	t, _ := codec.Lookup(wf.Raw, "dst_type")
+	n, _ := codec.Lookup(wf.Raw, "dst_name")
+	return "dst_type " + string(t.Raw) + ", dst_name " + string(n.Raw)
 }

@@ -189,3 +189,37 @@ func TestNoFrameInsideFileFrame(t *testing.T) {
 		}
 	}
 }
+
+// TestFileOverReceiverLimit: a file larger than the receiver's max_size_file_upload is refused by
+// the receiver (not written), with a log line naming the sender, the type and the name; the
+// message is still delivered without the file.
+func TestFileOverReceiverLimit(t *testing.T) {
+	dir := shortDir(t)
+	in := filepath.Join(dir, "in")
+	os.Mkdir(in, 0o755)
+	srv := newConnector(t, dir, `{"is_server": true, "server_sockaddr": ["127.0.0.1", 0], "use_ssl": false,
+ "connector_files_dirpath": "$DIR", "default_logger_dirpath": "$DIR", "send_message_types": ["any"],
+ "recv_message_types": ["any"], "debug_msg_counts": false, "max_size_file_upload": 1000,
+ "file_recv_config": {"any": {"target_directory": "`+in+`"}}}`, nil)
+	app := listenApp(t, srv.Paths().ReceivePath("any"))
+	var appConn net.Conn
+	tcp, err := net.Dial("tcp", srv.TCPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	tcp.Write(frameOf(`{"message_type": "_handshake_no_ssl", "source_id": "client1"}`, "hello"))
+	tcp.Write(appendFrame([]byte(`{"message_type": "any", "source_id": "client1", "destination_id": "x", "with_file": {"src_path": "/s", "dst_type": "any", "dst_name": "big.bin"}, "with_binary": true}`), []byte("d"), bytes.Repeat([]byte("b"), 5000)))
+	got := app.next(t, &appConn)
+	if bytes.Contains(got, []byte("with_binary")) {
+		t.Fatalf("delivered with the file bytes: %q", got[:min(len(got), 200)])
+	}
+	if _, err := os.Stat(filepath.Join(in, "big.bin")); err == nil {
+		t.Fatal("file over the receiver's limit was written")
+	}
+	srv.Logger().Close() // flush: the log line is written before the message is delivered
+	b, _ := os.ReadFile(filepath.Join(dir, "aioconnectors.log"))
+	if !bytes.Contains(b, []byte(`file from client1 refused (dst_type "any", dst_name "big.bin")`)) || !bytes.Contains(b, []byte("max_size_file_upload")) {
+		t.Fatalf("no refusal line naming sender, type and name in the log:\n%s", b)
+	}
+}
