@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // Issuer issues per-client certificates (the server's answer to `_ssl` get_new_certificate) on
@@ -57,6 +58,11 @@ func NewIssuer(store *ServerStore, workers, queue int) *Issuer {
 
 func (is *Issuer) work() {
 	defer is.wg.Done()
+	// Key generation is CPU-bound (~50 ms per RSA-2048 key): run it on a thread of the lowest
+	// scheduling priority so that established links keep their latency during a storm of
+	// first-time clients. The thread is discarded when the worker ends (never unlocked).
+	runtime.LockOSThread()
+	syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), 19)
 	for j := range is.jobs {
 		if is.closed.Load() || is.store == nil {
 			j.done(nil, ErrIssuerClosed)
