@@ -55,6 +55,9 @@ type Options struct {
 	FileChunk   int64         `json:"file_chunk"`  // file: 0 one with_file message; else chunks of this size (as the API splits)
 	FileDir     string        `json:"-"`           // file: where the source and received files go (default the run's temp dir)
 	TLS         string        `json:"tls"`         // TLSOff, TLSStrict or TLSAllowAll
+	// Path is PathSocket (applications on unix sockets) or PathEmbedded (throughput only: each
+	// application embedded in its connector's process, `aioconn bench_node`).
+	Path string `json:"path,omitempty"`
 	// Config, when set, is the config file of an already running server connector (ours or a
 	// Python one): the bench starts only the clients it needs and drives that server's sockets.
 	Config    string  `json:"config,omitempty"`
@@ -245,6 +248,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	default:
 		return nil, fmt.Errorf("%w: mode %q (rate, throughput, pubsub, reqrep, file, persist, certstorm)", ErrBadOptions, o.Mode)
 	}
+	if o.Path == PathEmbedded {
+		if o.Mode != ModeThroughput || o.Target != TargetGo || o.Config != "" || o.TLS != TLSOff {
+			return nil, fmt.Errorf("%w: --path embedded runs mode throughput between two aioconn processes, plain TCP, without --config", ErrBadOptions)
+		}
+	} else if o.Path != PathSocket {
+		return nil, fmt.Errorf("%w: path %q (embedded, or none for unix sockets)", ErrBadOptions, o.Path)
+	}
 	if o.Config != "" && (o.Mode == ModePersist || o.Mode == ModeCertStorm) {
 		return nil, fmt.Errorf("%w: --config with mode %s (the bench must start that server itself)", ErrBadOptions, o.Mode)
 	}
@@ -257,7 +267,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	case ModeRate:
 		err = runRate(ctx, e, &o, res)
 	case ModeThroughput:
-		err = runThroughput(ctx, e, &o, res)
+		if o.Path == PathEmbedded {
+			err = runEmbedded(ctx, e, &o, res)
+		} else {
+			err = runThroughput(ctx, e, &o, res)
+		}
 	case ModePubsub:
 		err = runPubsub(ctx, e, &o, res)
 	case ModeReqrep:

@@ -47,6 +47,8 @@ type env struct {
 
 	mu    sync.Mutex
 	procs []*proc
+	// embedded: the bench_node processes of --path embedded (they report their own figures).
+	embedded []ProcStats
 }
 
 // proc is one connector process with the paths its application sockets use.
@@ -350,7 +352,7 @@ func (e *env) stats() []ProcStats {
 			s.PeakRSSMBMax = rss
 		}
 	}
-	return out
+	return append(out, e.embedded...)
 }
 
 func (e *env) cpuTotal() time.Duration {

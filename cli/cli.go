@@ -46,6 +46,7 @@ func init() {
 		{"bench", "load generator: rate, throughput, pubsub, reqrep, file", runBench},
 		{"check_config", "validate a config file; exit 2 listing every problem", runCheckConfig},
 		{"version", "print aioconn's version", runVersion},
+		{"bench_node", "child process of bench --path embedded (not listed)", runBenchNode},
 	}
 	commands = make(map[string]*command, len(list))
 	for _, c := range list {

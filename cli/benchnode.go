@@ -1,0 +1,225 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/aioconn/aioconn/api"
+	"github.com/aioconn/aioconn/config"
+	"github.com/aioconn/aioconn/connector"
+)
+
+// bench_node is the child process of `aioconn bench --path embedded`: one connector embedded in
+// this process with its application (api.NewWithTransport over connector.Local), so the only
+// socket on the message path is the TCP link between the two nodes. It is not listed in the help.
+//
+// Protocol with the parent (the bench), one line each on stdout:
+//   - server: "READY <port>" once listening; "DONE" when --count messages arrived;
+//   - both: a JSON line (benchmarks.NodeReport) when stdin reaches EOF, then exit.
+//
+// The receiving application returns credit to the sender through the connectors themselves
+// (message type "credit" from the server application to client1, every window/8 messages), so
+// the sender keeps at most --window messages in flight without any side channel.
+
+const benchNodeCreditType = "credit"
+
+// nodeReport mirrors benchmarks.NodeReport (the JSON line a node prints when it stops).
+type nodeReport struct {
+	Role      string  `json:"role"`
+	Sent      int64   `json:"sent,omitempty"`
+	SendStart int64   `json:"send_start_ns,omitempty"`
+	SendEnd   int64   `json:"send_end_ns,omitempty"`
+	Received  int64   `json:"received,omitempty"`
+	Reordered int64   `json:"reordered,omitempty"`
+	First     int64   `json:"first_ns,omitempty"`
+	Last      int64   `json:"last_ns,omitempty"`
+	LatencyNs []int64 `json:"latency_ns,omitempty"` // sampled end-to-end latencies
+	CPU       float64 `json:"cpu_s"`
+	MaxRSSMB  float64 `json:"max_rss_mb"`
+	Err       string  `json:"error,omitempty"`
+}
+
+func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench_node", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	role := fs.String("role", "server", "server (receives) or client (sends)")
+	port := fs.Int("port", 0, "client: the server's TCP port")
+	count := fs.Int64("count", 1000, "messages")
+	size := fs.Int("size", 100, "data bytes per message (at least 16)")
+	window := fs.Int64("window", 16000, "messages in flight at most")
+	dir := fs.String("dir", "", "connector_files_dirpath")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *dir == "" || *count <= 0 || *size < 16 || *window < 8 || (*role != "server" && *role != "client") {
+		fmt.Fprintln(stderr, "bench_node: need --dir, --count > 0, --size >= 16, --window >= 8, --role server|client")
+		return 2
+	}
+	common := fmt.Sprintf(`"use_ssl": false, "connector_files_dirpath": %q, "default_logger_dirpath": %q,
+ "send_message_types": ["any", %q], "recv_message_types": ["any", %q], "debug_msg_counts": false`,
+		*dir, *dir, benchNodeCreditType, benchNodeCreditType)
+	var js string
+	if *role == "server" {
+		js = `{"is_server": true, "server_sockaddr": ["127.0.0.1", 0], ` + common + `}`
+	} else {
+		js = fmt.Sprintf(`{"is_server": false, "client_name": "client1", "server_sockaddr": ["127.0.0.1", %d], %s}`, *port, common)
+	}
+	cfg, err := config.Parse([]byte(js), "bench_node")
+	if err == nil {
+		cfg.ReconnectInterval = 50 * time.Millisecond
+	}
+	var cn *connector.Connector
+	if err == nil {
+		cn, err = connector.New(cfg, io.Discard)
+	}
+	if err == nil {
+		err = cn.Start()
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "bench_node:", err)
+		return 1
+	}
+	defer cn.Close()
+	acfg, err := config.ParseAPI([]byte(js), "bench_node")
+	var a *api.API
+	if err == nil {
+		acfg.ReceiveFromAnyConnectorOwner = false
+		a, err = api.NewWithTransport(acfg, cn.Local())
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "bench_node:", err)
+		return 1
+	}
+	defer a.Close()
+	out := bufio.NewWriter(stdout)
+	stdinEOF := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(stdinEOF) }()
+	rep := nodeReport{Role: *role}
+	if *role == "server" {
+		benchNodeServer(ctx, cn, a, out, stdinEOF, *count, *window, &rep)
+	} else {
+		benchNodeClient(ctx, cn, a, stdinEOF, *count, *size, *window, &rep)
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		rep.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		rep.MaxRSSMB = float64(ru.Maxrss) / 1024
+	}
+	b, _ := json.Marshal(&rep)
+	out.Write(b)
+	out.WriteByte('\n')
+	out.Flush()
+	return 0
+}
+
+func benchNodeServer(ctx context.Context, cn *connector.Connector, a *api.API, out *bufio.Writer, stop <-chan struct{},
+	count, window int64, rep *nodeReport) {
+	fmt.Fprintf(out, "READY %d\n", cn.TCPAddr().Port)
+	out.Flush()
+	step := window / 8
+	sample := count / (1 << 20)
+	if sample < 1 {
+		sample = 1
+	}
+	done := make(chan struct{})
+	var got, last int64 = 0, -1
+	var credit [24]byte
+	a.StartWaitingForMessages("any", func(m *api.Message) {
+		now := time.Now().UnixNano()
+		if len(m.Data) < 16 {
+			return
+		}
+		seq := int64(binary.LittleEndian.Uint64(m.Data))
+		ts := int64(binary.LittleEndian.Uint64(m.Data[8:]))
+		if got == 0 {
+			rep.First = now
+		}
+		if seq != last+1 {
+			rep.Reordered++
+		}
+		last = seq
+		got++
+		rep.Last = now
+		if got%sample == 0 {
+			rep.LatencyNs = append(rep.LatencyNs, now-ts)
+		}
+		if got%step == 0 || got == count {
+			c := strconv.AppendInt(credit[:0], got, 10)
+			a.SendMessage(ctx, api.SendOptions{MessageType: benchNodeCreditType, DestinationID: "client1", Data: c})
+		}
+		if got == count {
+			close(done)
+		}
+	}, false)
+	select {
+	case <-done:
+		fmt.Fprintln(out, "DONE")
+		out.Flush()
+	case <-stop:
+	case <-ctx.Done():
+	}
+	<-stop
+	a.StopWaitingForMessages("any")
+	rep.Received = got
+}
+
+func benchNodeClient(ctx context.Context, cn *connector.Connector, a *api.API, stop <-chan struct{},
+	count int64, size int, window int64, rep *nodeReport) {
+	var credit atomic.Int64
+	more := make(chan struct{}, 1)
+	a.StartWaitingForMessages(benchNodeCreditType, func(m *api.Message) {
+		if n, err := strconv.ParseInt(string(m.Data), 10, 64); err == nil && n > credit.Load() {
+			credit.Store(n)
+			select {
+			case more <- struct{}{}:
+			default:
+			}
+		}
+	}, false)
+	for deadline := time.Now().Add(20 * time.Second); len(cn.ConnectedPeers()) == 0; {
+		select {
+		case <-cn.PeerChange():
+		case <-stop:
+			rep.Err = "stopped before connecting"
+			return
+		case <-time.After(time.Until(deadline)):
+			rep.Err = "not connected within 20s"
+			return
+		}
+	}
+	data := make([]byte, size)
+	var n int64
+	rep.SendStart = time.Now().UnixNano()
+loop:
+	for n < count {
+		for n-credit.Load() >= window {
+			select {
+			case <-more:
+			case <-stop:
+				break loop
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		binary.LittleEndian.PutUint64(data, uint64(n))
+		binary.LittleEndian.PutUint64(data[8:], uint64(time.Now().UnixNano()))
+		if err := a.SendMessage(ctx, api.SendOptions{MessageType: "any", Data: data}); err != nil {
+			rep.Err = err.Error()
+			break
+		}
+		n++
+	}
+	rep.SendEnd = time.Now().UnixNano()
+	rep.Sent = n
+	<-stop
+	a.StopWaitingForMessages(benchNodeCreditType)
+}
