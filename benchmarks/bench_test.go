@@ -113,6 +113,28 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("procs %+v", res.Procs)
 		}
 	})
+	t.Run("throughput-embedded", func(t *testing.T) {
+		o := smokeOptions(bin)
+		o.Mode, o.Path, o.Count, o.Window, o.Size = ModeThroughput, PathEmbedded, 5000, 400, 64
+		o.ProfileDir = t.TempDir()
+		res, err := Run(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ph := res.Phases[0]
+		if ph.Sent != 5000 || ph.Delivered != 5000 || ph.Lost != 0 || ph.Reordered != 0 || ph.Rate <= 0 ||
+			ph.Latency == nil || ph.Latency.Count != 5000 {
+			t.Errorf("phase %+v", ph)
+		}
+		if len(res.Procs) != 2 || res.Procs[0].CPUSeconds <= 0 || res.Procs[1].PeakRSSMBMax <= 0 {
+			t.Errorf("procs %+v", res.Procs)
+		}
+		for _, n := range []string{"server", "client1"} {
+			if st, err := os.Stat(filepath.Join(o.ProfileDir, n+".cpu.pprof")); err != nil || st.Size() == 0 {
+				t.Errorf("profile of %s: %v", n, err)
+			}
+		}
+	})
 	t.Run("throughput", func(t *testing.T) {
 		o := smokeOptions(bin)
 		o.Mode, o.Count, o.Window, o.Size = ModeThroughput, 5000, 1000, 64
@@ -391,6 +413,9 @@ func TestOptionsErrors(t *testing.T) {
 		{Mode: "nope", Bin: "x"},
 		{Target: "java", Bin: "x"},
 		{Clients: 5000, Bin: "x"},
+		{Mode: ModeRate, Path: PathEmbedded, Bin: "x"},
+		{Mode: ModeThroughput, Path: PathEmbedded, TLS: TLSStrict, Bin: "x"},
+		{Mode: ModeThroughput, Path: "shm", Bin: "x"},
 	} {
 		if _, err := Run(context.Background(), o); !errors.Is(err, ErrBadOptions) {
 			t.Errorf("%+v: err %v", o, err)

@@ -44,8 +44,11 @@ type node struct {
 	lines chan string // stdout lines; closed at EOF
 }
 
-func startNode(bin string, args ...string) (*node, error) {
+func startNode(bin, prof string, args ...string) (*node, error) {
 	cmd := exec.Command(bin, append([]string{"bench_node"}, args...)...)
+	if prof != "" {
+		cmd.Env = append(os.Environ(), "AIOCONN_CPUPROFILE="+prof)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
@@ -122,7 +125,13 @@ func runEmbedded(ctx context.Context, e *env, o *Options, res *Result) error {
 	common := []string{"--count", strconv.FormatInt(o.Count, 10), "--size", strconv.Itoa(o.Size),
 		"--window", strconv.FormatInt(o.Window, 10)}
 	sdir, cdir := filepath.Join(e.dir, "s"), filepath.Join(e.dir, "c")
-	srv, err := startNode(e.bin, append([]string{"--role", "server", "--dir", sdir}, common...)...)
+	prof := func(name string) string {
+		if e.profDir == "" {
+			return ""
+		}
+		return filepath.Join(e.profDir, name+".cpu.pprof")
+	}
+	srv, err := startNode(e.bin, prof("server"), append([]string{"--role", "server", "--dir", sdir}, common...)...)
 	if err != nil {
 		return err
 	}
@@ -144,7 +153,7 @@ func runEmbedded(ctx context.Context, e *env, o *Options, res *Result) error {
 	if !ok {
 		return fmt.Errorf("benchmarks: bench_node server said %q", l)
 	}
-	cli, err := startNode(e.bin, append([]string{"--role", "client", "--port", port, "--dir", cdir}, common...)...)
+	cli, err := startNode(e.bin, prof("client1"), append([]string{"--role", "client", "--port", port, "--dir", cdir}, common...)...)
 	if err != nil {
 		return err
 	}

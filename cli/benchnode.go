@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -74,6 +75,12 @@ func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	} else {
 		js = fmt.Sprintf(`{"is_server": false, "client_name": "client1", "server_sockaddr": ["127.0.0.1", %d], %s}`, *port, common)
 	}
+	if prof := os.Getenv("AIOCONN_CPUPROFILE"); prof != "" { // as create_connector
+		if f, err := os.Create(prof); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	cfg, err := config.Parse([]byte(js), "bench_node")
 	if err == nil {
 		cfg.ReconnectInterval = 50 * time.Millisecond
@@ -127,7 +134,7 @@ func benchNodeServer(ctx context.Context, cn *connector.Connector, a *api.API, o
 	fmt.Fprintf(out, "READY %d\n", cn.TCPAddr().Port)
 	out.Flush()
 	step := window / 8
-	sample := count / (1 << 20)
+	sample := count / (1 << 16)
 	if sample < 1 {
 		sample = 1
 	}
