@@ -58,6 +58,9 @@ type Options struct {
 	// Path is PathSocket (applications on unix sockets) or PathEmbedded (throughput only: each
 	// application embedded in its connector's process, `aioconn bench_node`).
 	Path string `json:"path,omitempty"`
+	// Batch, with PathEmbedded, is the messages per api.SendMessages call (0 or 1: SendMessage
+	// per message).
+	Batch int `json:"batch,omitempty"`
 	// Config, when set, is the config file of an already running server connector (ours or a
 	// Python one): the bench starts only the clients it needs and drives that server's sockets.
 	Config    string  `json:"config,omitempty"`

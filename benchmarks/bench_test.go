@@ -126,6 +126,12 @@ func TestSmoke(t *testing.T) {
 			ph.Latency == nil || ph.Latency.Count != 5000 {
 			t.Errorf("phase %+v", ph)
 		}
+		o.Batch, o.ProfileDir = 64, "" // SendMessages batches; 5000 is not a multiple of 64
+		if res, err := Run(ctx, o); err != nil {
+			t.Fatal(err)
+		} else if ph := res.Phases[0]; ph.Sent != 5000 || ph.Delivered != 5000 || ph.Reordered != 0 {
+			t.Errorf("batch phase %+v", ph)
+		}
 		if len(res.Procs) != 2 || res.Procs[0].CPUSeconds <= 0 || res.Procs[1].PeakRSSMBMax <= 0 {
 			t.Errorf("procs %+v", res.Procs)
 		}

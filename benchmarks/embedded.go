@@ -124,6 +124,10 @@ func (n *node) finish() (*NodeReport, error) {
 func runEmbedded(ctx context.Context, e *env, o *Options, res *Result) error {
 	common := []string{"--count", strconv.FormatInt(o.Count, 10), "--size", strconv.Itoa(o.Size),
 		"--window", strconv.FormatInt(o.Window, 10)}
+	if o.Batch > 1 {
+		common = append(common, "--batch", strconv.Itoa(o.Batch))
+		res.Notes = append(res.Notes, fmt.Sprintf("batch: the sending application calls SendMessages with %d messages", o.Batch))
+	}
 	sdir, cdir := filepath.Join(e.dir, "s"), filepath.Join(e.dir, "c")
 	prof := func(name string) string {
 		if e.profDir == "" {

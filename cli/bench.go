@@ -70,6 +70,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.FileDir, "file-dir", "", "file: directory for the source and received files (default the run's temp dir)")
 	fs.Float64Var(&o.StormRate, "storm-rate", d.StormRate, "certstorm: msg/s of the established client")
 	fs.StringVar(&o.Path, "path", "", "throughput: embedded = each application inside its connector's process (no unix socket)")
+	fs.IntVar(&o.Batch, "batch", 0, "with --path embedded: messages per SendMessages call (default one SendMessage per message)")
 	tlsStrict := fs.Bool("tls", false, "strict TLS (use_ssl, certificates made for the run)")
 	tlsAll := fs.Bool("tls-allow-all", false, "allow-all TLS (use_ssl, ssl_allow_all)")
 	fs.StringVar(&o.Config, "config", "", "config file of an already running server connector to target")

@@ -60,6 +60,7 @@ func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	size := fs.Int("size", 100, "data bytes per message (at least 16)")
 	window := fs.Int64("window", 16000, "messages in flight at most")
 	dir := fs.String("dir", "", "connector_files_dirpath")
+	batch := fs.Int("batch", 1, "client: messages per SendMessages call (1: SendMessage per message)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -123,7 +124,7 @@ func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *role == "server" {
 		benchNodeServer(ctx, cn, a, out, stdinEOF, *count, *window, &rep)
 	} else {
-		benchNodeClient(ctx, cn, a, stdinEOF, *count, *size, *window, &rep)
+		benchNodeClient(ctx, cn, a, stdinEOF, *count, *size, *window, max(1, *batch), &rep)
 	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
@@ -189,7 +190,7 @@ func benchNodeServer(ctx context.Context, cn *connector.Connector, a *api.API, o
 }
 
 func benchNodeClient(ctx context.Context, cn *connector.Connector, a *api.API, stop <-chan struct{},
-	count int64, size int, window int64, rep *nodeReport) {
+	count int64, size int, window int64, batch int, rep *nodeReport) {
 	var credit atomic.Int64
 	more := make(chan struct{}, 1)
 	a.StartWaitingForMessages(benchNodeCreditType, func(m *api.Message) {
@@ -212,12 +213,19 @@ func benchNodeClient(ctx context.Context, cn *connector.Connector, a *api.API, s
 			return
 		}
 	}
-	data := make([]byte, size)
+	msgs := make([]api.SendOptions, batch)
+	for i := range msgs {
+		msgs[i] = api.SendOptions{MessageType: "any", Data: make([]byte, size)}
+	}
 	var n int64
 	rep.SendStart = time.Now().UnixNano()
 loop:
 	for n < count {
-		for n-credit.Load() >= window {
+		k := int64(batch)
+		if count-n < k {
+			k = count - n
+		}
+		for n+k-credit.Load() > window {
 			select {
 			case <-more:
 			case <-stop:
@@ -225,13 +233,24 @@ loop:
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
-		binary.LittleEndian.PutUint64(data, uint64(n))
-		binary.LittleEndian.PutUint64(data[8:], uint64(time.Now().UnixNano()))
-		if err := a.SendMessage(ctx, api.SendOptions{MessageType: "any", Data: data}); err != nil {
+		now := uint64(time.Now().UnixNano())
+		for i := int64(0); i < k; i++ {
+			binary.LittleEndian.PutUint64(msgs[i].Data, uint64(n+i))
+			binary.LittleEndian.PutUint64(msgs[i].Data[8:], now)
+		}
+		var err error
+		if k == 1 && batch == 1 {
+			err = a.SendMessage(ctx, msgs[0])
+		} else {
+			var m int
+			m, err = a.SendMessages(ctx, msgs[:k])
+			k = int64(m)
+		}
+		n += k
+		if err != nil {
 			rep.Err = err.Error()
 			break
 		}
-		n++
 	}
 	rep.SendEnd = time.Now().UnixNano()
 	rep.Sent = n

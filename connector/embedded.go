@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/valyala/bytebufferpool"
+
+	"github.com/aioconn/aioconn/codec"
 )
 
 // Embedded mode: a Go application in the connector's own process talks to it through a Local
@@ -260,3 +262,55 @@ type localNoReply struct{}
 
 func (localNoReply) reply(b *bytebufferpool.ByteBuffer, _ bool) { bytebufferpool.Put(b) }
 func (localNoReply) drop()                                      {}
+
+// SendBatch hands frames (complete frames back to back, prefixes included) to the connector in
+// order, exactly as that many Send calls would, under one routing lock and with one wake per
+// touched link while nothing waits. A frame that meets a full queue waits as Send does. It
+// returns how many frames were handed over before an error (a malformed frame: the rest is not
+// sent). Concurrency-safe; the connector copies what it keeps.
+func (l *Local) SendBatch(frames []byte) (int, error) {
+	n := 0
+	for len(frames) > 0 {
+		var pending []byte // a frame that met backpressure: sent by send, which waits
+		var err error
+		l.mu.Lock()
+		for len(frames) > 0 {
+			size, ferr := codec.FrameSize(frames, codec.DefaultMaxFrame)
+			if ferr == nil && (size == 0 || size > len(frames)) {
+				ferr = fmt.Errorf("%w: batch holds %d bytes for a frame of %d", codec.ErrTruncated, len(frames), size)
+			}
+			if ferr != nil {
+				err = fmt.Errorf("connector: SendBatch frame %d: %w", n, ferr)
+				break
+			}
+			f := frames[:size]
+			if err = l.cn.route(localNoReply{}, &l.a, f, 0); err == errBackpressure {
+				pending, err = f, nil
+				frames = frames[size:]
+				break
+			}
+			l.a.closeAfter = false
+			if err != nil {
+				break
+			}
+			frames = frames[size:]
+			n++
+		}
+		touched := l.a.touched
+		l.a.touched = nil
+		l.mu.Unlock()
+		for _, p := range touched {
+			p.conn.Wake()
+		}
+		if err != nil {
+			return n, err
+		}
+		if pending != nil {
+			if _, err := l.send(pending, nil); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}

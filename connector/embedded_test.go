@@ -2,6 +2,7 @@ package connector_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aioconn/aioconn/api"
+	"github.com/aioconn/aioconn/codec"
 	"github.com/aioconn/aioconn/config"
 	"github.com/aioconn/aioconn/connector"
 )
@@ -166,5 +168,84 @@ func apiSuite(t *testing.T, embedded bool) {
 	cli.api.SendMessage(ctx, api.SendOptions{MessageType: "any", Data: []byte("after")})
 	if g := next(srvIn); g.data != "after" {
 		t.Fatalf("filtered type delivered: %+v", g)
+	}
+}
+
+// TestSendMessagesBatch: api.SendMessages over the socket and the embedded path delivers every
+// message of its batches in order (data and binary intact), refuses a batch holding an await or
+// file message before sending any of it, and Local.SendBatch names the malformed frame.
+func TestSendMessagesBatch(t *testing.T) {
+	for _, embedded := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sockets", true: "embedded"}[embedded], func(t *testing.T) {
+			dir, err := os.MkdirTemp("", "eb")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			common := `"use_ssl": false, "connector_files_dirpath": "$DIR", "default_logger_dirpath": "$DIR",
+ "send_message_types": ["any"], "recv_message_types": ["any"], "debug_msg_counts": false`
+			srv := startStation(t, dir, `{"is_server": true, "server_sockaddr": ["127.0.0.1", 0], `+common+`}`, embedded)
+			cli := startStation(t, dir, `{"is_server": false, "client_name": "client1", "server_sockaddr": ["127.0.0.1", `+
+				strconv.Itoa(srv.cn.TCPAddr().Port)+`], `+common+`}`, embedded)
+			for deadline := time.Now().Add(5 * time.Second); len(cli.cn.ConnectedPeers()) == 0; {
+				select {
+				case <-cli.cn.PeerChange():
+				case <-time.After(time.Until(deadline)):
+					t.Fatal("not connected")
+				}
+			}
+			const total = 3000
+			got := make(chan string, total)
+			if err := srv.api.StartWaitingForMessages("any", func(m *api.Message) {
+				got <- string(m.Data) + "|" + string(m.Binary)
+			}, false); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if n, err := cli.api.SendMessages(ctx, []api.SendOptions{{MessageType: "any", Data: []byte("x")},
+				{MessageType: "any", AwaitResponse: true}}); n != 0 || !errors.Is(err, api.ErrBatch) {
+				t.Fatalf("await in batch: %d, %v", n, err)
+			}
+			want := make([]string, 0, total)
+			for sent := 0; sent < total; {
+				batch := make([]api.SendOptions, 0, 500)
+				for i := 0; i < 500; i++ {
+					o := api.SendOptions{MessageType: "any", Data: []byte("m" + strconv.Itoa(sent+i))}
+					if i%7 == 0 {
+						o.Binary = []byte{byte(i), 0, 1}
+					}
+					want = append(want, string(o.Data)+"|"+string(o.Binary))
+					batch = append(batch, o)
+				}
+				n, err := cli.api.SendMessages(ctx, batch)
+				if err != nil || n != len(batch) {
+					t.Fatalf("SendMessages: %d, %v", n, err)
+				}
+				sent += n
+			}
+			for i, w := range want {
+				select {
+				case g := <-got:
+					if g != w {
+						t.Fatalf("message %d: got %q want %q", i, g, w)
+					}
+				case <-ctx.Done():
+					t.Fatalf("%d of %d delivered", i, total)
+				}
+			}
+			select {
+			case g := <-got:
+				t.Fatalf("extra message %q (the refused batch leaked)", g)
+			default:
+			}
+			if embedded {
+				bad := []byte{9, 0, 0, 0, 1, 2} // declares 9 bytes, holds 2
+				if n, err := cli.cn.Local().SendBatch(bad); n != 0 || !errors.Is(err, codec.ErrTruncated) ||
+					!strings.Contains(err.Error(), "frame 0") {
+					t.Fatalf("malformed batch: %d, %v", n, err)
+				}
+			}
+		})
 	}
 }
