@@ -126,6 +126,7 @@ func TestSmoke(t *testing.T) {
 			ph.Latency == nil || ph.Latency.Count != 5000 {
 			t.Errorf("phase %+v", ph)
 		}
+		profDir := o.ProfileDir
 		o.Batch, o.ProfileDir = 64, "" // SendMessages batches; 5000 is not a multiple of 64
 		if res, err := Run(ctx, o); err != nil {
 			t.Fatal(err)
@@ -136,7 +137,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("procs %+v", res.Procs)
 		}
 		for _, n := range []string{"server", "client1"} {
-			if st, err := os.Stat(filepath.Join(o.ProfileDir, n+".cpu.pprof")); err != nil || st.Size() == 0 {
+			if st, err := os.Stat(filepath.Join(profDir, n+".cpu.pprof")); err != nil || st.Size() == 0 {
 				t.Errorf("profile of %s: %v", n, err)
 			}
 		}
