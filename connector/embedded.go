@@ -291,6 +291,7 @@ func (l *Local) SendBatch(frames []byte) (int, error) {
 			}
 			l.a.closeAfter = false
 			if err != nil {
+				err = fmt.Errorf("connector: SendBatch frame %d: %w", n, err)
 				break
 			}
 			frames = frames[size:]
@@ -307,7 +308,7 @@ func (l *Local) SendBatch(frames []byte) (int, error) {
 		}
 		if pending != nil {
 			if _, err := l.send(pending, nil); err != nil {
-				return n, err
+				return n, fmt.Errorf("connector: SendBatch frame %d: %w", n, err)
 			}
 			n++
 		}
