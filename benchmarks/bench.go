@@ -252,8 +252,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("%w: mode %q (rate, throughput, pubsub, reqrep, file, persist, certstorm)", ErrBadOptions, o.Mode)
 	}
 	if o.Path == PathEmbedded {
-		if o.Mode != ModeThroughput || o.Target != TargetGo || o.Config != "" || o.TLS != TLSOff {
-			return nil, fmt.Errorf("%w: --path embedded runs mode throughput between two aioconn processes, plain TCP, without --config", ErrBadOptions)
+		if (o.Mode != ModeThroughput && o.Mode != ModeReqrep) || o.Target != TargetGo || o.Config != "" || o.TLS != TLSOff {
+			return nil, fmt.Errorf("%w: --path embedded runs mode throughput or reqrep between two aioconn processes, plain TCP, without --config", ErrBadOptions)
 		}
 	} else if o.Path != PathSocket {
 		return nil, fmt.Errorf("%w: path %q (embedded, or none for unix sockets)", ErrBadOptions, o.Path)
@@ -278,7 +278,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	case ModePubsub:
 		err = runPubsub(ctx, e, &o, res)
 	case ModeReqrep:
-		err = runReqrep(ctx, e, &o, res)
+		if o.Path == PathEmbedded {
+			err = runEmbedded(ctx, e, &o, res)
+		} else {
+			err = runReqrep(ctx, e, &o, res)
+		}
 	case ModeFile:
 		err = runFile(ctx, e, &o, res)
 	case ModePersist:

@@ -142,6 +142,19 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	})
+	t.Run("reqrep-embedded", func(t *testing.T) {
+		o := smokeOptions(bin)
+		o.Mode, o.Path, o.Count, o.Size = ModeReqrep, PathEmbedded, 200, 32
+		res, err := Run(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ph := res.Phases[0]
+		if ph.Sent != 200 || ph.Delivered != 200 || ph.Reordered != 0 || ph.Elapsed <= 0 ||
+			ph.Latency == nil || ph.Latency.Count != 200 || ph.Latency.P50 <= 0 {
+			t.Errorf("phase %+v", ph)
+		}
+	})
 	t.Run("throughput", func(t *testing.T) {
 		o := smokeOptions(bin)
 		o.Mode, o.Count, o.Window, o.Size = ModeThroughput, 5000, 1000, 64
@@ -421,6 +434,7 @@ func TestOptionsErrors(t *testing.T) {
 		{Target: "java", Bin: "x"},
 		{Clients: 5000, Bin: "x"},
 		{Mode: ModeRate, Path: PathEmbedded, Bin: "x"},
+		{Mode: ModePubsub, Path: PathEmbedded, Bin: "x"},
 		{Mode: ModeThroughput, Path: PathEmbedded, TLS: TLSStrict, Bin: "x"},
 		{Mode: ModeThroughput, Path: "shm", Bin: "x"},
 	} {

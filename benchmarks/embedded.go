@@ -118,11 +118,12 @@ func (n *node) finish() (*NodeReport, error) {
 	return rep, nil
 }
 
-// runEmbedded is throughput over --path embedded: two aioconn processes, each a connector with
+// runEmbedded is throughput (or, with ModeReqrep, sequential await_response round trips) over
+// --path embedded: two aioconn processes, each a connector with
 // its application embedded (no unix socket), linked by TCP; the sending application keeps at most
 // o.Window messages in flight using credit the receiving application returns through the link.
 func runEmbedded(ctx context.Context, e *env, o *Options, res *Result) error {
-	common := []string{"--count", strconv.FormatInt(o.Count, 10), "--size", strconv.Itoa(o.Size),
+	common := []string{"--mode", o.Mode, "--count", strconv.FormatInt(o.Count, 10), "--size", strconv.Itoa(o.Size),
 		"--window", strconv.FormatInt(o.Window, 10)}
 	if o.Batch > 1 {
 		common = append(common, "--batch", strconv.Itoa(o.Batch))
@@ -180,9 +181,16 @@ func runEmbedded(ctx context.Context, e *env, o *Options, res *Result) error {
 		return fmt.Errorf("benchmarks: bench_node client: %s", crep.Err)
 	}
 	ph := Phase{Name: "throughput-embedded", Sent: crep.Sent, Delivered: srep.Received, Reordered: srep.Reordered}
+	lat, last := srep.LatencyNs, srep.Last
+	note := "credit window through the link; latency sampled"
+	if o.Mode == ModeReqrep { // round trips, measured by the requester
+		ph = Phase{Name: "reqrep-embedded sequential", Sent: crep.Sent, Delivered: crep.Received, Reordered: crep.Reordered}
+		lat, last = crep.LatencyNs, crep.Last
+		note = "SendMessageAwaitResponse one after the other; Reordered counts replies with the wrong data"
+	}
 	ph.Lost = ph.Sent - ph.Delivered
-	if srep.Last > crep.SendStart {
-		ph.Elapsed = time.Duration(srep.Last - crep.SendStart).Seconds()
+	if last > crep.SendStart {
+		ph.Elapsed = time.Duration(last - crep.SendStart).Seconds()
 	}
 	if d := time.Duration(crep.SendEnd - crep.SendStart).Seconds(); d > 0 {
 		ph.SendRate = float64(ph.Sent) / d
@@ -191,8 +199,8 @@ func runEmbedded(ctx context.Context, e *env, o *Options, res *Result) error {
 		ph.Rate = float64(ph.Delivered) / ph.Elapsed
 		ph.MBps = ph.Rate * float64(o.Size) / 1e6
 	}
-	if len(srep.LatencyNs) > 0 {
-		ph.lat = srep.LatencyNs
+	if len(lat) > 0 {
+		ph.lat = lat
 		ph.Latency = latencyOf(ph.lat)
 	}
 	if ph.Delivered > 0 {
@@ -203,7 +211,7 @@ func runEmbedded(ctx context.Context, e *env, o *Options, res *Result) error {
 		{Role: "server (embedded app)", Count: 1, CPUSeconds: srep.CPU, PeakRSSMBMax: srep.MaxRSSMB, PeakRSSMBTotal: srep.MaxRSSMB},
 		{Role: "client (embedded app)", Count: 1, CPUSeconds: crep.CPU, PeakRSSMBMax: crep.MaxRSSMB, PeakRSSMBTotal: crep.MaxRSSMB},
 	}
-	res.Notes = append(res.Notes, "path: embedded (each application in its connector's process, credit window through the link; "+
-		"latency sampled, CPU is the whole process lifetime including start-up)")
+	res.Notes = append(res.Notes, "path: embedded (each application in its connector's process; "+note+
+		"; CPU is the whole process lifetime including start-up)")
 	return waitErr
 }

@@ -38,8 +38,9 @@ modes:
 certificate on its first connection); --tls-allow-all in allow-all TLS. --config FILE targets an
 already running server connector (aioconn or Python) instead of starting one: its TLS mode,
 certificates directory and sockets are used, and the bench starts only the clients.
---path embedded (throughput only): two aioconn processes, each a connector with its application
-embedded (in-process API, no unix socket), linked by TCP; credit flows back through the link.
+--path embedded (throughput or reqrep): two aioconn processes, each a connector with its
+application embedded (in-process API, no unix socket), linked by TCP; in throughput, credit flows
+back through the link.
 
 options:
 `
@@ -69,7 +70,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Int64Var(&o.FileChunk, "file-chunk", 0, "file: send in chunks of this many bytes, as the API does (0: one with_file message)")
 	fs.StringVar(&o.FileDir, "file-dir", "", "file: directory for the source and received files (default the run's temp dir)")
 	fs.Float64Var(&o.StormRate, "storm-rate", d.StormRate, "certstorm: msg/s of the established client")
-	fs.StringVar(&o.Path, "path", "", "throughput: embedded = each application inside its connector's process (no unix socket)")
+	fs.StringVar(&o.Path, "path", "", "throughput, reqrep: embedded = each application inside its connector's process (no unix socket)")
 	fs.IntVar(&o.Batch, "batch", 0, "with --path embedded: messages per SendMessages call (default one SendMessage per message)")
 	tlsStrict := fs.Bool("tls", false, "strict TLS (use_ssl, certificates made for the run)")
 	tlsAll := fs.Bool("tls-allow-all", false, "allow-all TLS (use_ssl, ssl_allow_all)")

@@ -55,6 +55,7 @@ func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := flag.NewFlagSet("bench_node", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	role := fs.String("role", "server", "server (receives) or client (sends)")
+	mode := fs.String("mode", "throughput", "throughput or reqrep (sequential await_response round trips)")
 	port := fs.Int("port", 0, "client: the server's TCP port")
 	count := fs.Int64("count", 1000, "messages")
 	size := fs.Int("size", 100, "data bytes per message (at least 16)")
@@ -64,8 +65,9 @@ func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *dir == "" || *count <= 0 || *size < 16 || *window < 8 || (*role != "server" && *role != "client") {
-		fmt.Fprintln(stderr, "bench_node: need --dir, --count > 0, --size >= 16, --window >= 8, --role server|client")
+	if *dir == "" || *count <= 0 || *size < 16 || *window < 8 || (*role != "server" && *role != "client") ||
+		(*mode != "throughput" && *mode != "reqrep") {
+		fmt.Fprintln(stderr, "bench_node: need --dir, --count > 0, --size >= 16, --window >= 8, --role server|client, --mode throughput|reqrep")
 		return 2
 	}
 	common := fmt.Sprintf(`"use_ssl": false, "connector_files_dirpath": %q, "default_logger_dirpath": %q,
@@ -121,9 +123,14 @@ func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	stdinEOF := make(chan struct{})
 	go func() { io.Copy(io.Discard, os.Stdin); close(stdinEOF) }()
 	rep := nodeReport{Role: *role}
-	if *role == "server" {
+	switch {
+	case *mode == "reqrep" && *role == "server":
+		benchNodeResponder(ctx, cn, a, out, stdinEOF, *count, &rep)
+	case *mode == "reqrep":
+		benchNodeRequester(ctx, cn, a, stdinEOF, *count, *size, &rep)
+	case *role == "server":
 		benchNodeServer(ctx, cn, a, out, stdinEOF, *count, *window, &rep)
-	} else {
+	default:
 		benchNodeClient(ctx, cn, a, stdinEOF, *count, *size, *window, max(1, *batch), &rep)
 	}
 	var ru syscall.Rusage
@@ -256,4 +263,84 @@ loop:
 	rep.Sent = n
 	<-stop
 	a.StopWaitingForMessages(benchNodeCreditType)
+}
+
+// benchNodeResponder answers every await_response request of type "any" with its data, to its
+// source and request_id, and says DONE after count requests.
+func benchNodeResponder(ctx context.Context, cn *connector.Connector, a *api.API, out *bufio.Writer, stop <-chan struct{},
+	count int64, rep *nodeReport) {
+	fmt.Fprintf(out, "READY %d\n", cn.TCPAddr().Port)
+	out.Flush()
+	done := make(chan struct{})
+	var got int64
+	a.StartWaitingForMessages("any", func(m *api.Message) {
+		id, _ := m.Get("request_id")
+		rid, _ := id.Int()
+		src, _ := m.Get("source_id")
+		dst, _ := src.Str()
+		a.SendMessage(ctx, api.SendOptions{MessageType: "any", DestinationID: dst, ResponseID: rid, Data: m.Data})
+		got++
+		if got == count {
+			close(done)
+		}
+	}, false)
+	select {
+	case <-done:
+		fmt.Fprintln(out, "DONE")
+		out.Flush()
+	case <-stop:
+	case <-ctx.Done():
+	}
+	<-stop
+	a.StopWaitingForMessages("any")
+	rep.Received = got
+}
+
+// benchNodeRequester sends count await_response requests one after the other and records each
+// round trip.
+func benchNodeRequester(ctx context.Context, cn *connector.Connector, a *api.API, stop <-chan struct{},
+	count int64, size int, rep *nodeReport) {
+	for deadline := time.Now().Add(20 * time.Second); len(cn.ConnectedPeers()) == 0; {
+		select {
+		case <-cn.PeerChange():
+		case <-stop:
+			rep.Err = "stopped before connecting"
+			return
+		case <-time.After(time.Until(deadline)):
+			rep.Err = "not connected within 20s"
+			return
+		}
+	}
+	data := make([]byte, size)
+	rep.LatencyNs = make([]int64, 0, min(count, 1<<20))
+	rep.SendStart = time.Now().UnixNano()
+	for n := int64(0); n < count; n++ {
+		select {
+		case <-stop:
+			n = count
+			continue
+		default:
+		}
+		binary.LittleEndian.PutUint64(data, uint64(n))
+		t0 := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		m, err := a.SendMessageAwaitResponse(rctx, api.SendOptions{MessageType: "any", RequestID: n, Data: data})
+		cancel()
+		if err != nil {
+			rep.Err = fmt.Sprintf("request %d: %v", n, err)
+			break
+		}
+		rtt := time.Since(t0).Nanoseconds()
+		if len(m.Data) < 8 || int64(binary.LittleEndian.Uint64(m.Data)) != n {
+			rep.Reordered++
+		}
+		rep.Sent++
+		rep.Received++
+		rep.Last = time.Now().UnixNano()
+		if len(rep.LatencyNs) < cap(rep.LatencyNs) {
+			rep.LatencyNs = append(rep.LatencyNs, rtt)
+		}
+	}
+	rep.SendEnd = time.Now().UnixNano()
+	<-stop
 }
