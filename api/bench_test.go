@@ -48,6 +48,26 @@ func BenchmarkSendMessagePreserved(b *testing.B) {
 	}
 }
 
+// BenchmarkSendMessagesPreserved: SendMessages with 128 messages per call (one write each);
+// ns/op is per message.
+func BenchmarkSendMessagesPreserved(b *testing.B) {
+	cfg := serverCfg(b, shortDir(b), "")
+	drainConnector(b, cfg.SendToConnectorPath())
+	a := newAPI(b, cfg)
+	ctx := context.Background()
+	msgs := make([]SendOptions, 128)
+	for i := range msgs {
+		msgs[i] = benchOpts
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i += len(msgs) {
+		k := min(len(msgs), b.N-i)
+		if n, err := a.SendMessages(ctx, msgs[:k]); err != nil || n != k {
+			b.Fatal(n, err)
+		}
+	}
+}
+
 func BenchmarkSendMessagePreservedParallel(b *testing.B) {
 	cfg := serverCfg(b, shortDir(b), "")
 	drainConnector(b, cfg.SendToConnectorPath())
