@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aioconn/aioconn/api"
+	"github.com/aioconn/aioconn/benchmarks"
 	"github.com/aioconn/aioconn/config"
 	"github.com/aioconn/aioconn/connector"
 )
@@ -34,22 +35,6 @@ import (
 // the sender keeps at most --window messages in flight without any side channel.
 
 const benchNodeCreditType = "credit"
-
-// nodeReport mirrors benchmarks.NodeReport (the JSON line a node prints when it stops).
-type nodeReport struct {
-	Role      string  `json:"role"`
-	Sent      int64   `json:"sent,omitempty"`
-	SendStart int64   `json:"send_start_ns,omitempty"`
-	SendEnd   int64   `json:"send_end_ns,omitempty"`
-	Received  int64   `json:"received,omitempty"`
-	Reordered int64   `json:"reordered,omitempty"`
-	First     int64   `json:"first_ns,omitempty"`
-	Last      int64   `json:"last_ns,omitempty"`
-	LatencyNs []int64 `json:"latency_ns,omitempty"` // sampled end-to-end latencies
-	CPU       float64 `json:"cpu_s"`
-	MaxRSSMB  float64 `json:"max_rss_mb"`
-	Err       string  `json:"error,omitempty"`
-}
 
 func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench_node", flag.ContinueOnError)
@@ -122,7 +107,7 @@ func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	out := bufio.NewWriter(stdout)
 	stdinEOF := make(chan struct{})
 	go func() { io.Copy(io.Discard, os.Stdin); close(stdinEOF) }()
-	rep := nodeReport{Role: *role}
+	rep := benchmarks.NodeReport{Role: *role}
 	switch {
 	case *mode == "reqrep" && *role == "server":
 		benchNodeResponder(ctx, cn, a, out, stdinEOF, *count, &rep)
@@ -146,7 +131,7 @@ func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 func benchNodeServer(ctx context.Context, cn *connector.Connector, a *api.API, out *bufio.Writer, stop <-chan struct{},
-	count, window int64, rep *nodeReport) {
+	count, window int64, rep *benchmarks.NodeReport) {
 	fmt.Fprintf(out, "READY %d\n", cn.TCPAddr().Port)
 	out.Flush()
 	step := window / 8
@@ -197,7 +182,7 @@ func benchNodeServer(ctx context.Context, cn *connector.Connector, a *api.API, o
 }
 
 func benchNodeClient(ctx context.Context, cn *connector.Connector, a *api.API, stop <-chan struct{},
-	count int64, size int, window int64, batch int, rep *nodeReport) {
+	count int64, size int, window int64, batch int, rep *benchmarks.NodeReport) {
 	var credit atomic.Int64
 	more := make(chan struct{}, 1)
 	a.StartWaitingForMessages(benchNodeCreditType, func(m *api.Message) {
@@ -209,16 +194,8 @@ func benchNodeClient(ctx context.Context, cn *connector.Connector, a *api.API, s
 			}
 		}
 	}, false)
-	for deadline := time.Now().Add(20 * time.Second); len(cn.ConnectedPeers()) == 0; {
-		select {
-		case <-cn.PeerChange():
-		case <-stop:
-			rep.Err = "stopped before connecting"
-			return
-		case <-time.After(time.Until(deadline)):
-			rep.Err = "not connected within 20s"
-			return
-		}
+	if rep.Err = benchNodeWaitConnected(cn, stop); rep.Err != "" {
+		return
 	}
 	msgs := make([]api.SendOptions, batch)
 	for i := range msgs {
@@ -268,7 +245,7 @@ loop:
 // benchNodeResponder answers every await_response request of type "any" with its data, to its
 // source and request_id, and says DONE after count requests.
 func benchNodeResponder(ctx context.Context, cn *connector.Connector, a *api.API, out *bufio.Writer, stop <-chan struct{},
-	count int64, rep *nodeReport) {
+	count int64, rep *benchmarks.NodeReport) {
 	fmt.Fprintf(out, "READY %d\n", cn.TCPAddr().Port)
 	out.Flush()
 	done := make(chan struct{})
@@ -299,17 +276,9 @@ func benchNodeResponder(ctx context.Context, cn *connector.Connector, a *api.API
 // benchNodeRequester sends count await_response requests one after the other and records each
 // round trip.
 func benchNodeRequester(ctx context.Context, cn *connector.Connector, a *api.API, stop <-chan struct{},
-	count int64, size int, rep *nodeReport) {
-	for deadline := time.Now().Add(20 * time.Second); len(cn.ConnectedPeers()) == 0; {
-		select {
-		case <-cn.PeerChange():
-		case <-stop:
-			rep.Err = "stopped before connecting"
-			return
-		case <-time.After(time.Until(deadline)):
-			rep.Err = "not connected within 20s"
-			return
-		}
+	count int64, size int, rep *benchmarks.NodeReport) {
+	if rep.Err = benchNodeWaitConnected(cn, stop); rep.Err != "" {
+		return
 	}
 	data := make([]byte, size)
 	rep.LatencyNs = make([]int64, 0, min(count, 1<<20))
@@ -343,4 +312,22 @@ func benchNodeRequester(ctx context.Context, cn *connector.Connector, a *api.API
 	}
 	rep.SendEnd = time.Now().UnixNano()
 	<-stop
+}
+
+// benchNodeWaitConnected waits until cn has a connected peer; it returns "" then, or why not.
+func benchNodeWaitConnected(cn *connector.Connector, stop <-chan struct{}) string {
+	deadline := time.After(20 * time.Second)
+	for {
+		changed := cn.PeerChange() // before the check, so a change in between is not missed
+		if len(cn.ConnectedPeers()) > 0 {
+			return ""
+		}
+		select {
+		case <-changed:
+		case <-stop:
+			return "stopped before connecting"
+		case <-deadline:
+			return "not connected within 20s"
+		}
+	}
 }
