@@ -44,6 +44,16 @@ func (l *Local) Send(frame []byte) error {
 	return err
 }
 
+// wakeTouched wakes the links the route calls since the last wake queued frames for, and empties
+// the list keeping its array (no allocation per send). Caller holds l.mu (Wake never blocks).
+func (l *Local) wakeTouched() {
+	for i, p := range l.a.touched {
+		p.conn.Wake()
+		l.a.touched[i] = nil
+	}
+	l.a.touched = l.a.touched[:0]
+}
+
 // send routes frame; ended reports that the connector ended an await request at once (what
 // closes an application's await connection on the socket path).
 func (l *Local) send(frame []byte, r replier) (ended bool, err error) {
@@ -54,14 +64,10 @@ func (l *Local) send(frame []byte, r replier) (ended bool, err error) {
 			r = localNoReply{}
 		}
 		err = l.cn.route(r, &l.a, frame, 0)
-		touched := l.a.touched
-		l.a.touched = nil
+		l.wakeTouched()
 		ended = l.a.closeAfter
 		l.a.closeAfter = false
 		l.mu.Unlock()
-		for _, p := range touched {
-			p.conn.Wake()
-		}
 		if err != errBackpressure {
 			return ended, err
 		}
@@ -92,16 +98,12 @@ func (l *Local) SendDurable(ctx context.Context, frame []byte) error {
 		err := l.cn.route(localNoReply{}, &l.a, frame, 0)
 		s, seq := l.a.aloSender, l.a.aloSeq
 		l.a.aloSender = nil
-		touched := l.a.touched
-		l.a.touched = nil
+		l.wakeTouched()
 		l.a.closeAfter = false
 		if err == errBackpressure && s == nil && l.cn.alo == nil {
 			l.a.blockedSince = time.Time{}
 		}
 		l.mu.Unlock()
-		for _, p := range touched {
-			p.conn.Wake()
-		}
 		if err == errBackpressure {
 			t := time.NewTimer(rewakeDelay)
 			select {
@@ -297,12 +299,8 @@ func (l *Local) SendBatch(frames []byte) (int, error) {
 			frames = frames[size:]
 			n++
 		}
-		touched := l.a.touched
-		l.a.touched = nil
+		l.wakeTouched()
 		l.mu.Unlock()
-		for _, p := range touched {
-			p.conn.Wake()
-		}
 		if err != nil {
 			return n, err
 		}
