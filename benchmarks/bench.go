@@ -161,16 +161,19 @@ func (o *Options) fill() error {
 
 // Phase is the measurement of one scenario (a run has one, reqrep two).
 type Phase struct {
-	Name       string  `json:"name"`
-	Sent       int64   `json:"sent"`
-	Delivered  int64   `json:"delivered"`  // distinct sequence numbers received
-	Lost       int64   `json:"lost"`       // sequence numbers sent and never received
-	Duplicated int64   `json:"duplicated"` // sequence numbers received more than once
-	Reordered  int64   `json:"reordered"`  // arrivals below the stream's previous sequence number
-	Elapsed    float64 `json:"elapsed_s"`  // first send to last counted arrival
-	SendRate   float64 `json:"send_rate"`  // msg/s achieved by the senders
-	Rate       float64 `json:"rate"`       // msg/s delivered
-	MBps       float64 `json:"mb_per_s"`   // delivered data MB/s (1e6 bytes)
+	Name       string `json:"name"`
+	Sent       int64  `json:"sent"`
+	Delivered  int64  `json:"delivered"`  // distinct sequence numbers received
+	Lost       int64  `json:"lost"`       // sequence numbers sent and never received
+	Duplicated int64  `json:"duplicated"` // sequence numbers received more than once
+	Reordered  int64  `json:"reordered"`  // arrivals below the stream's previous sequence number
+	// Malformed counts arrivals the bench could not read as its own payload (too short, unknown
+	// stream, absurd sequence number): a corrupting connector shows here.
+	Malformed int64   `json:"malformed,omitempty"`
+	Elapsed   float64 `json:"elapsed_s"` // first send to last counted arrival
+	SendRate  float64 `json:"send_rate"` // msg/s achieved by the senders
+	Rate      float64 `json:"rate"`      // msg/s delivered
+	MBps      float64 `json:"mb_per_s"`  // delivered data MB/s (1e6 bytes)
 	// Latency is end-to-end (send timestamp in the message to arrival at the receiving
 	// application) or, in reqrep, the round trip.
 	Latency     *Latency        `json:"latency,omitempty"`

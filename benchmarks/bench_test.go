@@ -86,8 +86,8 @@ func smokeOptions(bin string) Options {
 
 func checkLossless(t *testing.T, ph Phase) {
 	t.Helper()
-	if ph.Sent == 0 || ph.Delivered != ph.Sent || ph.Lost != 0 || ph.Duplicated != 0 {
-		t.Errorf("%s: sent %d delivered %d lost %d dup %d", ph.Name, ph.Sent, ph.Delivered, ph.Lost, ph.Duplicated)
+	if ph.Sent == 0 || ph.Delivered != ph.Sent || ph.Lost != 0 || ph.Duplicated != 0 || ph.Malformed != 0 {
+		t.Errorf("%s: sent %d delivered %d lost %d dup %d malformed %d", ph.Name, ph.Sent, ph.Delivered, ph.Lost, ph.Duplicated, ph.Malformed)
 	}
 	if ph.Latency == nil || ph.Latency.Count != int(ph.Delivered) || ph.Latency.Max < ph.Latency.P50 {
 		t.Errorf("%s: latency %+v", ph.Name, ph.Latency)
@@ -603,5 +603,20 @@ func BenchmarkReceiverCount(b *testing.B) {
 			}
 		}
 		datas = datas[:len(datas)-1]
+	}
+}
+
+// TestTableWarnsMalformed: a phase with arrivals that were not the bench's payload is flagged in
+// the table (the JSON carries "malformed").
+func TestTableWarnsMalformed(t *testing.T) {
+	res := &Result{Options: DefaultOptions(), Phases: []Phase{{Name: "throughput", Sent: 3, Delivered: 3, Malformed: 2}}}
+	var b strings.Builder
+	WriteTable(&b, res)
+	if !strings.Contains(b.String(), "warning: throughput: 2 arrivals were not the bench's payload") {
+		t.Fatalf("table:\n%s", b.String())
+	}
+	var j strings.Builder
+	if err := WriteJSON(&j, res); err != nil || !strings.Contains(j.String(), `"malformed": 2`) {
+		t.Fatalf("json %v:\n%s", err, j.String())
 	}
 }

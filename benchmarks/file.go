@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -71,7 +72,7 @@ func runFile(ctx context.Context, e *env, o *Options, res *Result) error {
 		// the running server decides where files go: use its first dst_type without a template
 		recvTarget = ""
 		for t, fr := range e.ext.full.FileRecvConfig {
-			if fr.TargetDirectory != "" && !containsBrace(fr.TargetDirectory) {
+			if fr.TargetDirectory != "" && !strings.Contains(fr.TargetDirectory, "{") {
 				recvTarget = fr.TargetDirectory
 				res.Notes = append(res.Notes, "file: dst_type "+t+" of the running server, target "+fr.TargetDirectory)
 				e.fileType = t
@@ -228,15 +229,6 @@ func runFile(ctx context.Context, e *env, o *Options, res *Result) error {
 	res.Notes = append(res.Notes, "file: seconds = app write of the with_file message(s) to the server app's receipt of the last one (the server "+
 		"connector delivers it once the file is stored); the received file's SHA-256 was checked afterwards")
 	return ctx.Err()
-}
-
-func containsBrace(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '{' {
-			return true
-		}
-	}
-	return false
 }
 
 // jsonNumber is a number written as is into a config.

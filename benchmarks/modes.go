@@ -112,7 +112,7 @@ func finish(ph *Phase, clk *clock, sendStart, sendEnd int64, cnt *counter, sent 
 	ph.Sent = total
 	ph.Lost, ph.Delivered = cnt.missing(sent)
 	cnt.mu.Lock()
-	ph.Duplicated, ph.Reordered = cnt.dup, cnt.ooo
+	ph.Duplicated, ph.Reordered, ph.Malformed = cnt.dup, cnt.ooo, cnt.bad
 	end := max(cnt.lastRecv, sendEnd)
 	ph.Latency = latencyOf(cnt.lat)
 	ph.lat = cnt.lat
@@ -302,11 +302,9 @@ func runThroughput(ctx context.Context, e *env, o *Options, res *Result) error {
 	}); err != nil {
 		return err
 	}
-	sent, err := windowSend(ctx, o, clk, e, conns[0], &t, func() int64 { return cnt.unique.Load() }, cnt.notify, cnt, res, "throughput")
-	if err != nil {
+	if _, err := windowSend(ctx, o, clk, e, conns[0], &t, func() int64 { return cnt.unique.Load() }, cnt.notify, cnt, res, "throughput"); err != nil {
 		return err
 	}
-	_ = sent
 	return ctx.Err()
 }
 

@@ -51,7 +51,7 @@ func runPersist(ctx context.Context, e *env, o *Options, res *Result) error {
 	cpuSelf0 := selfCPU()
 	const batch = 256
 	out := make([]byte, 0, batch*len(t.frame))
-	recLen := int64(len(persistSeparator) + len(t.frame))
+	recLen := int64(len(persist.Separator) + len(t.frame))
 	want := recLen * n
 	sized := false
 	var size int64
@@ -166,8 +166,6 @@ func runPersist(ctx context.Context, e *env, o *Options, res *Result) error {
 	return ctx.Err()
 }
 
-const persistSeparator = "@@@PERSISTENCE_SEPARATOR@@@"
-
 // persistLayout reads the start of a send persistence file: the file header length and the
 // length of its first record (every record of the run has the same length).
 func persistLayout(path string) (header, rec int64, ok bool) {
@@ -183,9 +181,9 @@ func persistLayout(path string) (header, rec int64, ok bool) {
 	case bytes.HasPrefix(b, []byte(persist.Magic)) && len(b) >= persist.HeaderLen+persist.RecordOverhead+4:
 		fl := binary.LittleEndian.Uint32(b[persist.HeaderLen+persist.RecordOverhead:])
 		return int64(persist.HeaderLen), int64(persist.RecordOverhead+4) + int64(fl), true
-	case bytes.HasPrefix(b, []byte(persistSeparator)) && len(b) >= len(persistSeparator)+4:
-		fl := binary.LittleEndian.Uint32(b[len(persistSeparator):])
-		return 0, int64(len(persistSeparator)+4) + int64(fl), true
+	case bytes.HasPrefix(b, []byte(persist.Separator)) && len(b) >= len(persist.Separator)+4:
+		fl := binary.LittleEndian.Uint32(b[len(persist.Separator):])
+		return 0, int64(len(persist.Separator)+4) + int64(fl), true
 	}
 	return 0, 0, false
 }

@@ -96,6 +96,11 @@ func WriteTable(w io.Writer, res *Result) {
 		}
 		tw.Flush()
 	}
+	for _, ph := range res.Phases {
+		if ph.Malformed > 0 {
+			fmt.Fprintf(w, "warning: %s: %d arrivals were not the bench's payload (malformed)\n", ph.Name, ph.Malformed)
+		}
+	}
 	for _, n := range res.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}

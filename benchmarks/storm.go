@@ -70,8 +70,7 @@ func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 	start := clk.now()
 	stopB := make(chan struct{})
 	time.AfterFunc(min(2*time.Second, o.Duration), func() { close(stopB) })
-	n, err := paceOne(ctx, conns[0], &t, 0, o.StormRate, clk, &seq, stopB)
-	if err != nil {
+	if err := paceOne(ctx, conns[0], &t, 0, o.StormRate, clk, &seq, stopB); err != nil {
 		return err
 	}
 	end := clk.now()
@@ -80,11 +79,9 @@ func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 	finish(&ph, clk, start, end, cnt, []int64{int64(seq)}, o.Size, e, cpuSelf0)
 	ph.lat = slices.Clone(ph.lat)
 	res.Phases = append(res.Phases, ph)
-	_ = n
 
 	// storm
 	cnt.resetPhase()
-	cnt2 := cnt
 	seq = 0
 	st := &StormRes{Clients: o.Clients, StreamRate: o.StormRate, BoundS: stormBound.Seconds()}
 	e.markCPU()
@@ -95,7 +92,7 @@ func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 	start = clk.now()
 	go func() {
 		defer close(streamDone)
-		if _, err := paceOne(ctx, conns[0], &t, 1, o.StormRate, clk, &seq, stopS); err != nil {
+		if err := paceOne(ctx, conns[0], &t, 1, o.StormRate, clk, &seq, stopS); err != nil {
 			streamErr.Store(&err)
 		}
 	}()
@@ -103,7 +100,7 @@ func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 	stop := make(chan struct{})
 	go progress(o, stop, func() string {
 		return fmt.Sprintf("certstorm: %.1fs, %d of %d certificates issued, stream delivered %d", time.Duration(clk.now()-start).Seconds(),
-			issued.Load(), o.Clients, cnt2.unique.Load())
+			issued.Load(), o.Clients, cnt.unique.Load())
 	})
 	stormStart := clk.now()
 	storm := make([]*proc, 0, o.Clients)
@@ -149,7 +146,7 @@ func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 	<-streamDone
 	end = clk.now()
 	close(stop)
-	drain(ctx, o, int64(seq), cnt2.unique.Load)
+	drain(ctx, o, int64(seq), cnt.unique.Load)
 	for _, p := range storm {
 		select {
 		case <-p.done:
@@ -174,7 +171,7 @@ func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 		st.IssuedP50S, st.IssuedMaxS = at[(len(at)-1)/2], at[len(at)-1]
 	}
 	ph = Phase{Name: "during storm", Storm: st}
-	finish(&ph, clk, start, end, cnt2, []int64{0, int64(seq)}, o.Size, e, cpuSelf0)
+	finish(&ph, clk, start, end, cnt, []int64{0, int64(seq)}, o.Size, e, cpuSelf0)
 	res.Phases = append(res.Phases, ph)
 	res.Notes = append(res.Notes, fmt.Sprintf("certstorm: %d first-time clients started at once (one process each, %.2fs to launch them); "+
 		"issued = the client's certificate file appeared (polled every 50 ms); served = the server lists the client as connected "+
@@ -200,8 +197,9 @@ func countNames(reply string, ps []*proc) int {
 }
 
 // paceOne sends messages of stream 0 on c at rate msg/s (batches every millisecond at most)
-// until stop is closed; *seq is the next sequence number. Not safe to share *seq meanwhile.
-func paceOne(ctx context.Context, c net.Conn, t *tmpl, stream uint32, rate float64, clk *clock, seq *uint64, stop <-chan struct{}) (int64, error) {
+// until stop is closed; *seq is the next sequence number (so it also counts what was sent). Not
+// safe to share *seq meanwhile.
+func paceOne(ctx context.Context, c net.Conn, t *tmpl, stream uint32, rate float64, clk *clock, seq *uint64, stop <-chan struct{}) error {
 	start := clk.now()
 	first := *seq
 	interval := float64(time.Second) / rate
@@ -216,16 +214,16 @@ func paceOne(ctx context.Context, c net.Conn, t *tmpl, stream uint32, rate float
 				*seq++
 			}
 			if _, err := c.Write(buf); err != nil {
-				return int64(*seq - first), err
+				return err
 			}
 		}
 		next := start + int64(float64(*seq-first)*interval)
 		wait := max(time.Duration(next-clk.now()), 200*time.Microsecond)
 		select {
 		case <-stop:
-			return int64(*seq - first), nil
+			return nil
 		case <-ctx.Done():
-			return int64(*seq - first), ctx.Err()
+			return ctx.Err()
 		case <-time.After(wait):
 		}
 	}
