@@ -439,7 +439,7 @@ func (p *peer) advanceRx(c *loop.Conn) (bool, error) {
 	if err := codec.ScanHeader(js, &h); err != nil {
 		return true, nil
 	}
-	return true, p.deliverRest(rx.mt, &h, codec.Frame{JSON: js, Data: rx.data, Binary: rx.app, HasBinary: len(rx.app) > 0}, js)
+	return true, p.deliverRest(rx.mt, p.cn.recv[string(rx.mt)], &h, codec.Frame{JSON: js, Data: rx.data, Binary: rx.app, HasBinary: len(rx.app) > 0}, js)
 }
 
 // newFileWriter starts the writer of a received file. Nothing is decided on the loop: the

@@ -533,8 +533,9 @@ func (p *peer) processRest(mt []byte, h codec.Header, f codec.Frame, json []byte
 	if cn.ignore.Load().match(p.name) {
 		return nil
 	}
-	// 7. type filter
-	if _, ok := cn.recvTypes[string(mt)]; !ok && !isPing {
+	// 7. type filter (cn.recv holds exactly the recv_message_types)
+	rt := cn.recv[string(mt)]
+	if rt == nil && !isPing {
 		cn.log.Warnf("%s received a message with invalid type %s from %s. Ignoring...", cn.sourceID, mt, p.name)
 		cn.stats.dropTypeNotAllowed.Add(1)
 		return nil
@@ -546,12 +547,12 @@ func (p *peer) processRest(mt []byte, h codec.Header, f codec.Frame, json []byte
 	if stream >= 0 { // a streamed frame that carries no file: not accepted (bounded by MaxFrame)
 		return fmt.Errorf("connector: oversized frame without a file from %s", p.name)
 	}
-	return p.deliverRest(mt, &h, f, json)
+	return p.deliverRest(mt, rt, &h, f, json)
 }
 
 // deliverRest runs steps 9-10 of the receive pipeline: response matching, then delivery (or the
-// broker's routing). Loop-owned.
-func (p *peer) deliverRest(mt []byte, hp *codec.Header, f codec.Frame, json []byte) error {
+// broker's routing). rt is cn.recv[mt] (nil for a type without a receive queue). Loop-owned.
+func (p *peer) deliverRest(mt []byte, rt *recvType, hp *codec.Header, f codec.Frame, json []byte) error {
 	cn := p.cn
 	h := *hp
 	isPing := string(mt) == "_ping"
@@ -570,7 +571,6 @@ func (p *peer) deliverRest(mt []byte, hp *codec.Header, f codec.Frame, json []by
 		p.brokerHandle(&h, f)
 		return nil
 	}
-	rt := cn.recv[string(mt)]
 	if rt == nil {
 		return nil
 	}
@@ -588,7 +588,9 @@ func (p *peer) deliverRest(mt []byte, hp *codec.Header, f codec.Frame, json []by
 		return nil
 	}
 	if cn.cfg.DiskPersistenceRecv.Has(rt.mtype) {
-		if rt.deliverOrPersist(json, f.Data, f.Binary, f.HasBinary, rt.listenerPresent) {
+		// The listener check (a stat of its socket) runs once per read burst, as below.
+		listenerOK := func() bool { return p.touchedHas(rt) || rt.listenerPresent() }
+		if rt.deliverOrPersist(json, f.Data, f.Binary, f.HasBinary, listenerOK) {
 			return nil
 		}
 		if !p.touchedHas(rt) {
