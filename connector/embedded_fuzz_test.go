@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aioconn/aioconn/codec"
 	"github.com/aioconn/aioconn/config"
 	"github.com/aioconn/aioconn/connector"
 )
@@ -36,9 +37,7 @@ func FuzzLocalSendBatch(f *testing.F) {
 	}
 	defer cn.Close()
 	frame := func(header, data string) []byte {
-		b := binary.LittleEndian.AppendUint32(nil, uint32(2+len(header)+len(data)))
-		b = binary.LittleEndian.AppendUint16(b, uint16(len(header)))
-		return append(append(b, header...), data...)
+		return codec.AppendFrame(nil, []byte(header), []byte(data), nil, false)
 	}
 	ok := frame(`{"message_type": "any", "source_id": "server", "destination_id": "client1"}`, "data")
 	f.Add(append(append([]byte(nil), ok...), ok...))
