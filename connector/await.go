@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -41,11 +42,15 @@ func pyKey(v codec.Value) (string, bool) {
 			return "n" + strings.TrimPrefix(raw, "-0"), true // huge integers: exact text
 		}
 		f, err := strconv.ParseFloat(raw, 64)
-		if err != nil {
+		if err != nil && !math.IsInf(f, 0) { // out of range is ±inf, a valid key in Python
 			return "", false
 		}
-		if f == math.Trunc(f) && math.Abs(f) < 1<<63 {
-			return "n" + strconv.FormatInt(int64(f), 10), true
+		if !math.IsInf(f, 0) && f == math.Trunc(f) { // an integral float equals that int in Python
+			if math.Abs(f) < 1<<63 {
+				return "n" + strconv.FormatInt(int64(f), 10), true
+			}
+			i, _ := new(big.Float).SetFloat64(f).Int(nil)
+			return "n" + i.String(), true
 		}
 		return "f" + strconv.FormatFloat(f, 'g', -1, 64), true
 	case codec.KindNull:
