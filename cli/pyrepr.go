@@ -14,6 +14,9 @@ import (
 // (dict/list repr, True/False/None, ints exact, floats in Python's repr form), keeping key
 // order. Invalid JSON is returned as a quoted string repr.
 func pyReprJSON(raw []byte) string {
+	if !json.Valid(raw) { // the decoder below reads one value and would ignore what follows it
+		return string(codec.AppendPyReprStr(nil, string(raw)))
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var b []byte
