@@ -176,14 +176,13 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error 
 	a.mtype = mtB
 	// at_least_once: a covered message goes to the peer's log, connected or not, except when the
 	// peer is connected and turned out to be a Python peer (alopeer.go)
+	p := (*cn.peers.Load())[string(peerB)]
 	if cn.alo != nil && cn.alo.covers(mtB, &hd) {
-		p := (*cn.peers.Load())[string(peerB)]
 		if p == nil || !p.ident.Load() || p.aloMode.Load() != aloLegacy {
 			return cn.routeALO(r, a, peerB, mtB, &hd, json, f, await)
 		}
 	}
 	// 6. peer connected?
-	p := (*cn.peers.Load())[string(peerB)]
 	if p == nil || !p.ident.Load() {
 		// Persisted (the raw frame, before the checks below) or dropped, as Python does.
 		if cn.cfg.DiskPersistenceSend.Has(string(mtB)) {
