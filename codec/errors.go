@@ -15,4 +15,7 @@ var (
 	ErrBadJSON = errors.New("codec: invalid transport JSON")
 	// ErrJSONTooLarge: the transport JSON does not fit the 16-bit json_len field.
 	ErrJSONTooLarge = errors.New("codec: transport JSON too large")
+	// ErrCompressed: a compressed link chunk is corrupt (bad header, lengths, data or CRC), or a
+	// compression name or kind is unknown.
+	ErrCompressed = errors.New("codec: corrupt compressed stream")
 )
