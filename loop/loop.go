@@ -68,6 +68,8 @@ type Conn struct {
 	network string
 	woken   atomic.Bool
 	closed  atomic.Bool
+	tf      *transform  // stream transforms (transform.go), loop-owned; nil: none
+	encoded atomic.Bool // tf.enc is set (read by AsyncWrite off the loop)
 	// Ctx belongs to the Handler (set it in OnOpen or before Enroll); loop never touches it.
 	Ctx any
 }
@@ -75,6 +77,9 @@ type Conn struct {
 // Peek returns the next n buffered bytes without consuming them (n <= 0: everything buffered).
 // The slice is valid only until the next Discard or the end of the Handler call. On the loop only.
 func (c *Conn) Peek(n int) ([]byte, error) {
+	if c.tf != nil && c.tf.dec != nil {
+		return c.tf.peek(n)
+	}
 	if c.st != nil {
 		return c.st.peek(n)
 	}
@@ -83,6 +88,9 @@ func (c *Conn) Peek(n int) ([]byte, error) {
 
 // Discard consumes n buffered bytes. On the loop only.
 func (c *Conn) Discard(n int) (int, error) {
+	if c.tf != nil && c.tf.dec != nil {
+		return c.tf.discard(n)
+	}
 	if c.st != nil {
 		return c.st.discard(n)
 	}
@@ -91,6 +99,9 @@ func (c *Conn) Discard(n int) (int, error) {
 
 // InboundBuffered is the number of bytes ready to read. On the loop only.
 func (c *Conn) InboundBuffered() int {
+	if c.tf != nil && c.tf.dec != nil {
+		return len(c.tf.din) - c.tf.dr
+	}
 	if c.st != nil {
 		return len(c.st.in) - c.st.r
 	}
@@ -108,6 +119,18 @@ func (c *Conn) OutboundBuffered() int {
 // Write sends b now (one write syscall) and buffers what the socket does not take. b may be reused
 // by the caller after Write returns. On the loop only.
 func (c *Conn) Write(b []byte) (int, error) {
+	if c.tf != nil && c.tf.enc != nil {
+		c.tf.encBuf = c.tf.enc.Encode(c.tf.encBuf[:0], b)
+		if c.st != nil {
+			c.st.write(c.tf.encBuf)
+		} else if _, err := c.gc.Write(c.tf.encBuf); err != nil {
+			return 0, err
+		}
+		if cap(c.tf.encBuf) > 1<<20 {
+			c.tf.encBuf = nil
+		}
+		return len(b), nil
+	}
 	if c.st != nil {
 		c.st.write(b)
 		return len(b), nil
@@ -120,6 +143,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 func (c *Conn) AsyncWrite(b []byte, done func(err error)) error {
 	if c.closed.Load() {
 		return ErrClosed
+	}
+	if c.encoded.Load() {
+		return c.encodedAsyncWrite(b, done)
 	}
 	if c.st != nil {
 		return c.st.asyncWrite(b, done)
@@ -354,6 +380,14 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	c.woken.Store(false)
+	if c.tf != nil {
+		before, err := c.beforeTraffic()
+		if err != nil {
+			c.closeErr(err)
+			return gnet.Close
+		}
+		defer c.afterTraffic(before)
+	}
 	if err := c.h.OnTraffic(c); err != nil {
 		c.closeErr(err)
 		return gnet.Close

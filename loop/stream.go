@@ -228,6 +228,13 @@ func (s *stream) traffic() error {
 			a.done(nil)
 		}
 	}
+	if c := s.c; c.tf != nil {
+		before, err := c.beforeTraffic()
+		if err != nil {
+			return err
+		}
+		defer c.afterTraffic(before)
+	}
 	if err := s.c.h.OnTraffic(s.c); err != nil {
 		return err
 	}

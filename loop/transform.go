@@ -1,0 +1,179 @@
+package loop
+
+import (
+	"io"
+	"sync"
+)
+
+// Byte-stream transforms (link compression): from a point the Handler chooses, each direction of
+// a connection can be rewritten. Output: every byte given to Write and AsyncWrite after
+// SetEncoder goes through the Encoder. Input: every byte not yet consumed when SetDecoder is
+// called, and every byte read after, goes through the Decoder, and Peek, Discard and
+// InboundBuffered then see the decoded bytes. The Handler cannot tell the difference otherwise.
+
+// Encoder rewrites outgoing bytes. Called on the loop only, one call per Write.
+type Encoder interface {
+	// Encode appends the encoded form of src to dst and returns the extended slice.
+	Encode(dst, src []byte) []byte
+}
+
+// Decoder rewrites incoming bytes. Called on the loop only.
+type Decoder interface {
+	// Decode decodes whole units at the start of src, appends their bytes to dst and returns the
+	// extended dst and how many bytes of src it consumed (an incomplete unit stays for the next
+	// call). It may stop once dst has grown by limit bytes. An error closes the connection.
+	Decode(dst, src []byte, limit int) ([]byte, int, error)
+}
+
+// decodedLimit bounds the decoded bytes held for the Handler: past it, encoded bytes wait in
+// the connection's read buffer (and TCP flow control pushes back on the peer). A variable for tests.
+var decodedLimit = 4 << 20
+
+type transform struct {
+	enc    Encoder
+	encBuf []byte
+	dec    Decoder
+	din    []byte // decoded bytes; din[dr:] not yet consumed
+	dr     int
+	full   bool // the last pump stopped at decodedLimit with encoded bytes left
+
+	mu    sync.Mutex // guards async (AsyncWrite on an encoded connection)
+	async []asyncWrite
+}
+
+// SetEncoder makes every later Write and AsyncWrite go through e (nil: none). Bytes already
+// written are not affected. On the loop only.
+func (c *Conn) SetEncoder(e Encoder) {
+	if c.tf == nil {
+		c.tf = &transform{}
+	}
+	c.tf.enc = e
+	c.encoded.Store(e != nil)
+}
+
+// SetDecoder makes the bytes not yet consumed, and every later byte read, go through d. It
+// decodes what is already buffered at once; a decoding error is returned (close the
+// connection). Call it at most once per connection. On the loop only.
+func (c *Conn) SetDecoder(d Decoder) error {
+	if c.tf == nil {
+		c.tf = &transform{}
+	}
+	c.tf.dec = d
+	return c.pump()
+}
+
+// rawBuffered, rawPeek and rawDiscard reach the bytes as read from the socket.
+func (c *Conn) rawPeek() []byte {
+	if c.st != nil {
+		return c.st.in[c.st.r:]
+	}
+	b, _ := c.gc.Peek(-1)
+	return b
+}
+
+func (c *Conn) rawDiscard(n int) {
+	if n <= 0 {
+		return // gnet's Discard(0) would drop everything
+	}
+	if c.st != nil {
+		c.st.discard(n)
+		return
+	}
+	c.gc.Discard(n)
+}
+
+// pump decodes buffered input into din, up to decodedLimit. On the loop only.
+func (c *Conn) pump() error {
+	t := c.tf
+	if t == nil || t.dec == nil {
+		return nil
+	}
+	if t.dr > 0 && t.dr == len(t.din) {
+		t.din, t.dr = t.din[:0], 0
+	}
+	room := decodedLimit - (len(t.din) - t.dr)
+	if room <= 0 {
+		t.full = c.rawBuffered() > 0
+		return nil
+	}
+	raw := c.rawPeek()
+	if len(raw) == 0 {
+		t.full = false
+		return nil
+	}
+	if t.dr > 0 && t.dr >= len(t.din)/2 {
+		n := copy(t.din, t.din[t.dr:])
+		t.din, t.dr = t.din[:n], 0
+	}
+	var used int
+	var err error
+	t.din, used, err = t.dec.Decode(t.din, raw, room)
+	c.rawDiscard(used)
+	t.full = used < len(raw) && len(t.din)-t.dr >= decodedLimit
+	return err
+}
+
+func (c *Conn) rawBuffered() int {
+	if c.st != nil {
+		return len(c.st.in) - c.st.r
+	}
+	return c.gc.InboundBuffered()
+}
+
+// beforeTraffic runs before OnTraffic on a transformed connection: queued AsyncWrites go through
+// the encoder, buffered input through the decoder. It returns the decoded bytes available.
+func (c *Conn) beforeTraffic() (int, error) {
+	t := c.tf
+	t.mu.Lock()
+	async := t.async
+	t.async = nil
+	t.mu.Unlock()
+	for _, a := range async {
+		c.Write(a.b)
+		if a.done != nil {
+			a.done(nil)
+		}
+	}
+	if err := c.pump(); err != nil {
+		return 0, err
+	}
+	return len(t.din) - t.dr, nil
+}
+
+// afterTraffic wakes the connection again when OnTraffic consumed decoded bytes while more
+// encoded bytes wait behind decodedLimit (no socket event would call OnTraffic for them).
+func (c *Conn) afterTraffic(before int) {
+	t := c.tf
+	if t.dec != nil && t.full && len(t.din)-t.dr < before {
+		c.Wake()
+	}
+}
+
+// encodedAsyncWrite queues b for the loop, which encodes and writes it before its next
+// OnTraffic. Concurrency-safe.
+func (c *Conn) encodedAsyncWrite(b []byte, done func(error)) error {
+	t := c.tf
+	t.mu.Lock()
+	t.async = append(t.async, asyncWrite{b, done})
+	t.mu.Unlock()
+	return c.Wake()
+}
+
+func (t *transform) peek(n int) ([]byte, error) {
+	avail := len(t.din) - t.dr
+	if n <= 0 {
+		return t.din[t.dr:], nil
+	}
+	if n > avail {
+		return t.din[t.dr:], io.ErrShortBuffer
+	}
+	return t.din[t.dr : t.dr+n], nil
+}
+
+func (t *transform) discard(n int) (int, error) {
+	if avail := len(t.din) - t.dr; n > avail {
+		n = avail
+	}
+	t.dr += n
+	return n, nil
+}
