@@ -55,9 +55,12 @@ type Options struct {
 	FileChunk   int64         `json:"file_chunk"`  // file: 0 one with_file message; else chunks of this size (as the API splits)
 	FileDir     string        `json:"-"`           // file: where the source and received files go (default the run's temp dir)
 	TLS         string        `json:"tls"`         // TLSOff, TLSStrict or TLSAllowAll
-	// Path is PathSocket (applications on unix sockets) or PathEmbedded (throughput only: each
-	// application embedded in its connector's process, `aioconn bench_node`).
+	// Path is PathSocket (applications on unix sockets) or PathEmbedded (throughput, reqrep,
+	// rate, pubsub: each application embedded in its connector's process, `aioconn bench_node`).
 	Path string `json:"path,omitempty"`
+	// NodeClients, with PathEmbedded and ModeRate, is the client connectors one bench_node
+	// process hosts (0: defaultNodeClients).
+	NodeClients int `json:"node_clients,omitempty"`
 	// Batch, with PathEmbedded, is the messages per api.SendMessages call (0 or 1: SendMessage
 	// per message).
 	Batch int `json:"batch,omitempty"`
@@ -255,8 +258,13 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("%w: mode %q (rate, throughput, pubsub, reqrep, file, persist, certstorm)", ErrBadOptions, o.Mode)
 	}
 	if o.Path == PathEmbedded {
-		if (o.Mode != ModeThroughput && o.Mode != ModeReqrep) || o.Target != TargetGo || o.Config != "" || o.TLS != TLSOff {
-			return nil, fmt.Errorf("%w: --path embedded runs mode throughput or reqrep between two aioconn processes, plain TCP, without --config", ErrBadOptions)
+		switch o.Mode {
+		case ModeThroughput, ModeReqrep, ModeRate, ModePubsub:
+		default:
+			return nil, fmt.Errorf("%w: --path embedded runs mode throughput, reqrep, rate or pubsub", ErrBadOptions)
+		}
+		if o.Target != TargetGo || o.Config != "" || o.TLS != TLSOff {
+			return nil, fmt.Errorf("%w: --path embedded runs aioconn bench_node processes, plain TCP, without --config", ErrBadOptions)
 		}
 	} else if o.Path != PathSocket {
 		return nil, fmt.Errorf("%w: path %q (embedded, or none for unix sockets)", ErrBadOptions, o.Path)
@@ -271,7 +279,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer e.stop()
 	switch o.Mode {
 	case ModeRate:
-		err = runRate(ctx, e, &o, res)
+		if o.Path == PathEmbedded {
+			err = runEmbeddedRate(ctx, e, &o, res)
+		} else {
+			err = runRate(ctx, e, &o, res)
+		}
 	case ModeThroughput:
 		if o.Path == PathEmbedded {
 			err = runEmbedded(ctx, e, &o, res)
@@ -279,7 +291,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			err = runThroughput(ctx, e, &o, res)
 		}
 	case ModePubsub:
-		err = runPubsub(ctx, e, &o, res)
+		if o.Path == PathEmbedded {
+			err = runEmbeddedPubsub(ctx, e, &o, res)
+		} else {
+			err = runPubsub(ctx, e, &o, res)
+		}
 	case ModeReqrep:
 		if o.Path == PathEmbedded {
 			err = runEmbedded(ctx, e, &o, res)

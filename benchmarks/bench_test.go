@@ -94,6 +94,36 @@ func checkLossless(t *testing.T, ph Phase) {
 	}
 }
 
+// TestTallyRoundTrip: a counter reported by a bench_node (Tally, through JSON) and rebuilt by the
+// parent gives the same loss, duplicates and latency as the original.
+func TestTallyRoundTrip(t *testing.T) {
+	c := newCounter(2, true)
+	d := func(st uint32, seq uint64, ts int64) []byte {
+		b := make([]byte, payloadMin)
+		putPayload(b, st, seq, ts)
+		return b
+	}
+	c.addBatch([][]byte{d(0, 0, 10), d(0, 2, 20), d(0, 2, 20), d(1, 70, 30), d(1, 1, 40), d(probeStream, 0, 0), {1}}, 100)
+	b, err := json.Marshal(c.tally())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tl Tally
+	if err := json.Unmarshal(b, &tl); err != nil {
+		t.Fatal(err)
+	}
+	r := tl.counter(3) // a stream the receiver never saw counts as lost
+	sent := []int64{3, 71, 2}
+	lost, delivered := r.missing(sent)
+	wl, wd := c.missing(sent[:2])
+	if lost != wl+2 || delivered != wd || delivered != 4 || r.dup != 1 || r.ooo != 1 || r.bad != 1 || r.lastRecv != 100 {
+		t.Errorf("lost %d delivered %d dup %d ooo %d bad %d last %d", lost, delivered, r.dup, r.ooo, r.bad, r.lastRecv)
+	}
+	if l := latencyOf(r.lat); l == nil || l.Count != 4 || l.Max != 0.09 || l.Min != 0.06 {
+		t.Errorf("latency %+v", l)
+	}
+}
+
 // TestSmoke runs every mode for a tiny count against aioconn connectors (about 2 s in all).
 func TestSmoke(t *testing.T) {
 	bin := aioconnBin(t)
@@ -139,6 +169,43 @@ func TestSmoke(t *testing.T) {
 		for _, n := range []string{"server", "client1"} {
 			if st, err := os.Stat(filepath.Join(profDir, n+".cpu.pprof")); err != nil || st.Size() == 0 {
 				t.Errorf("profile of %s: %v", n, err)
+			}
+		}
+	})
+	t.Run("rate-embedded", func(t *testing.T) {
+		o := smokeOptions(bin)
+		// 3 clients in two bench_node processes (2 + 1): several connectors share a process
+		o.Mode, o.Path, o.Clients, o.NodeClients, o.Rate, o.Duration = ModeRate, PathEmbedded, 3, 2, 50, 300*time.Millisecond
+		res, err := Run(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Phases) != 1 || res.Phases[0].Sent != 3*15 {
+			t.Fatalf("phases %+v", res.Phases)
+		}
+		checkLossless(t, res.Phases[0])
+		if ph := res.Phases[0]; ph.Reordered != 0 || ph.CPUPerMsgUs <= 0 || ph.Latency.P50 <= 0 {
+			t.Errorf("phase %+v", ph)
+		}
+		if len(res.Procs) != 2 || res.Procs[0].Count != 1 || res.Procs[1].Count != 2 || res.Procs[1].PeakRSSMBMax <= 0 {
+			t.Errorf("procs %+v", res.Procs)
+		}
+	})
+	t.Run("pubsub-embedded", func(t *testing.T) {
+		o := smokeOptions(bin)
+		o.Mode, o.Path, o.Count, o.Window, o.Subscribers = ModePubsub, PathEmbedded, 1000, 500, 2
+		res, err := Run(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ph := res.Phases[0]
+		if ph.Sent != 1000 || ph.Delivered != 2000 || ph.Lost != 0 || ph.Duplicated != 0 || ph.Reordered != 0 ||
+			len(ph.Subscribers) != 2 || ph.Latency == nil || ph.Latency.Count != 1000 {
+			t.Fatalf("%+v", ph)
+		}
+		for _, s := range ph.Subscribers {
+			if s.Delivered != 1000 || s.Lost != 0 || s.Duplicated != 0 || s.Rate <= 0 {
+				t.Errorf("subscriber %+v", s)
 			}
 		}
 	})
@@ -433,8 +500,8 @@ func TestOptionsErrors(t *testing.T) {
 		{Mode: "nope", Bin: "x"},
 		{Target: "java", Bin: "x"},
 		{Clients: 5000, Bin: "x"},
-		{Mode: ModeRate, Path: PathEmbedded, Bin: "x"},
-		{Mode: ModePubsub, Path: PathEmbedded, Bin: "x"},
+		{Mode: ModeFile, Path: PathEmbedded, Bin: "x"},
+		{Mode: ModePersist, Path: PathEmbedded, Bin: "x"},
 		{Mode: ModeThroughput, Path: PathEmbedded, TLS: TLSStrict, Bin: "x"},
 		{Mode: ModeThroughput, Path: "shm", Bin: "x"},
 	} {

@@ -171,7 +171,6 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 		return err
 	}
 	perClient := max(int64(o.Rate*o.Duration.Seconds()), 1)
-	interval := float64(time.Second) / o.Rate
 	sent := make([]atomic.Int64, len(conns))
 	e.markCPU()
 	cpuSelf0 := selfCPU()
@@ -184,68 +183,22 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 		}
 		return fmt.Sprintf("rate: %.1fs sent %d delivered %d", time.Duration(clk.now()-sendStart).Seconds(), s, cnt.unique.Load())
 	})
-	// Pacing: a few pacer goroutines (not one per client, so that the bench's own wake-ups stay
-	// few), each owning a slice of the clients. A pacer writes every message that is due, then
-	// sleeps until the next one is due, but at least paceMin: messages due meanwhile go out on
-	// the next round (their timestamps are the actual send time).
-	const paceMin = time.Millisecond
-	pacers := min(len(conns), 2)
-	var wg sync.WaitGroup
-	errc := make(chan error, pacers)
-	for g := range pacers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []int
-			for i := g; i < len(conns); i += pacers {
-				mine = append(mine, i)
-			}
-			n := make([]int64, len(conns))
-			offs := make([]int64, len(conns))
-			for _, i := range mine {
-				offs[i] = int64(float64(i) * interval / float64(len(conns)))
-			}
-			buf := make([]byte, 0, 64*len(ts[0].frame))
-			left := len(mine)
-			for left > 0 {
-				now := clk.now()
-				next := int64(1 << 62)
-				for _, i := range mine {
-					if n[i] >= perClient {
-						continue
-					}
-					due := min(perClient, int64(float64(now-sendStart-offs[i])/interval)+1)
-					if due > n[i] {
-						buf = buf[:0]
-						for k := n[i]; k < due && len(buf) < 1<<20; k++ {
-							buf = ts[i].add(buf, uint32(i), uint64(k), now)
-							n[i]++
-						}
-						if _, err := conns[i].Write(buf); err != nil {
-							errc <- fmt.Errorf("benchmarks: client %d send: %w", i+1, err)
-							return
-						}
-						sent[i].Store(n[i])
-						if n[i] >= perClient {
-							left--
-							continue
-						}
-					}
-					next = min(next, sendStart+offs[i]+int64(float64(n[i])*interval))
-				}
-				if left == 0 {
-					break
-				}
-				wait := max(time.Duration(next-clk.now()), paceMin)
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(wait):
-				}
-			}
-		}()
+	bufs := make([][]byte, paceGoroutines)
+	for g := range bufs {
+		bufs[g] = make([]byte, 0, 64*len(ts[0].frame))
 	}
-	wg.Wait()
+	perSend := max(1, (1<<20)/int64(len(ts[0].frame)))
+	perr := pace(ctx, clk, sendStart, o.Rate, perClient, perSend, sent, func(g, i int, from, to int64, now int64) error {
+		buf := bufs[g][:0]
+		for k := from; k < to; k++ {
+			buf = ts[i].add(buf, uint32(i), uint64(k), now)
+		}
+		bufs[g] = buf
+		if _, err := conns[i].Write(buf); err != nil {
+			return fmt.Errorf("benchmarks: client %d send: %w", i+1, err)
+		}
+		return nil
+	})
 	sendEnd := clk.now()
 	counts := make([]int64, len(sent))
 	var total int64
@@ -260,12 +213,90 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 	res.Phases = append(res.Phases, ph)
 	res.Notes = append(res.Notes, fmt.Sprintf("%d client connector processes (one per client), 1 server process; "+
 		"latency from the send timestamp written just before the write to the client's unix socket", len(clients)))
+	if perr != nil {
+		return perr
+	}
+	return ctx.Err()
+}
+
+// paceGoroutines is the number of pacer goroutines of pace.
+const paceGoroutines = 2
+
+// pace sends perClient messages on each of len(sent) clients at rate msg/s each from sendStart
+// (clock time), the clients' schedules spread evenly over one interval. A few pacer goroutines
+// (not one per client, so that the sender's own wake-ups stay few) each own a slice of the
+// clients; a pacer sends every message that is due, then sleeps until the next one is due, but
+// at least paceMin: messages due meanwhile go out on the next round. send(g, i, from, to, now)
+// sends client i's messages [from, to) from pacer g with send timestamp now, read from clk just
+// before that call (so the time spent sending other clients' messages of the same round is not
+// counted as latency). sent[i] is updated after each send. pace returns when every message was
+// sent, at the first error, or when ctx ends (bounded: perClient/rate plus the last sleep).
+func pace(ctx context.Context, clk *clock, sendStart int64, rate float64, perClient, perSend int64, sent []atomic.Int64,
+	send func(g, i int, from, to int64, now int64) error) error {
+	const paceMin = time.Millisecond
+	interval := float64(time.Second) / rate
+	nc := len(sent)
+	pacers := min(nc, paceGoroutines)
+	var wg sync.WaitGroup
+	errc := make(chan error, pacers)
+	for g := range pacers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []int
+			for i := g; i < nc; i += pacers {
+				mine = append(mine, i)
+			}
+			n := make([]int64, nc)
+			offs := make([]int64, nc)
+			for _, i := range mine {
+				offs[i] = int64(float64(i) * interval / float64(nc))
+			}
+			left := len(mine)
+			timer := time.NewTimer(time.Hour)
+			defer timer.Stop()
+			for left > 0 {
+				now := clk.now()
+				next := int64(1 << 62)
+				for _, i := range mine {
+					if n[i] >= perClient {
+						continue
+					}
+					due := min(perClient, int64(float64(now-sendStart-offs[i])/interval)+1)
+					if due > n[i] {
+						to := min(due, n[i]+perSend)
+						if err := send(g, i, n[i], to, clk.now()); err != nil {
+							errc <- err
+							return
+						}
+						n[i] = to
+						sent[i].Store(n[i])
+						if n[i] >= perClient {
+							left--
+							continue
+						}
+					}
+					next = min(next, sendStart+offs[i]+int64(float64(n[i])*interval))
+				}
+				if left == 0 {
+					break
+				}
+				timer.Reset(max(time.Duration(next-clk.now()), paceMin))
+				select {
+				case <-ctx.Done():
+					return
+				case <-timer.C:
+				}
+			}
+		}()
+	}
+	wg.Wait()
 	select {
 	case err := <-errc:
 		return err
 	default:
 	}
-	return ctx.Err()
+	return nil
 }
 
 // runThroughput: one client connector sends to the server as fast as an in-flight window of
@@ -312,54 +343,24 @@ func runThroughput(ctx context.Context, e *env, o *Options, res *Result) error {
 // messages or o.Duration, drains, and appends the phase.
 func windowSend(ctx context.Context, o *Options, clk *clock, e *env, c net.Conn, t *tmpl, delivered func() int64,
 	notify chan struct{}, cnt *counter, res *Result, name string) (int64, error) {
-	const batch = 128
-	out := make([]byte, 0, batch*len(t.frame))
+	out := make([]byte, 0, windowBatch*len(t.frame))
 	var sent atomic.Int64
 	e.markCPU()
 	cpuSelf0 := selfCPU()
 	sendStart := clk.now()
-	stopAt := sendStart + int64(o.Duration)
 	stop := make(chan struct{})
 	go progress(o, stop, func() string {
 		return fmt.Sprintf("%s: %.1fs sent %d delivered %d", name, time.Duration(clk.now()-sendStart).Seconds(), sent.Load(), delivered())
 	})
 	defer close(stop)
-	var n int64
-	var werr error
-	var stalled time.Time
-	for n < o.Count && ctx.Err() == nil {
-		now := clk.now()
-		if now > stopAt {
-			break
-		}
-		if n-delivered() >= o.Window-batch {
-			select {
-			case <-notify:
-				stalled = time.Time{}
-			case <-ctx.Done():
-			case <-time.After(10 * time.Millisecond):
-				if stalled.IsZero() {
-					stalled = time.Now()
-				} else if time.Since(stalled) > o.Drain+5*time.Second {
-					werr = fmt.Errorf("%w: %d sent, %d delivered", errWindow, n, delivered())
-				}
-			}
-			if werr != nil {
-				break
-			}
-			continue
-		}
+	n, werr := windowLoop(ctx, o, clk, sendStart, delivered, notify, &sent, func(from, k, now int64) error {
 		out = out[:0]
-		for i := 0; i < batch && n < o.Count; i++ {
-			out = t.add(out, 0, uint64(n), now)
-			n++
+		for i := from; i < from+k; i++ {
+			out = t.add(out, 0, uint64(i), now)
 		}
-		if _, err := c.Write(out); err != nil {
-			werr = err
-			break
-		}
-		sent.Store(n)
-	}
+		_, err := c.Write(out)
+		return err
+	})
 	sendEnd := clk.now()
 	drain(ctx, o, n, delivered)
 	ph := Phase{Name: name}
@@ -368,6 +369,52 @@ func windowSend(ctx context.Context, o *Options, clk *clock, e *env, c net.Conn,
 		res.Phases = append(res.Phases, ph)
 	}
 	return n, werr
+}
+
+// windowBatch is the messages windowLoop hands to one write call.
+const windowBatch = 128
+
+// windowLoop calls write(from, k, now) with batches of up to windowBatch messages (sequence
+// numbers from..from+k-1, timestamp now) while fewer than o.Window-windowBatch are in flight
+// (sent - delivered()), up to o.Count messages or o.Duration from sendStart. While the window
+// is full it waits on notify (or 10 ms); a window that makes no progress for o.Drain+5 s ends
+// the loop with errWindow. It returns the messages written; sent follows it for progress lines.
+func windowLoop(ctx context.Context, o *Options, clk *clock, sendStart int64, delivered func() int64, notify <-chan struct{},
+	sent *atomic.Int64, write func(from, k, now int64) error) (int64, error) {
+	stopAt := sendStart + int64(o.Duration)
+	var n int64
+	var stalled time.Time
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for n < o.Count && ctx.Err() == nil {
+		now := clk.now()
+		if now > stopAt {
+			break
+		}
+		if n-delivered() >= o.Window-windowBatch {
+			timer.Reset(10 * time.Millisecond)
+			select {
+			case <-notify:
+				stalled = time.Time{}
+			case <-ctx.Done():
+			case <-timer.C:
+				if stalled.IsZero() {
+					stalled = time.Now()
+				} else if time.Since(stalled) > o.Drain+5*time.Second {
+					return n, fmt.Errorf("%w: %d sent, %d delivered", errWindow, n, delivered())
+				}
+			}
+			timer.Stop()
+			continue
+		}
+		k := min(windowBatch, o.Count-n)
+		if err := write(n, k, now); err != nil {
+			return n, err
+		}
+		n += k
+		sent.Store(n)
+	}
+	return n, nil
 }
 
 // runPubsub: a broker server, o.Subscribers subscriber clients and one publisher client; the
@@ -429,17 +476,36 @@ func runPubsub(ctx context.Context, e *env, o *Options, res *Result) error {
 	sendStart := clk.now()
 	n, werr := windowSend(ctx, o, clk, e, conns[0], &t, minDelivered, notify, nil, res, "pubsub")
 	sendEnd := clk.now()
-	ph := Phase{Name: fmt.Sprintf("pubsub 1→%d", len(subs)), Sent: n}
+	names := make([]string, len(subs))
+	for i, p := range subs {
+		names[i] = p.name
+	}
+	ph := Phase{Name: fmt.Sprintf("pubsub 1→%d", len(subs))}
+	pubsubPhase(&ph, names, cnts, n, sendStart, sendEnd, o.Size, e, cpuSelf0)
+	res.Phases = append(res.Phases, ph)
+	res.Notes = append(res.Notes, "pubsub: rate = messages delivered to all subscribers per second; latency of subscriber 1; per message CPU per delivered copy")
+	if werr != nil {
+		return werr
+	}
+	return ctx.Err()
+}
+
+// pubsubPhase fills ph from the counters of the subscribers names (n messages published from
+// sendStart to sendEnd): per subscriber and total deliveries, loss and duplicates, subscriber 1's
+// latency; rate is deliveries to all subscribers per second, CPU per delivered copy.
+func pubsubPhase(ph *Phase, names []string, cnts []*counter, n, sendStart, sendEnd int64, size int, e *env, cpuSelf0 time.Duration) {
+	ph.Sent = n
 	var lastRecv int64
 	for i, c := range cnts {
 		var one Phase
-		finish(&one, clk, sendStart, sendEnd, c, []int64{n}, o.Size, e, cpuSelf0)
-		ph.Subscribers = append(ph.Subscribers, SubscriberRes{Name: subs[i].name, Delivered: one.Delivered,
+		finish(&one, nil, sendStart, sendEnd, c, []int64{n}, size, e, cpuSelf0)
+		ph.Subscribers = append(ph.Subscribers, SubscriberRes{Name: names[i], Delivered: one.Delivered,
 			Lost: one.Lost, Duplicated: one.Duplicated, Rate: one.Rate})
 		ph.Delivered += one.Delivered
 		ph.Lost += one.Lost
 		ph.Duplicated += one.Duplicated
 		ph.Reordered += one.Reordered
+		ph.Malformed += one.Malformed
 		if i == 0 {
 			ph.Latency, ph.lat = one.Latency, one.lat
 		}
@@ -450,7 +516,7 @@ func runPubsub(ctx context.Context, e *env, o *Options, res *Result) error {
 	ph.Elapsed = time.Duration(max(lastRecv, sendEnd) - sendStart).Seconds()
 	if ph.Elapsed > 0 {
 		ph.Rate = float64(ph.Delivered) / ph.Elapsed
-		ph.MBps = ph.Rate * float64(o.Size) / 1e6
+		ph.MBps = ph.Rate * float64(size) / 1e6
 	}
 	if d := time.Duration(sendEnd - sendStart).Seconds(); d > 0 {
 		ph.SendRate = float64(n) / d
@@ -459,12 +525,6 @@ func runPubsub(ctx context.Context, e *env, o *Options, res *Result) error {
 		ph.CPUPerMsgUs = float64(e.cpuTotal().Microseconds()) / float64(ph.Delivered)
 		ph.BenchCPUUs = float64((selfCPU() - cpuSelf0).Microseconds()) / float64(ph.Delivered)
 	}
-	res.Phases = append(res.Phases, ph)
-	res.Notes = append(res.Notes, "pubsub: rate = messages delivered to all subscribers per second; latency of subscriber 1; per message CPU per delivered copy")
-	if werr != nil {
-		return werr
-	}
-	return ctx.Err()
 }
 
 // runReqrep: a client application (package api, SendMessageAwaitResponse with request_id) and
