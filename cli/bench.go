@@ -38,9 +38,11 @@ modes:
 certificate on its first connection); --tls-allow-all in allow-all TLS. --config FILE targets an
 already running server connector (aioconn or Python) instead of starting one: its TLS mode,
 certificates directory and sockets are used, and the bench starts only the clients.
---path embedded (throughput or reqrep): two aioconn processes, each a connector with its
-application embedded (in-process API, no unix socket), linked by TCP; in throughput, credit flows
-back through the link.
+--path embedded (throughput, reqrep, rate, pubsub): aioconn bench_node processes, each hosting
+connectors with their applications embedded (in-process API, no unix socket), linked by TCP; in
+throughput, credit flows back through the link; in rate, --node-clients client connectors share
+a process (default 1); in pubsub, the publisher and the subscribers share one process, the broker
+has its own.
 
 options:
 `
@@ -70,7 +72,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Int64Var(&o.FileChunk, "file-chunk", 0, "file: send in chunks of this many bytes, as the API does (0: one with_file message)")
 	fs.StringVar(&o.FileDir, "file-dir", "", "file: directory for the source and received files (default the run's temp dir)")
 	fs.Float64Var(&o.StormRate, "storm-rate", d.StormRate, "certstorm: msg/s of the established client")
-	fs.StringVar(&o.Path, "path", "", "throughput, reqrep: embedded = each application inside its connector's process (no unix socket)")
+	fs.StringVar(&o.Path, "path", "", "throughput, reqrep, rate, pubsub: embedded = each application inside its connector's process (no unix socket)")
+	fs.IntVar(&o.NodeClients, "node-clients", 0, "rate with --path embedded: client connectors per bench_node process (default 1)")
 	fs.IntVar(&o.Batch, "batch", 0, "with --path embedded: messages per SendMessages call (default one SendMessage per message)")
 	tlsStrict := fs.Bool("tls", false, "strict TLS (use_ssl, certificates made for the run)")
 	tlsAll := fs.Bool("tls-allow-all", false, "allow-all TLS (use_ssl, ssl_allow_all)")

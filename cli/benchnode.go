@@ -18,7 +18,6 @@ import (
 
 	"github.com/aioconn/aioconn/api"
 	"github.com/aioconn/aioconn/benchmarks"
-	"github.com/aioconn/aioconn/config"
 	"github.com/aioconn/aioconn/connector"
 )
 
@@ -26,7 +25,8 @@ import (
 // this process with its application (api.NewWithTransport over connector.Local), so the only
 // socket on the message path is the TCP link between the two nodes. It is not listed in the help.
 //
-// Protocol with the parent (the bench), one line each on stdout:
+// Modes rate and pubsub are benchmarks.RunNode (its protocol is documented there). Protocol of
+// throughput and reqrep with the parent (the bench), one line each on stdout:
 //   - server: "READY <port>" once listening; "DONE" when --count messages arrived;
 //   - both: a JSON line (benchmarks.NodeReport) when stdin reaches EOF, then exit.
 //
@@ -39,70 +39,55 @@ const benchNodeCreditType = "credit"
 func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench_node", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	role := fs.String("role", "server", "server (receives) or client (sends)")
-	mode := fs.String("mode", "throughput", "throughput or reqrep (sequential await_response round trips)")
+	role := fs.String("role", "server", "server (receives) or client (sends); rate and pubsub: server or clients")
+	mode := fs.String("mode", "throughput", "throughput, reqrep (sequential await_response round trips), rate or pubsub")
 	port := fs.Int("port", 0, "client: the server's TCP port")
 	count := fs.Int64("count", 1000, "messages")
 	size := fs.Int("size", 100, "data bytes per message (at least 16)")
 	window := fs.Int64("window", 16000, "messages in flight at most")
 	dir := fs.String("dir", "", "connector_files_dirpath")
 	batch := fs.Int("batch", 1, "client: messages per SendMessages call (1: SendMessage per message)")
+	// rate and pubsub (benchmarks.RunNode)
+	var no benchmarks.NodeOptions
+	fs.IntVar(&no.Streams, "streams", 0, "rate server: clients in the whole run")
+	fs.IntVar(&no.First, "first", 0, "rate clients: index of the first client hosted")
+	fs.IntVar(&no.Clients, "clients", 1, "rate clients: client connectors hosted")
+	fs.IntVar(&no.Subscribers, "subscribers", 1, "pubsub clients: subscriber connectors hosted")
+	fs.Float64Var(&no.Rate, "rate", 40, "rate: msg/s per client")
+	fs.DurationVar(&no.Duration, "duration", 10*time.Second, "rate: sending time; pubsub: cap on sending time")
+	fs.DurationVar(&no.Drain, "drain", 2*time.Second, "stop waiting for stragglers after this long without progress")
+	fs.DurationVar(&no.StartupTime, "startup", 60*time.Second, "bound on connecting and each readiness step")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *mode == benchmarks.ModeRate || *mode == benchmarks.ModePubsub {
+		if *dir == "" || *size < 20 || *window < 256 || no.Clients < 1 || no.Subscribers < 1 || no.Rate <= 0 ||
+			no.Duration <= 0 || no.Drain <= 0 || no.StartupTime <= 0 {
+			fmt.Fprintln(stderr, "bench_node: need --dir, --size >= 20, --window >= 256, --clients/--subscribers >= 1, positive --rate, --duration, --drain, --startup")
+			return 2
+		}
+		no.Mode, no.Role, no.Port, no.Dir, no.Size, no.Count, no.Window = *mode, *role, *port, *dir, *size, *count, *window
+		stopProf := benchNodeSetup()
+		rep := benchmarks.RunNode(ctx, no, os.Stdin, stdout)
+		stopProf()
+		b, _ := json.Marshal(rep)
+		fmt.Fprintf(stdout, "%s\n", b)
+		return 0
 	}
 	if *dir == "" || *count <= 0 || *size < 16 || *window < 8 || (*role != "server" && *role != "client") ||
 		(*mode != "throughput" && *mode != "reqrep") {
 		fmt.Fprintln(stderr, "bench_node: need --dir, --count > 0, --size >= 16, --window >= 8, --role server|client, --mode throughput|reqrep")
 		return 2
 	}
-	common := fmt.Sprintf(`"use_ssl": false, "connector_files_dirpath": %q, "default_logger_dirpath": %q,
- "send_message_types": ["any", %q], "recv_message_types": ["any", %q], "debug_msg_counts": false`,
-		*dir, *dir, benchNodeCreditType, benchNodeCreditType)
-	var js string
-	if *role == "server" {
-		js = `{"is_server": true, "server_sockaddr": ["127.0.0.1", 0], ` + common + `}`
-	} else {
-		js = fmt.Sprintf(`{"is_server": false, "client_name": "client1", "server_sockaddr": ["127.0.0.1", %d], %s}`, *port, common)
-	}
-	if prof := os.Getenv("AIOCONN_CPUPROFILE"); prof != "" { // as create_connector
-		if f, err := os.Create(prof); err == nil {
-			pprof.StartCPUProfile(f)
-			defer func() { pprof.StopCPUProfile(); f.Close() }()
-		}
-	}
-	// Each node runs as create_connector runs a plaintext connector: one P unless GOMAXPROCS says
-	// otherwise. Measured on 2 cores (benchmarks/RESULTS.md): the sending application and its
-	// loop on one P batch more per write (2.15-2.33 M msg/s at --window 64000) than on two
-	// (1.72-1.78 M), at 0.70 instead of 1.05 µs of CPU per message.
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-	}
-	cfg, err := config.Parse([]byte(js), "bench_node")
-	if err == nil {
-		cfg.ReconnectInterval = 50 * time.Millisecond
-	}
-	var cn *connector.Connector
-	if err == nil {
-		cn, err = connector.New(cfg, io.Discard)
-	}
-	if err == nil {
-		err = cn.Start()
-	}
+	types := []string{"any", benchNodeCreditType}
+	js := benchmarks.EmbeddedConfig(*role == "server", "client1", *port, *dir, types, types, nil)
+	defer benchNodeSetup()()
+	cn, a, err := benchmarks.StartEmbedded(js)
 	if err != nil {
 		fmt.Fprintln(stderr, "bench_node:", err)
 		return 1
 	}
 	defer cn.Close()
-	acfg, err := config.ParseAPI([]byte(js), "bench_node")
-	var a *api.API
-	if err == nil {
-		acfg.ReceiveFromAnyConnectorOwner = false
-		a, err = api.NewWithTransport(acfg, cn.Local())
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "bench_node:", err)
-		return 1
-	}
 	defer a.Close()
 	out := bufio.NewWriter(stdout)
 	stdinEOF := make(chan struct{})
@@ -316,18 +301,26 @@ func benchNodeRequester(ctx context.Context, cn *connector.Connector, a *api.API
 
 // benchNodeWaitConnected waits until cn has a connected peer; it returns "" then, or why not.
 func benchNodeWaitConnected(cn *connector.Connector, stop <-chan struct{}) string {
-	deadline := time.After(20 * time.Second)
-	for {
-		changed := cn.PeerChange() // before the check, so a change in between is not missed
-		if len(cn.ConnectedPeers()) > 0 {
-			return ""
-		}
-		select {
-		case <-changed:
-		case <-stop:
-			return "stopped before connecting"
-		case <-deadline:
-			return "not connected within 20s"
+	if err := benchmarks.WaitConnected(cn, stop, 20*time.Second); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// benchNodeSetup starts the CPU profile AIOCONN_CPUPROFILE names (as create_connector does) and
+// runs the node on one P unless GOMAXPROCS is set, as create_connector runs a plaintext
+// connector. Measured on 2 cores (benchmarks/RESULTS.md): the sending application and its
+// loop on one P batch more per write (2.15-2.33 M msg/s at --window 64000) than on two
+// (1.72-1.78 M), at 0.70 instead of 1.05 µs of CPU per message. It returns the profile's stop.
+func benchNodeSetup() func() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
+	if prof := os.Getenv("AIOCONN_CPUPROFILE"); prof != "" {
+		if f, err := os.Create(prof); err == nil {
+			pprof.StartCPUProfile(f)
+			return func() { pprof.StopCPUProfile(); f.Close() }
 		}
 	}
+	return func() {}
 }
