@@ -47,3 +47,32 @@ func TestAioconnKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkCompressionKey: link_compression is known, off by default, and names itself when wrong.
+func TestLinkCompressionKey(t *testing.T) {
+	for _, c := range []struct {
+		js, want string
+		bad      bool
+	}{
+		{`{}`, "", false},
+		{`{"link_compression": null}`, "", false},
+		{`{"link_compression": false}`, "", false},
+		{`{"link_compression": "off"}`, "", false},
+		{`{"link_compression": "s2"}`, "s2", false},
+		{`{"link_compression": "zstd"}`, "zstd", false},
+		{`{"link_compression": "gzip"}`, "", true},
+		{`{"link_compression": true}`, "", true},
+	} {
+		o, err := Parse([]byte(c.js), "t.json")
+		var ke *KeyError
+		if c.bad {
+			if !errors.As(err, &ke) || ke.Key != "link_compression" {
+				t.Errorf("%s: error %v, want a link_compression KeyError", c.js, err)
+			}
+			continue
+		}
+		if err != nil || o.LinkCompression != c.want || len(o.Unknown) != 0 {
+			t.Errorf("%s: %q %v unknown %v", c.js, o.LinkCompression, err, o.Unknown)
+		}
+	}
+}

@@ -185,6 +185,9 @@ type Options struct {
 	// aioconn keys (no aioconnectors version has them; absent = off).
 	MetricsListen string // metrics_listen: "host:port" serving Prometheus /metrics; "" = off
 	DetailedStats bool   // detailed_stats: count messages and bytes per peer and type without metrics_listen
+	// LinkCompression is link_compression: "s2" or "zstd" compresses links with aioconn peers that
+	// also configured it (negotiated; Python peers never see it); "" = off (null, false, "off").
+	LinkCompression string
 
 	// Testability hooks (not JSON keys except ConnectTimeout = 1.6.3 connect_timeout).
 	ReconnectInterval    time.Duration // 5 s
@@ -567,7 +570,7 @@ func unlessToken(raw map[string]json.RawMessage, _ json.RawMessage) bool {
 
 // Keys of aioconn itself (ignored by Python connectors, which do not read them). at_least_once is
 // read by package connector from Raw (true, false or a list of message types).
-var aioconnKeys = []string{"metrics_listen", "detailed_stats", "at_least_once"}
+var aioconnKeys = []string{"metrics_listen", "detailed_stats", "at_least_once", "link_compression"}
 
 // ReloadableKeys are the keys a running connector applies again when its config file is
 // re-read (SIGHUP); a change to any other key needs a restart.
@@ -941,6 +944,24 @@ func (d *decoder) listenKey(key string) string {
 	return s
 }
 
+// compressionKey reads link_compression: null, false, "" or "off" (off), "s2" or "zstd".
+func (d *decoder) compressionKey(key string) string {
+	const exp = `null, "off", "s2" or "zstd"`
+	v, ok := d.raw[key]
+	if !ok || kind(v) == 'n' || string(v) == "false" {
+		return ""
+	}
+	s, _ := d.strKey(key, "", true, exp)
+	switch s {
+	case "", "off":
+		return ""
+	case "s2", "zstd":
+		return s
+	}
+	d.bad(key, v, exp)
+	return ""
+}
+
 // RandomClientName returns 8 lowercase hex characters (Python uuid4().hex[:8]).
 func RandomClientName() string {
 	var b [4]byte
@@ -1025,6 +1046,7 @@ func (d *decoder) manager() *Options {
 	o.IgnorePeerTraffic = d.ignorePeerTraffic()
 	o.MetricsListen = d.listenKey("metrics_listen")
 	o.DetailedStats = d.boolKey("detailed_stats", false)
+	o.LinkCompression = d.compressionKey("link_compression")
 
 	// Step 6: client identity.
 	pubsub := d.boolKey("pubsub_central_broker", false)
