@@ -205,6 +205,11 @@ type ProcStats struct {
 	CPUSeconds     float64 `json:"cpu_s"`           // during the measured phases
 	PeakRSSMBMax   float64 `json:"peak_rss_mb_max"` // largest VmHWM of one process
 	PeakRSSMBTotal float64 `json:"peak_rss_mb_sum"`
+	// RunqWaitMs is the time the processes' threads were runnable but waiting for a CPU during
+	// the measured phases, over Slices time slices run (Linux schedstat; 0 when unavailable):
+	// RunqWaitMs/Slices is the mean delay between a wake-up and running.
+	RunqWaitMs float64 `json:"runq_wait_ms"`
+	Slices     int64   `json:"slices"`
 }
 
 // MachineInfo says where a run happened.

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -686,4 +687,60 @@ func TestTableWarnsMalformed(t *testing.T) {
 	if err := WriteJSON(&j, res); err != nil || !strings.Contains(j.String(), `"malformed": 2`) {
 		t.Fatalf("json %v:\n%s", err, j.String())
 	}
+}
+
+// BenchmarkRateFloor is the bench's own share of rate-mode latency: runRate's pacer (pace),
+// frame templates, sink and counter, with no connector in between: 100 clients each write their
+// 40 msg/s into a unix connection that the sink reads directly. b.N messages in all (b.N/4000
+// seconds); -benchtime 40000x is 10 s. The latency reported is the floor any connector adds to.
+func BenchmarkRateFloor(b *testing.B) {
+	const clients, rate = 100, 40.0
+	dir, err := os.MkdirTemp("", "acf")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	clk := &clock{base: time.Now()}
+	cnt := newCounter(clients, true)
+	sk, err := newSink(filepath.Join(dir, "s"), clk, cnt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sk.start()
+	defer sk.close()
+	conns := make([]net.Conn, clients)
+	for i := range conns {
+		if conns[i], err = net.Dial("unix", filepath.Join(dir, "s")); err != nil {
+			b.Fatal(err)
+		}
+		defer conns[i].Close()
+	}
+	t := newTmpl(clientHeader("any", "b", "s", ""), 100)
+	perClient := max(int64(b.N)/clients, 1)
+	sent := make([]atomic.Int64, clients)
+	bufs := make([][]byte, paceGoroutines)
+	b.ResetTimer()
+	err = pace(context.Background(), clk, clk.now(), rate, perClient, 64, sent, func(g, i int, from, to, now int64) error {
+		buf := bufs[g][:0]
+		for k := from; k < to; k++ {
+			buf = t.add(buf, uint32(i), uint64(k), now)
+		}
+		bufs[g] = buf
+		_, err := conns[i].Write(buf)
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !waitUntil(5*time.Second, nil, func() bool { return cnt.unique.Load() >= perClient*clients }) {
+		b.Fatalf("%d of %d arrived", cnt.unique.Load(), perClient*clients)
+	}
+	b.StopTimer()
+	cnt.mu.Lock()
+	l := latencyOf(cnt.lat)
+	cnt.mu.Unlock()
+	b.ReportMetric(l.P50, "p50-µs")
+	b.ReportMetric(l.P99, "p99-µs")
+	b.ReportMetric(l.P999, "p99.9-µs")
+	b.ReportMetric(l.Max, "max-µs")
 }

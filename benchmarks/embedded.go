@@ -41,6 +41,10 @@ type NodeReport struct {
 	Tallies []Tally `json:"tallies,omitempty"`
 	SentPer []int64 `json:"sent_per,omitempty"`
 	Stream0 int     `json:"stream0,omitempty"`
+	// Rate and pubsub nodes, over the measured phase: time this process's threads spent
+	// runnable but waiting for a CPU, and the time slices they ran (schedStat).
+	RunqWaitNs int64 `json:"runq_wait_ns,omitempty"`
+	Slices     int64 `json:"slices,omitempty"`
 }
 
 // node is one running bench_node child.
@@ -301,6 +305,8 @@ func embeddedStats(e *env, roles []string, reps []*NodeReport) float64 {
 		s := &e.embedded[j]
 		s.Count++
 		s.CPUSeconds += r.CPU
+		s.RunqWaitMs += float64(r.RunqWaitNs) / 1e6
+		s.Slices += r.Slices
 		s.PeakRSSMBTotal += r.MaxRSSMB
 		s.PeakRSSMBMax = max(s.PeakRSSMBMax, r.MaxRSSMB)
 	}

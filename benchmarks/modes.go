@@ -174,6 +174,7 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 	sent := make([]atomic.Int64, len(conns))
 	e.markCPU()
 	cpuSelf0 := selfCPU()
+	wait0, slices0 := schedStat(0)
 	sendStart := clk.now()
 	stop := make(chan struct{})
 	go progress(o, stop, func() string {
@@ -211,8 +212,11 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 	ph := Phase{Name: "rate"}
 	finish(&ph, clk, sendStart, sendEnd, cnt, counts, o.Size, e, cpuSelf0)
 	res.Phases = append(res.Phases, ph)
+	wait, slices := schedStat(0)
 	res.Notes = append(res.Notes, fmt.Sprintf("%d client connector processes (one per client), 1 server process; "+
-		"latency from the send timestamp written just before the write to the client's unix socket", len(clients)))
+		"latency from the send timestamp written just before the write to the client's unix socket; "+
+		"the bench process (all applications) waited %.1f ms for a CPU over %d time slices",
+		len(clients), float64(wait-wait0)/1e6, slices-slices0))
 	if perr != nil {
 		return perr
 	}

@@ -313,7 +313,7 @@ func nodeRateServer(ctx context.Context, o *NodeOptions, nio *nodeIO, rep *NodeR
 	if _, err := nio.await(ctx, "GO", o.StartupTime); err != nil {
 		return err
 	}
-	cpu0 := selfCPU()
+	mark := markSelf()
 	arg, err := nio.await(ctx, "DRAIN", o.Duration+o.StartupTime)
 	if err != nil {
 		return err
@@ -323,7 +323,7 @@ func nodeRateServer(ctx context.Context, o *NodeOptions, nio *nodeIO, rep *NodeR
 		return fmt.Errorf("%w: DRAIN %q", ErrBadOptions, arg)
 	}
 	drain(ctx, &Options{Drain: o.Drain}, total, cnt.unique.Load)
-	rep.CPU = (selfCPU() - cpu0).Seconds()
+	mark.end(rep)
 	nio.say("DONE")
 	nio.stopped(ctx)
 	a.StopWaitingForMessages("any") // no handler runs while the counts are read
@@ -357,7 +357,7 @@ func nodeRateClients(ctx context.Context, o *NodeOptions, nio *nodeIO, rep *Node
 	if _, err := nio.await(ctx, "GO", o.StartupTime); err != nil {
 		return err
 	}
-	cpu0 := selfCPU()
+	mark := markSelf()
 	clk := wallClock()
 	perClient := max(int64(o.Rate*o.Duration.Seconds()), 1)
 	sent := make([]atomic.Int64, o.Clients)
@@ -383,7 +383,7 @@ func nodeRateClients(ctx context.Context, o *NodeOptions, nio *nodeIO, rep *Node
 		rep.SentPer[i] = sent[i].Load()
 		rep.Sent += rep.SentPer[i]
 	}
-	rep.CPU = (selfCPU() - cpu0).Seconds()
+	mark.end(rep)
 	if err != nil {
 		return err
 	}
@@ -407,9 +407,9 @@ func nodePubsubBroker(ctx context.Context, o *NodeOptions, nio *nodeIO, rep *Nod
 	if _, err := nio.await(ctx, "GO", 2*o.StartupTime); err != nil {
 		return err
 	}
-	cpu0 := selfCPU()
+	mark := markSelf()
 	nio.stopped(ctx)
-	rep.CPU = (selfCPU() - cpu0).Seconds()
+	mark.end(rep)
 	return nil
 }
 
@@ -479,7 +479,7 @@ func nodePubsubClients(ctx context.Context, o *NodeOptions, nio *nodeIO, rep *No
 	if _, err := nio.await(ctx, "GO", o.StartupTime); err != nil {
 		return err
 	}
-	cpu0 := selfCPU()
+	mark := markSelf()
 	minDelivered := func() int64 {
 		m := cnts[0].unique.Load()
 		for _, c := range cnts[1:] {
@@ -502,7 +502,7 @@ func nodePubsubClients(ctx context.Context, o *NodeOptions, nio *nodeIO, rep *No
 	rep.SendEnd = clk.now()
 	rep.Sent, rep.SentPer = n, []int64{n}
 	drain(ctx, wo, n, minDelivered)
-	rep.CPU = (selfCPU() - cpu0).Seconds()
+	mark.end(rep)
 	nio.say("DONE")
 	nio.stopped(ctx)
 	for _, a := range set.apis[:len(cnts)] { // no handler runs while the counts are read

@@ -60,6 +60,9 @@ type proc struct {
 	done chan struct{}
 	opts *config.APIOptions
 	cpu0 time.Duration
+	// run-queue wait and time slices at markCPU (schedStat)
+	wait0   time.Duration
+	slices0 int64
 	// cfgPath is the config file the bench wrote for it
 	cfgPath string
 }
@@ -326,6 +329,7 @@ func (e *env) markCPU() {
 	defer e.mu.Unlock()
 	for _, p := range e.procs {
 		p.cpu0, _ = procCPU(p.pid)
+		p.wait0, p.slices0 = schedStat(p.pid)
 	}
 }
 
@@ -346,6 +350,9 @@ func (e *env) stats() []ProcStats {
 		s.Count++
 		cpu, _ := procCPU(p.pid)
 		s.CPUSeconds += (cpu - p.cpu0).Seconds()
+		w, n := schedStat(p.pid)
+		s.RunqWaitMs += float64(w-p.wait0) / 1e6
+		s.Slices += n - p.slices0
 		rss := procPeakRSS(p.pid)
 		s.PeakRSSMBTotal += rss
 		if rss > s.PeakRSSMBMax {
@@ -417,4 +424,53 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// schedStat sums, over the threads of pid (0: this process), the time spent runnable but
+// waiting for a CPU and the number of time slices run (/proc/<pid>/task/*/schedstat, fields 2
+// and 3); zero when the kernel does not provide them. A thread that exited takes its share
+// with it.
+func schedStat(pid int) (wait time.Duration, slices int64) {
+	dir := "/proc/self/task"
+	if pid > 0 {
+		dir = "/proc/" + strconv.Itoa(pid) + "/task"
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, 0
+	}
+	for _, t := range ents {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 3 {
+			continue
+		}
+		w, _ := strconv.ParseInt(f[1], 10, 64)
+		n, _ := strconv.ParseInt(f[2], 10, 64)
+		wait += time.Duration(w)
+		slices += n
+	}
+	return wait, slices
+}
+
+// selfMark is this process's CPU time and scheduling counts at the start of a measured phase.
+type selfMark struct {
+	cpu, wait time.Duration
+	slices    int64
+}
+
+func markSelf() selfMark {
+	m := selfMark{cpu: selfCPU()}
+	m.wait, m.slices = schedStat(0)
+	return m
+}
+
+// end writes the CPU time, run-queue wait and time slices since m into rep.
+func (m selfMark) end(rep *NodeReport) {
+	rep.CPU = (selfCPU() - m.cpu).Seconds()
+	w, n := schedStat(0)
+	rep.RunqWaitNs, rep.Slices = int64(w-m.wait), n-m.slices
 }

@@ -90,9 +90,14 @@ func WriteTable(w io.Writer, res *Result) {
 	if len(res.Procs) > 0 {
 		fmt.Fprintln(w, "\nconnector processes (CPU during the measured phases; peak RSS = VmHWM):")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "role\tprocesses\tCPU s\tpeak RSS MB (max)\tpeak RSS MB (sum)\t")
+		fmt.Fprintln(tw, "role\tprocesses\tCPU s\tpeak RSS MB (max)\tpeak RSS MB (sum)\trun-queue wait ms\tslices\twait µs/slice\t")
 		for _, p := range res.Procs {
-			fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.1f\t%.1f\t\n", p.Role, p.Count, p.CPUSeconds, p.PeakRSSMBMax, p.PeakRSSMBTotal)
+			per := 0.0
+			if p.Slices > 0 {
+				per = p.RunqWaitMs * 1000 / float64(p.Slices)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.1f\t%.1f\t%.1f\t%d\t%.1f\t\n", p.Role, p.Count, p.CPUSeconds, p.PeakRSSMBMax, p.PeakRSSMBTotal,
+				p.RunqWaitMs, p.Slices, per)
 		}
 		tw.Flush()
 	}
