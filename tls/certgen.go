@@ -105,13 +105,25 @@ func GenerateSelfSigned(conf *Conf, now time.Time, rnd io.Reader) (*Generated, e
 	if conf == nil {
 		return nil, fmt.Errorf("%w: nil configuration", ErrConf)
 	}
-	subject, err := conf.MarshalSubject()
-	if err != nil {
+	if _, err := conf.MarshalSubject(); err != nil {
 		return nil, err
 	}
 	key, err := rsa.GenerateKey(rnd, conf.Bits)
 	if err != nil {
 		return nil, fmt.Errorf("tls: generating RSA-%d key: %w", conf.Bits, err)
+	}
+	return selfSigned(conf, key, now, rnd)
+}
+
+// selfSigned is GenerateSelfSigned with a key made beforehand, which must be an RSA key of
+// conf.Bits bits that is used for nothing else. rnd must not be nil.
+func selfSigned(conf *Conf, key *rsa.PrivateKey, now time.Time, rnd io.Reader) (*Generated, error) {
+	if key == nil || key.N.BitLen() != conf.Bits {
+		return nil, fmt.Errorf("%w: key is not RSA-%d", ErrConf, conf.Bits)
+	}
+	subject, err := conf.MarshalSubject()
+	if err != nil {
+		return nil, err
 	}
 	spki, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {

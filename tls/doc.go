@@ -41,7 +41,8 @@
 //	OpenServerStore(baseDir string) (*ServerStore, error)  // one per tree per process
 //	(*ServerStore).Issue(sourceID) (*Issued, error); .Delete(clientID, removeOnlySymlink) (bool, string)
 //	(*ServerStore).NameOf(serial), .SerialOf(name), .IsDefault(serial), .DefaultSerial(), .Map(), .Reload()
-//	NewIssuer(store, workers, queue) *Issuer; (*Issuer).Submit / Issue / Close
+//	NewIssuer(store, workers, queue) *Issuer; NewIssuerWith(store, IssuerOptions{Workers, Queue, KeyPool}) *Issuer
+//	(*Issuer).Submit / Issue / Close; DefaultKeyPool (ready keys made by a nice-19 helper process, keygen.go)
 //	DeleteClientCertificateOnServer(baseDir, clientID string, removeOnlySymlink bool) (bool, string)
 //	DefaultSerial(baseDir) (string, error); IsDefaultCert(baseDir, serial string) bool
 //

@@ -4,7 +4,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 )
 
 // Issuer issues per-client certificates (the server's answer to `_ssl` get_new_certificate) on
@@ -25,8 +24,13 @@ import (
 // rename) runs under the ServerStore's mutex, one request at a time. Every request therefore
 // gets a distinct certificate, a distinct symlink and an entry in a JSON file that always holds
 // all of them.
+//
+// Keys come from a pool of ready keys made by a low-priority helper process (see keygen.go):
+// an issuance then costs the server one RSA signature and a few small file writes, and key
+// generation only uses CPU that established links do not want.
 type Issuer struct {
 	store  *ServerStore
+	keys   *keyPool // nil: keys made in-process at issuance
 	jobs   chan issueJob
 	mu     sync.Mutex // guards sends on jobs against close
 	closed atomic.Bool
@@ -38,10 +42,30 @@ type issueJob struct {
 	done     func(*Issued, error)
 }
 
-// NewIssuer starts workers goroutines (runtime.NumCPU() if <= 0) with a queue of queue
-// pending requests (0 = accept only when a worker is idle). With a nil store every request
-// fails with ErrIssuerClosed.
+// IssuerOptions configures NewIssuerWith.
+type IssuerOptions struct {
+	// Workers is the number of issuance goroutines (<= 0: runtime.NumCPU()). A worker spends
+	// its time waiting for a key, signing (~2 ms for RSA-2048) and writing files; whatever the
+	// count, at most one key is generated at a time in this process.
+	Workers int
+	// Queue is the number of pending requests held (0: accept only when a worker is idle).
+	Queue int
+	// KeyPool is the number of ready keys kept (0: DefaultKeyPool). Keys are made by a helper
+	// process at nice 19, started at once, for the key size of csr_details_template.conf as it
+	// is now (requests for another size generate their key in-process). < 0: no helper and no
+	// pool; each issuance generates its key in-process, one at a time.
+	KeyPool int
+}
+
+// NewIssuer is NewIssuerWith(store, IssuerOptions{Workers: workers, Queue: queue}).
 func NewIssuer(store *ServerStore, workers, queue int) *Issuer {
+	return NewIssuerWith(store, IssuerOptions{Workers: workers, Queue: queue})
+}
+
+// NewIssuerWith starts the workers (and the key helper, see IssuerOptions). With a nil store
+// every request fails with ErrIssuerClosed. Close releases everything.
+func NewIssuerWith(store *ServerStore, o IssuerOptions) *Issuer {
+	workers, queue := o.Workers, o.Queue
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
@@ -49,6 +73,15 @@ func NewIssuer(store *ServerStore, workers, queue int) *Issuer {
 		queue = 0
 	}
 	is := &Issuer{store: store, jobs: make(chan issueJob, queue)}
+	if store != nil && o.KeyPool >= 0 {
+		size := o.KeyPool
+		if size == 0 {
+			size = DefaultKeyPool
+		}
+		if bits, ok := store.keyBits(); ok {
+			is.keys = startKeyPool(bits, size)
+		}
+	}
 	is.wg.Add(workers)
 	for i := 0; i < workers; i++ {
 		go is.work()
@@ -58,17 +91,12 @@ func NewIssuer(store *ServerStore, workers, queue int) *Issuer {
 
 func (is *Issuer) work() {
 	defer is.wg.Done()
-	// Key generation is CPU-bound (~50 ms per RSA-2048 key): run it on a thread of the lowest
-	// scheduling priority so that established links keep their latency during a storm of
-	// first-time clients. The thread is discarded when the worker ends (never unlocked).
-	runtime.LockOSThread()
-	syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), 19)
 	for j := range is.jobs {
 		if is.closed.Load() || is.store == nil {
 			j.done(nil, ErrIssuerClosed)
 			continue
 		}
-		iss, err := is.store.Issue(j.sourceID)
+		iss, err := is.store.issue(j.sourceID, is.keys)
 		j.done(iss, err)
 	}
 }
@@ -109,13 +137,24 @@ func (is *Issuer) Issue(sourceID string) (certPEM, keyPEM []byte, err error) {
 	return res.CertPEM, res.KeyPEM, nil
 }
 
-// Close stops accepting requests, fails the queued ones with ErrIssuerClosed, and waits for
-// the running ones. Safe to call more than once.
+// Close stops accepting requests, fails the queued ones with ErrIssuerClosed, stops the key
+// helper (unused keys are dropped) and waits for the running requests. Safe to call more than once.
 func (is *Issuer) Close() {
 	is.mu.Lock()
 	if !is.closed.Swap(true) {
 		close(is.jobs)
 	}
 	is.mu.Unlock()
+	if is.keys != nil {
+		is.keys.close() // a worker waiting for a key makes it in-process instead
+	}
 	is.wg.Wait()
+}
+
+// pooled reports how many ready keys the pool holds (for tests).
+func (is *Issuer) pooled() int {
+	if is.keys == nil {
+		return -1
+	}
+	return len(is.keys.ready)
 }

@@ -2,12 +2,14 @@ package tls
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -135,7 +137,31 @@ func uuid4Hex() (string, error) {
 // symlinks/<hash>.<first free n> -> ../<sourceID>.pem, records name <-> serial and rewrites
 // source_id_2_cert.json. Key generation runs outside the lock (so issuances proceed in
 // parallel); the file and map updates run under it and are undone if a later step fails.
+//
+// The key is generated in this process, one at a time process-wide (an Issuer takes it from
+// its pool of keys made by a low-priority helper process instead).
 func (s *ServerStore) Issue(sourceID string) (*Issued, error) {
+	return s.issue(sourceID, nil)
+}
+
+// keyBits returns the key size csr_details_template.conf asks for now (DefaultTemplate's if
+// the file is missing).
+func (s *ServerStore) keyBits() (int, bool) {
+	template, err := os.ReadFile(s.paths.TemplateConf)
+	if errors.Is(err, fs.ErrNotExist) {
+		template = []byte(DefaultTemplate)
+	} else if err != nil {
+		return 0, false
+	}
+	conf, err := ParseConf(BuildConf(template, "0"))
+	if err != nil {
+		return 0, false
+	}
+	return conf.Bits, true
+}
+
+// issue is Issue with the key taken from keys when it holds keys of the configuration's size.
+func (s *ServerStore) issue(sourceID string, keys *keyPool) (*Issued, error) {
 	if err := checkSourceID(sourceID); err != nil {
 		return nil, fmt.Errorf("%w: %q", err, sourceID)
 	}
@@ -158,10 +184,21 @@ func (s *ServerStore) Issue(sourceID string) (*Issued, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.paths.TemplateConf, err)
 	}
-	g, err := GenerateSelfSigned(conf, time.Now(), nil)
+	var key *rsa.PrivateKey
+	if keys != nil && keys.bits == conf.Bits {
+		key = keys.take()
+	}
+	if key == nil {
+		if key, err = generateKeyInProcess(conf.Bits); err != nil {
+			return nil, err
+		}
+	}
+	runtime.Gosched()
+	g, err := selfSigned(conf, key, time.Now(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
+	runtime.Gosched()
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
