@@ -721,8 +721,9 @@ func dezip(dir, name string) error {
 	}
 	defer zr.Close()
 	for _, f := range zr.File {
+		mname := zipMemberName(f)
 		var parts []string
-		for _, p := range strings.Split(strings.ReplaceAll(f.Name, "\\", "/"), "/") {
+		for _, p := range strings.Split(mname, "/") { // "/" only: a backslash is a name character on POSIX
 			if p != "" && p != "." && p != ".." {
 				parts = append(parts, p)
 			}
@@ -731,7 +732,7 @@ func dezip(dir, name string) error {
 			continue
 		}
 		dst := filepath.Join(append([]string{target}, parts...)...)
-		if strings.HasSuffix(f.Name, "/") {
+		if strings.HasSuffix(mname, "/") {
 			if err := os.MkdirAll(dst, 0o777); err != nil {
 				return err
 			}
@@ -741,10 +742,58 @@ func dezip(dir, name string) error {
 			return err
 		}
 		if err := extractOne(f, dst); err != nil {
-			return err
+			return zipMemberError(f, mname, err)
 		}
 	}
 	return nil
+}
+
+// cp437High is code page 437 from 0x80 to 0xff (zip member names without the UTF-8 flag).
+const cp437High = "ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜ¢£¥₧ƒáíóúñÑªº¿⌐¬½¼¡«»░▒▓│┤╡╢╖╕╣║╗╝╜╛┐└┴┬├─┼╞╟╚╔╩╦╠═╬╧╨╤╥╙╘╒╓╫╪┘┌█▄▌▐▀αßΓπΣσµτΦΘΩδ∞φε∩≡±≥≤⌠⌡÷≈°∙·√ⁿ²■\u00a0"
+
+// zipMemberName is the member name as Python's zipfile reads it: UTF-8 when the header says so,
+// else code page 437, cut at the first NUL.
+func zipMemberName(f *zip.File) string {
+	name := f.Name
+	if f.Flags&0x800 == 0 {
+		high := []rune(cp437High)
+		var b strings.Builder
+		for i := 0; i < len(name); i++ {
+			if c := name[i]; c < 0x80 {
+				b.WriteByte(c)
+			} else {
+				b.WriteRune(high[c-0x80])
+			}
+		}
+		name = b.String()
+	}
+	if i := strings.IndexByte(name, 0); i >= 0 {
+		name = name[:i]
+	}
+	return name
+}
+
+// zipMemberError is what extracting member name failed with, as Python's zipfile says it where
+// the cause is the archive, naming the member otherwise.
+func zipMemberError(f *zip.File, name string, err error) error {
+	var pe *fs.PathError
+	switch {
+	case errors.Is(err, zip.ErrChecksum):
+		return fmt.Errorf("Bad CRC-32 for file %s", pyRepr(name))
+	case errors.Is(err, zip.ErrAlgorithm):
+		names := map[uint16]string{1: "shrink", 2: "reduce", 3: "reduce", 4: "reduce", 5: "reduce", 6: "implode",
+			7: "tokenize", 9: "deflate64", 10: "implode", 12: "bzip2", 14: "lzma", 18: "terse", 19: "lz77",
+			97: "wavpack", 98: "ppmd"}
+		if n, ok := names[f.Method]; ok {
+			return fmt.Errorf("compression type %d (%s)", f.Method, n)
+		}
+		return fmt.Errorf("compression type %d", f.Method)
+	case errors.Is(err, zip.ErrFormat):
+		return errors.New("Bad magic number for file header")
+	case errors.As(err, &pe):
+		return err // names the file written
+	}
+	return fmt.Errorf("%v (file %s)", err, pyRepr(name))
 }
 
 func extractOne(f *zip.File, dst string) error {
