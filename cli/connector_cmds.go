@@ -53,6 +53,20 @@ func runCreateConnector(ctx context.Context, args []string, stdout, stderr io.Wr
 			cfg.Raw["at_least_once"] = json.RawMessage(v)
 		}
 	}
+	// AIOCONN_LINK_COMPRESSION (s2 or zstd) applies link_compression when the file does not set it
+	// (the same kind of hook, for `aioconn bench` and the interop runner).
+	if v := os.Getenv(LinkCompressionEnv); v != "" {
+		if _, inFile := cfg.Raw["link_compression"]; !inFile {
+			if v != "s2" && v != "zstd" && v != "off" {
+				fmt.Fprintf(stderr, "%s: %q is not s2, zstd or off\n", LinkCompressionEnv, v)
+				return 2
+			}
+			if v == "off" {
+				v = ""
+			}
+			cfg.LinkCompression = v
+		}
+	}
 	if prof := os.Getenv("AIOCONN_CPUPROFILE"); prof != "" { // profiling hook for benchmarks/RESULTS.md
 		if f, err := os.Create(prof); err == nil {
 			pprof.StartCPUProfile(f)
@@ -104,6 +118,9 @@ const MetricsListenEnv = "AIOCONN_METRICS_LISTEN"
 
 // AtLeastOnceEnv, when set and the config file has no at_least_once, is its value (JSON).
 const AtLeastOnceEnv = "AIOCONN_AT_LEAST_ONCE"
+
+// LinkCompressionEnv, when set and the config file has no link_compression, is its value.
+const LinkCompressionEnv = "AIOCONN_LINK_COMPRESSION"
 
 // startTelemetry applies detailed_stats and metrics_listen, and re-reads the config file on
 // SIGHUP (connector.ReloadFile) until stop is called (it also stops the metrics server).

@@ -293,22 +293,23 @@ func (a *aloState) recoverSenders() error {
 
 // --- control frames ---
 
-// aloHelloJSON is the client's advertisement value: {"v": 1, "stream": "<16 hex>"}.
-func aloHelloJSON(stream string) []byte {
-	return []byte(`{"v": ` + strconv.Itoa(aloVersion) + `, "stream": "` + stream + `"}`)
-}
-
-// appendALOHello appends a `_aioconn` frame: the strict-TLS client's first frame (ack < 0:
-// none) or the server's answer.
-func (c *Connector) appendALOHello(dst []byte, stream string, ack int64) []byte {
+// appendALOHello appends a `_aioconn` frame: the strict-TLS client's first frame (advert: its
+// advertisement, helloJSON) or the server's answer (stream "" when at_least_once is not agreed,
+// ack < 0: none; z "" when compression is not agreed).
+func (c *Connector) appendALOHello(dst []byte, stream string, ack int64, z string) []byte {
 	var o codec.Obj
 	o.Begin(nil)
 	o.Str("message_type", aloHelloType)
 	o.Str("source_id", c.sourceID)
 	o.Int("v", aloVersion)
-	o.Str("stream", stream)
+	if stream != "" {
+		o.Str("stream", stream)
+	}
 	if ack >= 0 {
 		o.Int("ack", ack)
+	}
+	if z != "" {
+		o.Str("z", z)
 	}
 	return codec.AppendFrame(dst, o.End(), nil, nil, false)
 }

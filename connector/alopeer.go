@@ -38,21 +38,25 @@ func (p *peer) aloStartWait() {
 // the server chose the ALPN protocol, else the server is a Python peer.
 func (p *peer) aloClientStrict() {
 	cn := p.cn
-	if cn.alo == nil {
+	if !cn.linkExt() {
 		return
 	}
 	if !p.alpnChosen() {
 		p.aloLegacyMode()
 		return
 	}
-	p.out = cn.appendALOHello(p.out, cn.alo.sender(p.name).streamHex, -1)
+	var stream string
+	if cn.alo != nil {
+		stream = cn.alo.sender(p.name).streamHex
+	}
+	p.out = cn.appendALOHello(p.out, stream, -1, cn.zName())
 	p.aloStartWait()
 }
 
 // aloServerStrict is the strict-TLS server's part for a client identified by its certificate:
 // a client that chose the ALPN protocol sends `_aioconn` first.
 func (p *peer) aloServerStrict() {
-	if p.cn.alo == nil {
+	if !p.cn.linkExt() {
 		return
 	}
 	if p.alpnChosen() {
@@ -64,34 +68,47 @@ func (p *peer) aloServerStrict() {
 
 // aloServerHandshake is the plaintext/allow-all server's part: answer a client that advertised
 // in its handshake; any other client is a Python peer.
-func (p *peer) aloServerHandshake(js []byte) {
-	if p.cn.alo == nil {
-		return
+func (p *peer) aloServerHandshake(js []byte) error {
+	if !p.cn.linkExt() {
+		return nil
 	}
 	v, err := codec.Lookup(js, aloHelloKey)
 	if err != nil || v.Kind != codec.KindObject {
 		p.aloLegacyMode()
-		return
+		return nil
 	}
-	p.aloServerHello(v.Raw)
+	return p.aloServerHello(v.Raw)
 }
 
-// aloServerHello answers a client's advertisement (an object holding v and stream).
-func (p *peer) aloServerHello(obj []byte) {
+// aloServerHello answers a client's advertisement (an object holding v, and stream and z when
+// the client has at_least_once or compression): at_least_once when both have it, compression
+// when both have it (everything after the answer is compressed).
+func (p *peer) aloServerHello(obj []byte) error {
 	cn := p.cn
 	sv, _ := codec.Lookup(obj, "stream")
 	id, _, ok := parseStream(sv)
-	if !ok {
+	if !ok && sv.Present() {
 		cn.log.Warnf("%s invalid at_least_once advertisement from %s: %s", cn.sourceID, p.name, obj)
-		p.aloLegacyMode()
-		return
 	}
-	t := cn.alo.tracker(p.name)
-	committed := t.setStream(id)
-	s := cn.alo.sender(p.name)
-	p.out = cn.appendALOHello(p.out, s.streamHex, int64(committed))
-	p.aloLink(s, t)
-	cn.log.Infof("%s at_least_once with %s (its stream %s from %d, ours %s)", cn.sourceID, p.name, t.streamHex, committed+1, s.streamHex)
+	zk, zn := cn.zAgree(obj)
+	if ok && cn.alo != nil {
+		t := cn.alo.tracker(p.name)
+		committed := t.setStream(id)
+		s := cn.alo.sender(p.name)
+		p.out = cn.appendALOHello(p.out, s.streamHex, int64(committed), zn)
+		p.aloLink(s, t)
+		cn.log.Infof("%s at_least_once with %s (its stream %s from %d, ours %s)", cn.sourceID, p.name, t.streamHex, committed+1, s.streamHex)
+	} else {
+		if zk != 0 {
+			p.out = cn.appendALOHello(p.out, "", -1, zn)
+		}
+		p.aloLegacyMode()
+	}
+	if zk != 0 {
+		cn.log.Infof("%s link with %s compressed (%s)", cn.sourceID, p.name, zn)
+		return p.zStartOutput(zk)
+	}
+	return nil
 }
 
 // aloLink makes the link carry s and t.
@@ -108,7 +125,13 @@ func (p *peer) aloLink(s *aloSender, t *aloTracker) {
 // aloLegacyMode treats the peer as a Python peer: messages already in its log are sent once,
 // without their number, and trimmed as they are written; new ones take the normal path.
 func (p *peer) aloLegacyMode() {
-	p.aloOut = p.cn.alo.existingSender(p.name)
+	if p.aloTimer != nil {
+		p.aloTimer.Stop()
+	}
+	p.aloOut = nil
+	if p.cn.alo != nil {
+		p.aloOut = p.cn.alo.existingSender(p.name)
+	}
 	p.aloIn = nil
 	p.aloSent = 0
 	p.aloMode.Store(aloLegacy)
@@ -127,18 +150,27 @@ func (p *peer) aloControl(mt []byte, f codec.Frame, h *codec.Header) error {
 	case aloHelloType:
 		if !p.client { // strict TLS: the client's advertisement
 			if p.aloMode.Load() == aloNegotiating {
-				p.aloServerHello(f.JSON)
+				return p.aloServerHello(f.JSON)
 			}
 			return nil
+		}
+		// The server's answer (also after our timeout: what it writes after it may be numbered
+		// or compressed).
+		if err := p.zClientAnswer(f.JSON); err != nil {
+			return err
 		}
 		if p.aloMode.Load() == aloOn {
 			return nil
 		}
-		// The server's answer (also after our timeout: numbered frames always follow it).
 		sv, _ := codec.Lookup(f.JSON, "stream")
 		id, hexID, ok := parseStream(sv)
-		if !ok {
-			cn.log.Warnf("%s invalid _aioconn from %s", cn.sourceID, p.name)
+		if !ok || cn.alo == nil {
+			if sv.Present() || cn.alo != nil {
+				cn.log.Warnf("%s _aioconn from %s without a valid at_least_once stream: at_least_once off on this link", cn.sourceID, p.name)
+			}
+			if p.aloMode.Load() == aloNegotiating {
+				p.aloLegacyMode()
+			}
 			return nil
 		}
 		s := cn.alo.sender(p.name)
@@ -152,6 +184,8 @@ func (p *peer) aloControl(mt []byte, f codec.Frame, h *codec.Header) error {
 		p.out = cn.appendALOAck(p.out, hexID, committed)
 		p.aloLink(s, t)
 		cn.log.Infof("%s at_least_once with %s (its stream %s from %d, ours %s)", cn.sourceID, p.name, hexID, committed+1, s.streamHex)
+	case aloZType:
+		return p.zServerStart()
 	case aloAckType:
 		if p.aloOut == nil || p.aloMode.Load() != aloOn {
 			return nil

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/aioconn/aioconn/codec"
 	"io"
 	"net"
 	"os"
@@ -77,6 +78,8 @@ type Connector struct {
 	sinks     map[string]*localSink // guarded by mu: in-process listeners by message type
 	// at_least_once (alo.go), nil when not configured
 	alo *aloState
+	// link_compression (compress.go): codec.ZS2 or codec.ZZstd, 0 when off
+	zKind byte
 
 	// apiConns counts the application connections on the send socket (a readiness signal for tests).
 	apiConns atomic.Int64
@@ -196,6 +199,12 @@ func New(cfg *config.Options, logOut io.Writer) (*Connector, error) {
 	}
 	c.waiters = map[waitKey]*waiter{}
 	c.waitCount = map[waitGroupKey]int{}
+	if cfg.LinkCompression != "" {
+		if c.zKind, err = codec.ZAlgorithm(cfg.LinkCompression); err != nil {
+			c.log.Close()
+			return nil, err
+		}
+	}
 	if c.alo, err = newALO(c); err != nil {
 		c.log.Close()
 		return nil, err

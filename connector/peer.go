@@ -94,6 +94,12 @@ type peer struct {
 	aloTimer   *time.Timer
 	aloExpired atomic.Bool
 
+	// link compression (compress.go), loop-owned
+	zOut *codec.Compressor   // set once this side compresses its output
+	zDec *codec.Decompressor // set once this side decodes its input
+	zIn  bool                // switch the input to decoding after the frame being handled
+	zOn  atomic.Int32        // readable anywhere: 1 output compressed, 2 input decoded, 3 both
+
 	// file transfer (filetransfer.go), loop-owned
 	fsend *fileSend // outgoing file frame in flight
 	ctrl  []byte    // control frames (replies, acks) waiting for the file frame in flight to end
@@ -264,6 +270,11 @@ func (h *peerHandler) OnTraffic(c *loop.Conn) error {
 			return err
 		}
 		c.Discard(size)
+		if p.zIn {
+			if err := p.zStartInput(); err != nil {
+				return err
+			}
+		}
 	}
 	for i, rt := range p.touched {
 		rt.kick()
@@ -293,6 +304,7 @@ func (h *peerHandler) OnClose(c *loop.Conn, err error) {
 		p.ackTimer.Stop()
 	}
 	p.aloClosed()
+	p.zClosed()
 	if p.fsend != nil {
 		close(p.fsend.quit)
 		p.fsend = nil
@@ -640,9 +652,9 @@ func (p *peer) handshake(f codec.Frame, h codec.Header) error {
 		prev.conn.Close()
 	}
 	cn.log.Infof("%s Client %s identified (handshake)", cn.sourceID, name)
-	p.aloServerHandshake(f.JSON)
+	err := p.aloServerHandshake(f.JSON)
 	p.startReplay()
-	return nil
+	return err
 }
 
 // drain moves queued frames into the write batch, honouring stop-and-wait acks and the

@@ -45,8 +45,8 @@ func (c *Connector) startTLS(eng *loop.Engine) (*tlsRun, error) {
 		return nil, fmt.Errorf("connector: TLS server certificate (run `aioconn create_certificates %s` first?): %w", t.base, err)
 	}
 	t.serverCfg = cfg
-	if c.alo != nil {
-		cfg.NextProtos = []string{aloALPN} // at_least_once negotiation (Python clients never ask)
+	if c.linkExt() {
+		cfg.NextProtos = []string{aloALPN} // link-extension negotiation (Python clients never ask)
 	}
 	if !t.allowAll {
 		if t.store, err = ctls.OpenServerStore(t.base); err != nil {
@@ -160,7 +160,7 @@ func (c *Connector) handshakeClient(nc net.Conn) (net.Conn, bool, error) {
 	if !t.allowAll {
 		_, _, isDefault = ctls.ClientCertPaths(t.base, c.cfg.ClientName)
 	}
-	if c.alo != nil {
+	if c.linkExt() {
 		cfg.NextProtos = []string{aloALPN}
 	}
 	tc := gotls.Client(nc, cfg)
@@ -195,8 +195,8 @@ func (p *peer) firstFrames() bool {
 		return true
 	}
 	o.Str("source_id", cn.sourceID)
-	if cn.alo != nil && !p.defaultCert {
-		o.Raw(aloHelloKey, aloHelloJSON(cn.alo.sender(p.name).streamHex))
+	if cn.linkExt() && !p.defaultCert {
+		o.Raw(aloHelloKey, cn.helloJSON(p.name))
 		p.aloStartWait()
 	}
 	p.jsonBuf = o.End()

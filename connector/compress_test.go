@@ -1,0 +1,282 @@
+package connector
+
+import (
+	"bytes"
+	"crypto/rand"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aioconn/aioconn/codec"
+	"github.com/aioconn/aioconn/config"
+	ctls "github.com/aioconn/aioconn/tls"
+)
+
+// frameSink collects the frames a Local listener receives, in order.
+type frameSink struct {
+	mu      sync.Mutex
+	frames  [][]byte
+	changed chan struct{}
+}
+
+func newFrameSink() *frameSink { return &frameSink{changed: make(chan struct{}, 1)} }
+
+func (s *frameSink) handle(frame []byte) {
+	s.mu.Lock()
+	s.frames = append(s.frames, append([]byte(nil), frame...))
+	s.mu.Unlock()
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (s *frameSink) wait(t testing.TB, n int) [][]byte {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		s.mu.Lock()
+		got := s.frames
+		s.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		select {
+		case <-s.changed:
+		case <-deadline:
+			t.Fatalf("received %d of %d frames", len(got), n)
+		}
+	}
+}
+
+// zTraffic sends numbered messages both ways (with a binary larger than a compression chunk in
+// the middle) and checks they arrive whole and in order.
+func zTraffic(t *testing.T, srv, cli *Connector) {
+	t.Helper()
+	atSrv, atCli := newFrameSink(), newFrameSink()
+	if err := srv.Local().Listen("any", atSrv.handle); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Local().Listen("any", atCli.handle); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, codec.ZChunkMax+12345)
+	rand.Read(big)
+	const n = 300
+	var want [][]byte
+	for i := 0; i < n; i++ {
+		data := `{"host": "node-` + strconv.Itoa(i%7) + `", "metric": "cpu", "value": ` + strconv.Itoa(i) + `}`
+		var bin []byte
+		wb := ""
+		if i == n/2 {
+			bin, wb = big, `, "with_binary": true`
+		}
+		want = append(want, []byte(data))
+		f := codec.AppendFrame(nil, []byte(`{"message_type": "any"`+wb+`}`), []byte(data), bin, bin != nil)
+		if err := cli.Local().Send(f); err != nil {
+			t.Fatal(err)
+		}
+		g := codec.AppendFrame(nil, []byte(`{"message_type": "any", "destination_id": "client1"`+wb+`}`), []byte(data), bin, bin != nil)
+		if err := srv.Local().Send(g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for side, s := range map[string]*frameSink{"server": atSrv, "client": atCli} {
+		got := s.wait(t, n)
+		for i, fb := range got[:n] {
+			f, err := codec.ParseBody(fb[codec.LenPrefix:])
+			if err != nil || !bytes.Equal(f.Data, want[i]) || (i == n/2) != f.HasBinary || (i == n/2 && !bytes.Equal(f.Binary, big)) {
+				t.Fatalf("%s: frame %d: %q (err %v) bin %v %d", side, i, f.Data, err, f.HasBinary, len(f.Binary))
+			}
+		}
+	}
+}
+
+func zLinked(t *testing.T, srv, cli *Connector, want int32) {
+	t.Helper()
+	eventually(t, "link compression state", func() bool {
+		p, sp := cli.peerByName(cli.serverPeer), srv.peerByName("client1")
+		return p != nil && sp != nil && p.zOn.Load() == want && sp.zOn.Load() == want
+	})
+}
+
+// TestCompressedLink: with link_compression on both sides the link is compressed both ways in
+// every security mode, with and without at_least_once, and carries the same messages as a
+// plain link.
+func TestCompressedLink(t *testing.T) {
+	certs := filepath.Join(shortDir(t), "c") // one tree for every TLS case (key generation is slow)
+	if err := ctls.CreateCertificates(certs, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"plain", "allow_all", "strict"} {
+		for _, z := range []string{"s2", "zstd"} {
+			for _, alo := range []bool{false, true} {
+				if alo && z == "s2" && mode != "plain" {
+					continue
+				}
+				t.Run(mode+"/"+z+"/alo="+strconv.FormatBool(alo), func(t *testing.T) {
+					o := opts{"link_compression": z}
+					if alo {
+						o["at_least_once"] = true
+					}
+					dir := shortDir(t)
+					if mode != "plain" {
+						o["use_ssl"] = true
+						o["ssl_allow_all"] = mode == "allow_all"
+						o["certificates_directory_path"] = certs
+					}
+					srv := newConnector(t, dir, serverConf(dir, 0, o), nil)
+					cli := newConnector(t, dir, clientConf(dir, srv.TCPAddr().Port, "client1", o), nil)
+					dumpLogs(t, srv, cli)
+					waitLinked(t, srv, cli, "client1")
+					zLinked(t, srv, cli, 3)
+					if alo {
+						eventually(t, "at_least_once too", func() bool {
+							p := cli.peerByName(cli.serverPeer)
+							return p != nil && p.aloMode.Load() == aloOn
+						})
+					}
+					zTraffic(t, srv, cli)
+				})
+			}
+		}
+	}
+}
+
+// TestCompressedLinkOneSide: compression configured on one side only leaves the link plain (a
+// server without it ignores the advertisement as a Python server does; a client without it
+// does not advertise), and the messages flow.
+func TestCompressedLinkOneSide(t *testing.T) {
+	aloHelloWait = 100 * time.Millisecond
+	defer func() { aloHelloWait = aloHelloWaitDefault }()
+	for _, c := range []struct {
+		name     string
+		srv, cli opts
+	}{
+		{"client only", nil, opts{"link_compression": "zstd"}},
+		{"server only", opts{"link_compression": "s2"}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv, cli := startPair(t, c.srv, c.cli, nil, nil)
+			dumpLogs(t, srv, cli)
+			zTraffic(t, srv, cli)
+			zLinked(t, srv, cli, 0)
+		})
+	}
+}
+
+// TestCompressedLinkRejectsCorrupt: a corrupt compressed chunk closes that connection (and only
+// it) with an error naming the peer; the client reconnects and traffic resumes compressed.
+func TestCompressedLinkRejectsCorrupt(t *testing.T) {
+	dir := shortDir(t)
+	o := opts{"link_compression": "s2"}
+	srv := newConnector(t, dir, serverConf(dir, 0, o), nil)
+	px := newCorruptProxy(t, srv.TCPAddr().String())
+	cli := newConnector(t, dir, clientConf(dir, px.port(), "client1", o), func(c *config.Options) {
+		c.ReconnectInterval = 50 * time.Millisecond
+	})
+	dumpLogs(t, srv, cli)
+	waitLinked(t, srv, cli, "client1")
+	zLinked(t, srv, cli, 3)
+	first := cli.peerByName(cli.serverPeer)
+	atCli := newFrameSink()
+	if err := cli.Local().Listen("any", atCli.handle); err != nil {
+		t.Fatal(err)
+	}
+	px.corruptNext.Store(true) // server → client: the next read of 64 bytes or more
+	msg := codec.AppendFrame(nil, []byte(`{"message_type": "any", "destination_id": "client1"}`), bytes.Repeat([]byte("telemetry "), 20), nil, false)
+	srv.Local().Send(msg)
+	waitNewPeer(t, cli, cli.serverPeer, first)
+	waitLinked(t, srv, cli, "client1")
+	zLinked(t, srv, cli, 3)
+	// after the reconnect, messages flow again
+	for i := 0; i < 3; i++ {
+		srv.Local().Send(msg)
+	}
+	atCli.wait(t, 3)
+	if !logContains(cli, "compressed stream") {
+		t.Fatal("no log line about the corrupt compressed stream")
+	}
+}
+
+// TestCompressedLinkUnexpectedMarker: `_aioconn_z` on a link that did not agree on compression
+// closes it with an error.
+func TestCompressedLinkUnexpectedMarker(t *testing.T) {
+	dir := shortDir(t)
+	srv := newConnector(t, dir, serverConf(dir, 0, opts{"link_compression": "zstd"}), nil)
+	c := fakeClient(t, srv, "fz") // plain handshake, no advertisement
+	write(t, c, fr(`{"message_type": "_aioconn_z", "source_id": "fz", "z": "zstd"}`, ""))
+	expectClosed(t, "link after an unexpected _aioconn_z", c)
+}
+
+// corruptProxy forwards a TCP connection, and flips a byte of one server→client read on demand.
+type corruptProxy struct {
+	ln          net.Listener
+	target      string
+	corruptNext atomic.Bool
+}
+
+func newCorruptProxy(t *testing.T, target string) *corruptProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &corruptProxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() {
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := s.Read(buf)
+					if n >= 64 && p.corruptNext.CompareAndSwap(true, false) {
+						buf[n-1] ^= 0xff
+					}
+					if n > 0 {
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							break
+						}
+					}
+					if err != nil {
+						break
+					}
+				}
+				c.Close()
+			}()
+		}
+	}()
+	return p
+}
+
+func (p *corruptProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+// logContains reports whether c's log file holds s.
+func logContains(c *Connector, s string) bool {
+	ents, _ := os.ReadDir(c.cfg.DefaultLoggerDirpath)
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".log") {
+			b, _ := os.ReadFile(filepath.Join(c.cfg.DefaultLoggerDirpath, e.Name()))
+			if bytes.Contains(b, []byte(s)) {
+				return true
+			}
+		}
+	}
+	return false
+}
