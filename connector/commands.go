@@ -9,8 +9,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aioconn/aioconn/codec"
 	"github.com/aioconn/aioconn/uds"
@@ -79,18 +81,15 @@ func (c *Connector) serveCommand(conn net.Conn) {
 		c.log.Errorf("%s commander: %v", c.sourceID, err)
 		return
 	}
-	var req struct {
-		Cmd    string                     `json:"cmd"`
-		Kwargs map[string]json.RawMessage `json:"kwargs"`
-	}
-	if err := json.Unmarshal(body, &req); err != nil {
+	cmd, kwargs, err := parseCommand(body)
+	if err != nil {
 		c.log.Errorf("%s commander: invalid request %q: %v", c.sourceID, truncate(body, 80), err)
 		return
 	}
-	if req.Cmd == "" {
+	if cmd == "" {
 		return
 	}
-	reply, err := c.Command(req.Cmd, req.Kwargs)
+	reply, err := c.Command(cmd, kwargs)
 	if err != nil {
 		c.log.Warnf("%s %v", c.sourceID, err)
 		return
@@ -100,6 +99,36 @@ func (c *Connector) serveCommand(conn net.Conn) {
 	}
 	conn.SetWriteDeadline(time.Now().Add(c.cfg.IOTimeout))
 	conn.Write(codec.AppendCommand(nil, []byte(reply)))
+}
+
+// parseCommand decodes a commander request body as the original reads it (json.loads, then the
+// exact keys "cmd" and "kwargs"; encoding/json alone would also match "CMD" or "Kwargs"). An
+// empty cmd (missing, null or "") means no reply. kwargs missing or null is taken as {} (the
+// original fails there; every client sends an object).
+func parseCommand(body []byte) (string, map[string]json.RawMessage, error) {
+	if !utf8.Valid(body) {
+		return "", nil, errors.New("not UTF-8")
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return "", nil, err
+	}
+	if top == nil {
+		return "", nil, errors.New("not a JSON object")
+	}
+	var cmd string
+	if raw, ok := top["cmd"]; ok {
+		if err := json.Unmarshal(raw, &cmd); err != nil {
+			return "", nil, fmt.Errorf("cmd %.40s is not a string", raw)
+		}
+	}
+	var kwargs map[string]json.RawMessage
+	if raw, ok := top["kwargs"]; ok {
+		if err := json.Unmarshal(raw, &kwargs); err != nil {
+			return "", nil, fmt.Errorf("kwargs %.40s is not an object", raw)
+		}
+	}
+	return cmd, kwargs, nil
 }
 
 func truncate(b []byte, n int) []byte {
@@ -223,13 +252,27 @@ func (c *Connector) Command(cmd string, kw map[string]json.RawMessage) (string, 
 	case "show_log_level__sync":
 		return c.log.Level().String(), nil
 	case "set_log_level__sync":
-		lv := str("level")
-		l, ok := ParseLevel(lv)
-		if !ok {
-			return "", fmt.Errorf("connector: set_log_level: invalid level %q", lv)
+		// a level name or a level number, as logging.Logger.setLevel takes; the reply is the
+		// value given (0 is falsy: `{}`)
+		raw := kw["level"]
+		var lv string
+		if json.Unmarshal(raw, &lv) == nil {
+			l, ok := ParseLevel(lv)
+			if !ok {
+				return "", fmt.Errorf("connector: set_log_level: invalid level %q", lv)
+			}
+			c.log.SetLevel(l)
+			return lv, nil
 		}
-		c.log.SetLevel(l)
-		return lv, nil
+		var n int32
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return "", fmt.Errorf("connector: set_log_level: level %.40s is neither a level name nor an integer", raw)
+		}
+		c.log.SetLevel(Level(n))
+		if n == 0 {
+			return "", nil
+		}
+		return strconv.Itoa(int(n)), nil
 	case "delete_client_certificate_on_server":
 		return c.deleteClientCertificate(true, str("client_id"), flag("remove_only_symlink", false), false), nil
 	case "delete_client_certificate_on_client":
