@@ -130,6 +130,13 @@ func (q *MPSC[T]) Push(v T, size int) bool {
 		q.state.Add(-d)
 		return false
 	}
+	q.enqueue(v, uint32(sz))
+	return true
+}
+
+// enqueue writes v into the next free slot, closing a full segment and linking a larger one.
+// The caller has reserved room for it in state. Safe for concurrent use.
+func (q *MPSC[T]) enqueue(v T, sz uint32) {
 	s := q.tailSeg.Load()
 	for {
 		pos := s.tail.Load()
@@ -142,9 +149,9 @@ func (q *MPSC[T]) Push(v T, size int) bool {
 		if dif == 0 {
 			if s.tail.CompareAndSwap(pos, pos+1) {
 				c.v = v
-				c.size = uint32(sz)
+				c.size = sz
 				c.seq.Store(uint32(pos + 1))
-				return true
+				return
 			}
 		} else if dif < 0 {
 			// Full segment: close it (if the tail has not moved) and go on to the next.
@@ -154,6 +161,69 @@ func (q *MPSC[T]) Push(v T, size int) bool {
 		}
 		// dif > 0 or a lost CAS: another producer took pos; reload.
 	}
+}
+
+// PushBatch appends vs[i] with declared size sizes[i] for i in order (only the first
+// min(len(vs), len(sizes)) are considered) and returns how many it took: a prefix of vs, all of
+// it unless a cap refused an item (as Push would), in which case the rest is not taken. The
+// batch costs one atomic add for the caps and, while the current segment has room, one CAS for
+// all the slots, where Push costs one of each per item; another producer's items may interleave
+// only where the batch crosses into a new segment. Safe for concurrent use; never blocks.
+func (q *MPSC[T]) PushBatch(vs []T, sizes []int) int {
+	n := min(len(vs), len(sizes))
+	var total uint64
+	for i := 0; i < n; i++ {
+		sz := uint64(max(sizes[i], 0))
+		total += sz
+		if total > q.maxBytes || sz > math.MaxUint32 {
+			return q.pushEach(vs[:n], sizes)
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	d := total<<countBits | uint64(n)
+	if st := q.state.Add(d); st&countMask > q.maxCount || st>>countBits > q.maxBytes {
+		q.state.Add(-d)
+		return q.pushEach(vs[:n], sizes) // near a cap: find the prefix that fits
+	}
+	s := q.tailSeg.Load()
+	for i := 0; i < n; {
+		pos := s.tail.Load()
+		if pos&closedBit != 0 {
+			s = q.advance(s)
+			continue
+		}
+		k := min(n-i, len(s.cells))
+		last := pos + uint64(k) - 1
+		// Slots are freed in order, so if the batch's last slot is free for this lap, all are.
+		if k > 1 && s.cells[last&s.mask].seq.Load() == uint32(last) && s.tail.CompareAndSwap(pos, pos+uint64(k)) {
+			for j := 0; j < k; j++ {
+				c := &s.cells[(pos+uint64(j))&s.mask]
+				c.v = vs[i+j]
+				c.size = uint32(max(sizes[i+j], 0))
+				c.seq.Store(uint32(pos + uint64(j) + 1))
+			}
+			i += k
+			continue
+		}
+		// Not enough room in this segment (or one item left, or a lost race): one item the
+		// ordinary way, which closes a full segment and moves on.
+		q.enqueue(vs[i], uint32(max(sizes[i], 0)))
+		i++
+		s = q.tailSeg.Load()
+	}
+	return n
+}
+
+// pushEach pushes vs one at a time while they are accepted.
+func (q *MPSC[T]) pushEach(vs []T, sizes []int) int {
+	for i := range vs {
+		if !q.Push(vs[i], sizes[i]) {
+			return i
+		}
+	}
+	return len(vs)
 }
 
 // advance returns the segment after the closed segment s, linking a new one twice the size

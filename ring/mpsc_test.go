@@ -157,12 +157,39 @@ func TestMPSCClearsSlots(t *testing.T) {
 // stress runs producers pushing n items each (value = producer<<32 | seq) and one consumer
 // checking that every item arrives exactly once and in per-producer order.
 func stress(t *testing.T, producers, n, maxCount int, maxBytes int64, batch, late bool) {
+	stressPush(t, producers, n, maxCount, maxBytes, batch, late, false)
+}
+
+// stressPush is stress with producers using PushBatch (batches of 1 to 97 items) when
+// pushBatch is set.
+func stressPush(t *testing.T, producers, n, maxCount int, maxBytes int64, batch, late, pushBatch bool) {
 	q := NewMPSC[uint64](maxCount, maxBytes)
 	var wg sync.WaitGroup
 	for p := 0; p < producers; p++ {
 		wg.Add(1)
 		go func(p int) {
 			defer wg.Done()
+			if pushBatch {
+				vs, sizes := make([]uint64, 0, 97), make([]int, 0, 97)
+				for i, tries := 0, 0; i < n; {
+					k := min(1+(i*13+p)%97, n-i)
+					vs, sizes = vs[:0], sizes[:0]
+					for j := 0; j < k; j++ {
+						vs = append(vs, uint64(p)<<32|uint64(i+j))
+						sizes = append(sizes, 1+(i+j)%7)
+					}
+					got := q.PushBatch(vs, sizes)
+					i += got
+					if got < k {
+						if tries++; tries > 1e8 {
+							t.Error("producer stuck")
+							return
+						}
+						runtime.Gosched()
+					}
+				}
+				return
+			}
 			for i := 0; i < n; i++ {
 				v := uint64(p)<<32 | uint64(i)
 				for tries := 0; !q.Push(v, 1+i%7); tries++ {
@@ -242,6 +269,67 @@ func TestMPSCStress(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			stress(t, c.producers, n, c.maxCount, c.maxBytes, c.batch, c.late)
 		})
+		t.Run(c.name+" PushBatch", func(t *testing.T) {
+			stressPush(t, c.producers, n, c.maxCount, c.maxBytes, c.batch, c.late, true)
+		})
+	}
+}
+
+func TestMPSCPushBatch(t *testing.T) {
+	q := NewMPSC[int](10, 20)
+	if got := q.PushBatch(nil, nil); got != 0 {
+		t.Fatalf("empty batch: %d", got)
+	}
+	if got := q.PushBatch([]int{1, 2, 3}, []int{1, 1}); got != 2 { // sizes shorter: 2 items
+		t.Fatalf("got %d", got)
+	}
+	// count cap: 8 of 10 left, so a batch of 9 takes 8
+	if got := q.PushBatch([]int{3, 4, 5, 6, 7, 8, 9, 10, 11}, []int{1, 1, 1, 1, 1, 1, 1, 1, 1}); got != 8 {
+		t.Fatalf("count cap: took %d", got)
+	}
+	if q.Len() != 10 || q.Bytes() != 10 {
+		t.Fatalf("Len %d Bytes %d", q.Len(), q.Bytes())
+	}
+	got := q.PopBatch(nil, 100)
+	for i, v := range got {
+		if v != i+1 {
+			t.Fatalf("order: %v", got)
+		}
+	}
+	// byte cap 20: 8+8 fit, the next 8 does not; an item above the cap stops the batch
+	if got := q.PushBatch([]int{1, 2, 3}, []int{8, 8, 8}); got != 2 {
+		t.Fatalf("byte cap: took %d", got)
+	}
+	q.PopBatch(nil, 100)
+	if got := q.PushBatch([]int{1, 2, 3}, []int{1, 21, 1}); got != 1 {
+		t.Fatalf("oversized item: took %d", got)
+	}
+	if got := q.PushBatch([]int{1, 2}, []int{-5, 0}); got != 2 || q.Bytes() != 1 {
+		t.Fatalf("negative sizes: took %d, Bytes %d", got, q.Bytes())
+	}
+	q.PopBatch(nil, 100)
+	if q.Len() != 0 || q.Bytes() != 0 {
+		t.Fatalf("Len %d Bytes %d after drain", q.Len(), q.Bytes())
+	}
+	// batches larger than a segment, across growth and wrap-around, stay in order
+	big := NewMPSC[int](1000, 0)
+	vs, sizes := make([]int, 300), make([]int, 300)
+	for i := range vs {
+		vs[i], sizes[i] = i, 1
+	}
+	next := 0
+	var out []int
+	for r := 0; r < 10; r++ {
+		if got := big.PushBatch(vs, sizes); got != 300 {
+			t.Fatalf("round %d: took %d", r, got)
+		}
+		out = big.PopBatch(out[:0], 250+r)
+		for _, v := range out {
+			if v != next%300 {
+				t.Fatalf("round %d: got %d want %d", r, v, next%300)
+			}
+			next++
+		}
 	}
 }
 

@@ -182,3 +182,32 @@ func TestPrioStress(t *testing.T) {
 		t.Fatalf("Len %d Bytes %d", q.Len(), q.Bytes())
 	}
 }
+
+func TestPrioPushBatch(t *testing.T) {
+	q := NewPrio[int](5, 10)
+	if got := q.PushBatch(nil, nil, 0); got != 0 {
+		t.Fatalf("empty: %d", got)
+	}
+	if got := q.PushBatch([]int{1, 2}, []int{3, 3}, 1); got != 2 {
+		t.Fatalf("took %d", got)
+	}
+	if got := q.PushBatch([]int{3, 4, 5}, []int{3, 3, 3}, 0); got != 1 { // byte cap 10
+		t.Fatalf("byte cap: took %d", got)
+	}
+	if got := q.PushBatch([]int{6, 7, 8}, []int{0, -1, 0}, 2); got != 2 { // count cap 5
+		t.Fatalf("count cap: took %d", got)
+	}
+	if q.Len() != 5 || q.Bytes() != 9 {
+		t.Fatalf("Len %d Bytes %d", q.Len(), q.Bytes())
+	}
+	got := q.PopBatch(nil, 10, 0)
+	want := []int{3, 1, 2, 6, 7}
+	for i := range want {
+		if len(got) != len(want) || got[i] != want[i] {
+			t.Fatalf("got %v want %v", got, want)
+		}
+	}
+	if q.Len() != 0 || q.Bytes() != 0 {
+		t.Fatalf("Len %d Bytes %d", q.Len(), q.Bytes())
+	}
+}
