@@ -693,7 +693,19 @@ func TestTableWarnsMalformed(t *testing.T) {
 // frame templates, sink and counter, with no connector in between: 100 clients each write their
 // 40 msg/s into a unix connection that the sink reads directly. b.N messages in all (b.N/4000
 // seconds); -benchtime 40000x is 10 s. The latency reported is the floor any connector adds to.
+// stamp=send is how the bench stamps messages (just before each client's write), stamp=round
+// how it did before (the pacer round's start time for every client of the round).
 func BenchmarkRateFloor(b *testing.B) {
+	for _, round := range []bool{false, true} {
+		b.Run(map[bool]string{false: "stamp=send", true: "stamp=round"}[round], func(b *testing.B) {
+			paceStampRound = round
+			defer func() { paceStampRound = false }()
+			benchRateFloor(b)
+		})
+	}
+}
+
+func benchRateFloor(b *testing.B) {
 	const clients, rate = 100, 40.0
 	dir, err := os.MkdirTemp("", "acf")
 	if err != nil {

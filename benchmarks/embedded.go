@@ -459,4 +459,4 @@ func runEmbeddedPubsub(ctx context.Context, e *env, o *Options, res *Result) err
 }
 
 // defaultNodeClients is Options.NodeClients when unset.
-const defaultNodeClients = 1
+const defaultNodeClients = 100

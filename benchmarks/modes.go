@@ -226,6 +226,11 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 // paceGoroutines is the number of pacer goroutines of pace.
 const paceGoroutines = 2
 
+// paceStampRound, set by BenchmarkRateFloor only, makes pace stamp every message of a round
+// with the round's start time, as the bench did before 26 Nov (the time spent writing other
+// clients' messages of the round, and any preemption meanwhile, was counted as latency).
+var paceStampRound = false
+
 // pace sends perClient messages on each of len(sent) clients at rate msg/s each from sendStart
 // (clock time), the clients' schedules spread evenly over one interval. A few pacer goroutines
 // (not one per client, so that the sender's own wake-ups stay few) each own a slice of the
@@ -269,7 +274,11 @@ func pace(ctx context.Context, clk *clock, sendStart int64, rate float64, perCli
 					due := min(perClient, int64(float64(now-sendStart-offs[i])/interval)+1)
 					if due > n[i] {
 						to := min(due, n[i]+perSend)
-						if err := send(g, i, n[i], to, clk.now()); err != nil {
+						ts := clk.now()
+						if paceStampRound {
+							ts = now
+						}
+						if err := send(g, i, n[i], to, ts); err != nil {
 							errc <- err
 							return
 						}
