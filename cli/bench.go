@@ -41,7 +41,7 @@ certificates directory and sockets are used, and the bench starts only the clien
 --path embedded (throughput, reqrep, rate, pubsub): aioconn bench_node processes, each hosting
 connectors with their applications embedded (in-process API, no unix socket), linked by TCP; in
 throughput, credit flows back through the link; in rate, --node-clients client connectors share
-a process (default 1); in pubsub, the publisher and the subscribers share one process, the broker
+a process (default 100); in pubsub, the publisher and the subscribers share one process, the broker
 has its own.
 
 options:
@@ -73,7 +73,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.FileDir, "file-dir", "", "file: directory for the source and received files (default the run's temp dir)")
 	fs.Float64Var(&o.StormRate, "storm-rate", d.StormRate, "certstorm: msg/s of the established client")
 	fs.StringVar(&o.Path, "path", "", "throughput, reqrep, rate, pubsub: embedded = each application inside its connector's process (no unix socket)")
-	fs.IntVar(&o.NodeClients, "node-clients", 0, "rate with --path embedded: client connectors per bench_node process (default 1)")
+	fs.IntVar(&o.NodeClients, "node-clients", 0, "rate with --path embedded: client connectors per bench_node process (default 100)")
 	fs.IntVar(&o.Batch, "batch", 0, "with --path embedded: messages per SendMessages call (default one SendMessage per message)")
 	tlsStrict := fs.Bool("tls", false, "strict TLS (use_ssl, certificates made for the run)")
 	tlsAll := fs.Bool("tls-allow-all", false, "allow-all TLS (use_ssl, ssl_allow_all)")

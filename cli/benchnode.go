@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -67,6 +68,25 @@ func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return 2
 		}
 		no.Mode, no.Role, no.Port, no.Dir, no.Size, no.Count, no.Window = *mode, *role, *port, *dir, *size, *count, *window
+		// A node hosting several connectors gives each its own P (and one event loop each):
+		// gnet waits in epoll_wait through a plain blocking syscall, so with fewer Ps than loops
+		// a loop woken by the kernel waits for sysmon to take the P back from a loop that is
+		// still blocked (measured: pub/sub 1→10 in one process, 30 000 msg/s per subscriber on
+		// one P, 130 000 on 16; benchmarks/RESULTS.md "Embedded rate and pub/sub").
+		hosted := 1
+		if *role == "clients" {
+			hosted = no.Clients
+			if *mode == benchmarks.ModePubsub {
+				hosted = no.Subscribers + 1
+			}
+		}
+		if hosted > 1 && os.Getenv("GOMAXPROCS") == "" {
+			os.Setenv("GOMAXPROCS", strconv.Itoa(hosted+1))
+			runtime.GOMAXPROCS(hosted + 1)
+			if os.Getenv("AIOCONN_LOOPS") == "" {
+				os.Setenv("AIOCONN_LOOPS", "1")
+			}
+		}
 		stopProf := benchNodeSetup()
 		rep := benchmarks.RunNode(ctx, no, os.Stdin, stdout)
 		stopProf()
@@ -307,7 +327,8 @@ func benchNodeWaitConnected(cn *connector.Connector, stop <-chan struct{}) strin
 	return ""
 }
 
-// benchNodeSetup starts the CPU profile AIOCONN_CPUPROFILE names (as create_connector does) and
+// benchNodeSetup starts the CPU profile AIOCONN_CPUPROFILE names (as create_connector does), the
+// execution trace AIOCONN_TRACE asks for, and
 // runs the node on one P unless GOMAXPROCS is set, as create_connector runs a plaintext
 // connector. Measured on 2 cores (benchmarks/RESULTS.md): the sending application and its
 // loop on one P batch more per write (2.15-2.33 M msg/s at --window 64000) than on two
@@ -316,11 +337,24 @@ func benchNodeSetup() func() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
+	var stops []func()
 	if prof := os.Getenv("AIOCONN_CPUPROFILE"); prof != "" {
 		if f, err := os.Create(prof); err == nil {
 			pprof.StartCPUProfile(f)
-			return func() { pprof.StopCPUProfile(); f.Close() }
+			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
 		}
 	}
-	return func() {}
+	// AIOCONN_TRACE=<prefix>: a runtime execution trace to <prefix>.<pid>.trace (scheduling
+	// latency: go tool trace -pprof=sched).
+	if prefix := os.Getenv("AIOCONN_TRACE"); prefix != "" {
+		if f, err := os.Create(prefix + "." + strconv.Itoa(os.Getpid()) + ".trace"); err == nil {
+			trace.Start(f)
+			stops = append(stops, func() { trace.Stop(); f.Close() })
+		}
+	}
+	return func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}
 }
