@@ -73,6 +73,9 @@ type level[T any] struct {
 // the total of declared sizes would exceed maxBytes (<= 0: no byte cap). Each level's ring
 // starts at 64 slots and doubles up to the smallest power of two >= maxCount.
 type Prio[T any] struct {
+	// Padding keeps the lock and the counters off the cache lines of neighbouring heap
+	// objects (a Prio alone is ~100 bytes, and the producer takes the lock per item).
+	_        cacheLine
 	mu       sync.Mutex
 	levels   []level[T] // sorted by prio ascending
 	last     int        // index of the level used by the last Push (lookup cache)
@@ -83,6 +86,7 @@ type Prio[T any] struct {
 	maxCount int
 	maxBytes int64
 	maxSeg   int
+	_        cacheLine
 }
 
 // NewPrio returns an empty priority queue with the given caps (maxCount at least 1).
