@@ -56,6 +56,7 @@
 // # TLS configurations
 //
 //	ServerConfig(baseDir string, allowAll bool) (*gotls.Config, error)
+//	NewBatchConn(nc, max) *BatchConn; (*BatchConn).Batch(func() (int, error)) — records of one tls.Conn.Write in one syscall
 //	ClientConfig(baseDir, clientName string, allowAll bool) (*gotls.Config, error)
 //	VerifyClientCert, VerifyServerCert, PeerSerial(gotls.ConnectionState) string
 //
