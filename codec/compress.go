@@ -124,7 +124,8 @@ func (c *Compressor) chunk(dst, src []byte) []byte {
 // Decompressor decodes the incoming byte stream of one link. Not concurrency-safe: one per link,
 // used by the goroutine that reads the link. The zero value is ready to use.
 type Decompressor struct {
-	z *zstd.Decoder
+	z   *zstd.Decoder
+	buf []byte // zstd output scratch
 }
 
 // Decode decodes the whole chunks at the start of src, appending their bytes to dst. It returns
@@ -181,11 +182,19 @@ func (d *Decompressor) Decode(dst, src []byte, limit int) ([]byte, int, error) {
 					return dst, used, fmt.Errorf("%w: zstd decoder: %v", ErrCompressed, err)
 				}
 			}
-			// With the cap limit zstd decodes no more than dst's room (many tiny frames
-			// declaring large contents cannot blow memory up).
-			dst, err = d.z.DecodeAll(body, dst)
-			if err == nil && len(dst)-n != dec {
-				err = fmt.Errorf("zstd frame of %d bytes, %d declared", len(dst)-n, dec)
+			// Into a scratch buffer of exactly the declared size: with the cap limit zstd decodes
+			// no more than that (many tiny frames declaring large contents cannot blow memory
+			// up), and its size limits apply to this chunk only, not to what dst already holds.
+			if cap(d.buf) < dec {
+				d.buf = make([]byte, 0, dec)
+			}
+			var out []byte
+			out, err = d.z.DecodeAll(body, d.buf[:0:dec])
+			if err == nil && len(out) != dec {
+				err = fmt.Errorf("zstd frame of %d bytes, %d declared", len(out), dec)
+			}
+			if err == nil {
+				dst = append(dst, out...)
 			}
 		default:
 			err = fmt.Errorf("unknown kind %d", kind)

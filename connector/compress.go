@@ -100,6 +100,7 @@ func (p *peer) zCorrupt(err error) error {
 // zClosed releases the link's compressor and decompressor. Loop-owned (OnClose).
 func (p *peer) zClosed() {
 	if p.zOut != nil {
+		p.conn.SetEncoder(nil) // a late Write goes nowhere, never to a closed compressor
 		p.zOut.Close()
 		p.zOut = nil
 	}

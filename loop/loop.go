@@ -68,8 +68,9 @@ type Conn struct {
 	network string
 	woken   atomic.Bool
 	closed  atomic.Bool
-	tf      *transform  // stream transforms (transform.go), loop-owned; nil: none
-	encoded atomic.Bool // tf.enc is set (read by AsyncWrite off the loop)
+	tf      *transform                // stream transforms (transform.go), loop-owned; nil: none
+	tfPub   atomic.Pointer[transform] // tf, for TransformCounts off the loop
+	encoded atomic.Bool               // tf.enc is set (read by AsyncWrite off the loop)
 	// Ctx belongs to the Handler (set it in OnOpen or before Enroll); loop never touches it.
 	Ctx any
 }
@@ -121,6 +122,8 @@ func (c *Conn) OutboundBuffered() int {
 func (c *Conn) Write(b []byte) (int, error) {
 	if c.tf != nil && c.tf.enc != nil {
 		c.tf.encBuf = c.tf.enc.Encode(c.tf.encBuf[:0], b)
+		c.tf.plainOut.Add(int64(len(b)))
+		c.tf.wireOut.Add(int64(len(c.tf.encBuf)))
 		if c.st != nil {
 			c.st.write(c.tf.encBuf)
 		} else if _, err := c.gc.Write(c.tf.encBuf); err != nil {

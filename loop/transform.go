@@ -3,6 +3,7 @@ package loop
 import (
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
 // Byte-stream transforms (link compression): from a point the Handler chooses, each direction of
@@ -39,6 +40,20 @@ type transform struct {
 
 	mu    sync.Mutex // guards async (AsyncWrite on an encoded connection)
 	async []asyncWrite
+
+	// byte counts since the switch (read with TransformCounts)
+	plainOut, wireOut, wireIn, plainIn atomic.Int64
+}
+
+// TransformCounts returns the bytes that went through the transforms so far: given to Write
+// (plainOut) and sent for them (wireOut) since SetEncoder, read from the socket (wireIn) and
+// decoded from them (plainIn) since SetDecoder. All zero without transforms. Concurrency-safe.
+func (c *Conn) TransformCounts() (plainOut, wireOut, wireIn, plainIn int64) {
+	t := c.tfPub.Load()
+	if t == nil {
+		return 0, 0, 0, 0
+	}
+	return t.plainOut.Load(), t.wireOut.Load(), t.wireIn.Load(), t.plainIn.Load()
 }
 
 // SetEncoder makes every later Write and AsyncWrite go through e (nil: none). Bytes already
@@ -46,6 +61,7 @@ type transform struct {
 func (c *Conn) SetEncoder(e Encoder) {
 	if c.tf == nil {
 		c.tf = &transform{}
+		c.tfPub.Store(c.tf)
 	}
 	c.tf.enc = e
 	c.encoded.Store(e != nil)
@@ -57,6 +73,7 @@ func (c *Conn) SetEncoder(e Encoder) {
 func (c *Conn) SetDecoder(d Decoder) error {
 	if c.tf == nil {
 		c.tf = &transform{}
+		c.tfPub.Store(c.tf)
 	}
 	c.tf.dec = d
 	return c.pump()
@@ -107,8 +124,11 @@ func (c *Conn) pump() error {
 	}
 	var used int
 	var err error
+	n := len(t.din)
 	t.din, used, err = t.dec.Decode(t.din, raw, room)
 	c.rawDiscard(used)
+	t.wireIn.Add(int64(used))
+	t.plainIn.Add(int64(len(t.din) - n))
 	t.full = used < len(raw) && len(t.din)-t.dr >= decodedLimit
 	return err
 }
