@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"testing"
 )
 
@@ -25,5 +26,20 @@ func TestProgressLine(t *testing.T) {
 	p.show("late")
 	if got, want := b.String(), "a 1\na 2\n"; got != want {
 		t.Errorf("plain: %q, want %q", got, want)
+	}
+}
+
+// TestBenchEmbeddedModes: --path embedded accepts throughput, reqrep, rate and pubsub only; the
+// others are refused as bad options (exit 2) before any process starts.
+func TestBenchEmbeddedModes(t *testing.T) {
+	for _, mode := range []string{"file", "persist", "certstorm"} {
+		var out, errb bytes.Buffer
+		if code := runBench(context.Background(), []string{"--mode", mode, "--path", "embedded", "--bin", "/nonexistent"}, &out, &errb); code != 2 {
+			t.Errorf("%s: exit %d, stderr %q", mode, code, errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := runBenchNode(context.Background(), []string{"--mode", "rate", "--role", "clients", "--size", "8"}, &out, &errb); code != 2 {
+		t.Errorf("bench_node without --dir: exit %d", code)
 	}
 }

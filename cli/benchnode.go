@@ -83,9 +83,9 @@ func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if hosted > 1 && os.Getenv("GOMAXPROCS") == "" {
 			os.Setenv("GOMAXPROCS", strconv.Itoa(hosted+1))
 			runtime.GOMAXPROCS(hosted + 1)
-			if os.Getenv("AIOCONN_LOOPS") == "" {
-				os.Setenv("AIOCONN_LOOPS", "1")
-			}
+		}
+		if hosted > 1 && os.Getenv("AIOCONN_LOOPS") == "" {
+			os.Setenv("AIOCONN_LOOPS", "1") // not one loop per P in every hosted connector
 		}
 		stopProf := benchNodeSetup()
 		rep := benchmarks.RunNode(ctx, no, os.Stdin, stdout)
