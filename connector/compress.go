@@ -99,6 +99,14 @@ func (p *peer) zCorrupt(err error) error {
 
 // zClosed releases the link's compressor and decompressor. Loop-owned (OnClose).
 func (p *peer) zClosed() {
+	if p.zOn.Swap(0) > 0 { // the link's bytes join the connector's totals
+		po, wo, wi, pi := p.conn.TransformCounts()
+		st := &p.cn.stats
+		st.zPlainOut.Add(po)
+		st.zWireOut.Add(wo)
+		st.zWireIn.Add(wi)
+		st.zPlainIn.Add(pi)
+	}
 	if p.zOut != nil {
 		p.conn.SetEncoder(nil) // a late Write goes nowhere, never to a closed compressor
 		p.zOut.Close()

@@ -144,6 +144,11 @@ func TestCompressedLink(t *testing.T) {
 						})
 					}
 					zTraffic(t, srv, cli)
+					eventually(t, "show_stats link_compression counts agree", func() bool {
+						a, b := cli.Stats().Compression, srv.Stats().Compression
+						return a.Links == 1 && b.Links == 1 && a.WireOut > 0 && a.PlainIn > 0 &&
+							a.PlainOut == b.PlainIn && a.WireOut == b.WireIn && b.PlainOut == a.PlainIn && b.WireOut == a.WireIn
+					})
 				})
 			}
 		}

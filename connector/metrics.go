@@ -425,12 +425,13 @@ var (
 	descMsgCnt   = prometheus.NewDesc("aioconn_msg_counts_total", "The debug_msg_counts counters of aioconnectors 1.0.33 (zero unless debug_msg_counts).", []string{"counter"}, nil)
 	descAwait    = prometheus.NewDesc("aioconn_await_response_seconds", "Round trip of await_response requests, from queueing to the matching response.", nil, nil)
 	descAck      = prometheus.NewDesc("aioconn_ack_wait_seconds", "Wait for the _ack of wait_for_ack messages, from writing to the _ack.", nil, nil)
+	descZBytes   = prometheus.NewDesc("aioconn_link_compression_bytes_total", "Bytes of compressed peer links (link_compression): direction out or in, form plain (frames) or wire (compressed).", []string{"direction", "form"}, nil)
 	descUp       = prometheus.NewDesc("aioconn_info", "Constant 1, labelled with the connector's source_id and role.", []string{"source_id", "role"}, nil)
 )
 
 func (col *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descMsgsIn, descBytesIn, descMsgsOut, descBytesOut, descSendQ, descRecvQ,
-		descDrops, descPeers, descPRec, descPBytes, descRecon, descTLSHS, descCerts, descMsgCnt, descAwait, descAck, descUp} {
+		descDrops, descPeers, descPRec, descPBytes, descRecon, descTLSHS, descCerts, descMsgCnt, descAwait, descAck, descZBytes, descUp} {
 		ch <- d
 	}
 }
@@ -491,6 +492,11 @@ func (col *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descTLSHS, float64(st.TLS.Handshakes), "ok")
 	counter(descTLSHS, float64(st.TLS.HandshakeErrors), "error")
 	counter(descCerts, float64(st.TLS.CertificatesIssued))
+	z := st.Compression
+	counter(descZBytes, float64(z.PlainOut), "out", "plain")
+	counter(descZBytes, float64(z.WireOut), "out", "wire")
+	counter(descZBytes, float64(z.WireIn), "in", "wire")
+	counter(descZBytes, float64(z.PlainIn), "in", "plain")
 	for k, v := range st.MsgCounts {
 		counter(descMsgCnt, float64(v), k)
 	}

@@ -30,8 +30,10 @@ type counters struct {
 	storePersistenceRecv, loadPersistenceRecv atomic.Int64
 	dropQueueFull, dropNoListener atomic.Int64
 	// aioconn counters (rare events: global atomics)
-	dropTypeNotAllowed, dropTooLarge               atomic.Int64
-	reconnects                                     atomic.Int64 // client links lost while running, redial started
+	dropTypeNotAllowed, dropTooLarge atomic.Int64
+	reconnects                       atomic.Int64 // client links lost while running, redial started
+	// link compression bytes of links already closed (live links are read from their Conn)
+	zPlainOut, zWireOut, zWireIn, zPlainIn         atomic.Int64
 	tlsHandshakes, tlsHandshakeErrors, certsIssued atomic.Int64
 	awaitRTT, ackWait                              latencyHist
 
@@ -170,14 +172,16 @@ type Stats struct {
 	DebugMsgCounts bool             `json:"debug_msg_counts"`
 	Drops          map[string]int64 `json:"drops"` // by reason: queue_full, no_listener, type_not_allowed, too_large
 	// SendQueues: messages waiting per connected peer; RecvQueues: per receive message type.
-	SendQueues     map[string]int            `json:"send_queues"`
-	RecvQueues     map[string]int            `json:"recv_queues"`
-	ConnectedPeers []string                  `json:"connected_peers"`
-	Persistence    PersistenceStats          `json:"persistence"`
-	Reconnects     int64                     `json:"reconnects"`
-	TLS            TLSStats                  `json:"tls"`
-	Latency        map[string]HistogramStats `json:"latency_seconds"` // await_response, ack_wait
-	Detailed       bool                      `json:"detailed"`        // per-peer traffic is being counted
+	SendQueues     map[string]int   `json:"send_queues"`
+	RecvQueues     map[string]int   `json:"recv_queues"`
+	ConnectedPeers []string         `json:"connected_peers"`
+	Persistence    PersistenceStats `json:"persistence"`
+	Reconnects     int64            `json:"reconnects"`
+	TLS            TLSStats         `json:"tls"`
+	// Compression: bytes through link_compression, all links since start (closed and live).
+	Compression CompressionStats          `json:"link_compression"`
+	Latency     map[string]HistogramStats `json:"latency_seconds"` // await_response, ack_wait
+	Detailed    bool                      `json:"detailed"`        // per-peer traffic is being counted
 	// Traffic by peer label then message type label (labels capped, see MaxLabelValues). Empty
 	// unless Detailed was on at some point.
 	Traffic map[string]map[string]TypeTraffic `json:"traffic"`
@@ -192,6 +196,16 @@ type PersistenceStats struct {
 	LoadedRecv int64 `json:"loaded_recv_records"`
 	SendBytes  int64 `json:"send_file_bytes"`
 	RecvBytes  int64 `json:"recv_file_bytes"`
+}
+
+// CompressionStats are the bytes of compressed links: frames written (plain_out) and the bytes
+// sent for them (wire_out); bytes read (wire_in) and the frames decoded from them (plain_in).
+type CompressionStats struct {
+	Links    int   `json:"compressed_links"` // live links compressed in at least one direction
+	PlainOut int64 `json:"plain_out_bytes"`
+	WireOut  int64 `json:"wire_out_bytes"`
+	WireIn   int64 `json:"wire_in_bytes"`
+	PlainIn  int64 `json:"plain_in_bytes"`
 }
 
 // TLSStats counts TLS handshakes (both sides) and certificates issued by a strict server.
@@ -230,9 +244,17 @@ func (c *Connector) Stats() Stats {
 	if st.ConnectedPeers == nil {
 		st.ConnectedPeers = []string{}
 	}
+	st.Compression = CompressionStats{PlainOut: s.zPlainOut.Load(), WireOut: s.zWireOut.Load(),
+		WireIn: s.zWireIn.Load(), PlainIn: s.zPlainIn.Load()}
 	for name, p := range *c.peers.Load() {
 		if p.ident.Load() {
 			st.SendQueues[name] = p.q.Len() + int(p.pendingN.Load())
+			if p.zOn.Load() > 0 {
+				po, wo, wi, pi := p.conn.TransformCounts()
+				z := &st.Compression
+				z.Links++
+				z.PlainOut, z.WireOut, z.WireIn, z.PlainIn = z.PlainOut+po, z.WireOut+wo, z.WireIn+wi, z.PlainIn+pi
+			}
 		}
 	}
 	st.Persistence = PersistenceStats{StoredSend: s.storePersistenceSend.Load(), LoadedSend: s.loadPersistenceSend.Load(),
