@@ -285,3 +285,31 @@ func logContains(c *Connector, s string) bool {
 	}
 	return false
 }
+
+// TestCompressedFileTransfer: a file frame streamed on both sides (over rxStreamMin) crosses a
+// compressed link intact, and messages sent after it still arrive.
+func TestCompressedFileTransfer(t *testing.T) {
+	srv, cli, dir := filePairWith(t, `, "link_compression": "zstd"`)
+	zLinked(t, srv, cli, 3)
+	app := listenApp(t, srv.Paths().ReceivePath("any"))
+	var appConn net.Conn
+	src := filepath.Join(dir, "big.bin")
+	body := bytes.Repeat([]byte(`{"metric": "cpu", "value": 12.5}`+"\n"), 100000) // compressible
+	rnd := make([]byte, 1<<20)
+	rand.Read(rnd)
+	body = append(body, rnd...)
+	if err := os.WriteFile(src, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	send := dialUnix(t, cli.Paths().SendToConnector)
+	send.Write(fileMsg(cli, src, "any", "big.bin", ""))
+	app.next(t, &appConn)
+	got, err := os.ReadFile(filepath.Join(dir, "in", "big.bin"))
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("received file differs (%d of %d bytes, %v)", len(got), len(body), err)
+	}
+	send.Write(frameOf(`{"message_type": "any", "source_id": "client1", "destination_id": `+pyStr(cli.serverPeer)+`}`, "after"))
+	if m := app.next(t, &appConn); !bytes.Contains(m, []byte("after")) {
+		t.Fatalf("message after the file: %q", m)
+	}
+}

@@ -19,16 +19,22 @@ import (
 // filePair starts a server that stores files of dst_type "any" under dir/in and a client.
 func filePair(t *testing.T) (*Connector, *Connector, string) {
 	t.Helper()
+	return filePairWith(t, "")
+}
+
+// filePairWith is filePair with extra config keys for both sides (`, "key": value` text).
+func filePairWith(t *testing.T, extra string) (*Connector, *Connector, string) {
+	t.Helper()
 	dir := shortDir(t)
 	in := filepath.Join(dir, "in")
 	os.Mkdir(in, 0o755)
 	srv := newConnector(t, dir, `{"is_server": true, "server_sockaddr": ["127.0.0.1", 0], "use_ssl": false,
  "connector_files_dirpath": "$DIR", "default_logger_dirpath": "$DIR", "send_message_types": ["any"],
  "recv_message_types": ["any"], "debug_msg_counts": false,
- "file_recv_config": {"any": {"target_directory": "`+in+`"}}}`, nil)
+ "file_recv_config": {"any": {"target_directory": "`+in+`"}}`+extra+`}`, nil)
 	cli := newConnector(t, dir, `{"is_server": false, "client_name": "client1", "server_sockaddr": ["127.0.0.1", `+
 		strconv.Itoa(srv.TCPAddr().Port)+`], "use_ssl": false, "connector_files_dirpath": "$DIR",
- "default_logger_dirpath": "$DIR", "send_message_types": ["any"], "recv_message_types": ["any"], "debug_msg_counts": false}`, nil)
+ "default_logger_dirpath": "$DIR", "send_message_types": ["any"], "recv_message_types": ["any"], "debug_msg_counts": false`+extra+`}`, nil)
 	waitPeers(t, srv, "client1", func(p []string) bool { return len(p) == 1 && p[0] == "client1" })
 	waitPeers(t, cli, "connected", func(p []string) bool { return len(p) == 1 })
 	return srv, cli, dir
