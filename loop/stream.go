@@ -70,7 +70,7 @@ func (e *Engine) EnrollStream(nc net.Conn, h Handler, ctx any) (*Conn, error) {
 	default:
 	}
 	c := &Conn{h: h, Ctx: ctx, network: "tcp"}
-	s := &stream{c: c, nc: nc, eng: e, readCh: make(chan []byte, 2), wakeCh: make(chan struct{}, 1),
+	s := &stream{c: c, nc: nc, eng: e, readCh: make(chan []byte, 16), wakeCh: make(chan struct{}, 1),
 		quit: make(chan struct{}), writeReq: make(chan []byte, 1), writeRes: make(chan writeResult, 1)}
 	c.st = s
 	if !e.addStream(s) {
@@ -183,7 +183,29 @@ func (s *stream) drive(opened chan struct{}) {
 			}
 			s.in = append(s.in, chunk...)
 			putChunk(chunk)
+			// Take the chunks already waiting too (a TLS read returns one record, ≤ 16 KiB):
+			// one OnTraffic per burst, not per record.
+			eof := false
+			for more := true; more && len(s.in)-s.r <= streamInboundLimit; {
+				select {
+				case c2, ok2 := <-s.readCh:
+					if !ok2 {
+						eof, more = true, false
+						break
+					}
+					s.in = append(s.in, c2...)
+					putChunk(c2)
+				default:
+					more = false
+				}
+			}
 			err = s.traffic()
+			if err == nil && eof {
+				err = s.readErr
+				if err == nil {
+					err = io.EOF
+				}
+			}
 		case <-s.wakeCh:
 			c.woken.Store(false)
 			err = s.traffic()
