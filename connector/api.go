@@ -24,6 +24,35 @@ type apiConn struct {
 	aloSender    *aloSender  // at_least_once: the log the last routed frame went to (nil: none)
 	aloSeq       uint64      // and its sequence number there
 	rewake       atomic.Bool // a retry wake is scheduled
+
+	// frames routed to one peer at one priority, pushed to its queue together (flushPending):
+	// one ring lock per batch instead of per frame
+	pend     []qmsg
+	pendSz   []int
+	pendPeer *peer
+	pendPrio int
+}
+
+// pushBatch is the most frames held in apiConn.pend before they are pushed.
+const pushBatch = 64
+
+// flushPending pushes the held frames to their peer's queue, dropping (and logging) those the
+// queue refuses. Call it before waking the touched peers. Loop-owned (or under Local.mu).
+func (a *apiConn) flushPending(cn *Connector) {
+	if len(a.pend) == 0 {
+		return
+	}
+	p := a.pendPeer
+	n := p.q.PushBatch(a.pend, a.pendSz, a.pendPrio)
+	if rest := len(a.pend) - n; rest > 0 {
+		for _, m := range a.pend[n:] {
+			m.release()
+		}
+		cn.stats.dropQueueFull.Add(int64(rest))
+		cn.log.Errorf("%s queue_send_to_connector_put : queue full for peer %s, %d messages dropped", cn.sourceID, p.name, rest)
+	}
+	clear(a.pend)
+	a.pend, a.pendSz, a.pendPeer = a.pend[:0], a.pendSz[:0], nil
 }
 
 // Backpressure limits: how long, and up to how many buffered input bytes, an application's
@@ -94,6 +123,7 @@ func (h *apiHandler) OnTraffic(c *loop.Conn) error {
 		a.retry = false
 		c.Discard(size)
 	}
+	a.flushPending(cn)
 	for i, p := range a.touched {
 		p.conn.Wake()
 		a.touched[i] = nil
@@ -209,7 +239,14 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error 
 	}
 	// Backpressure: while the peer's queue is full, stop reading this application for a while
 	// (the frame stays in the input buffer); drop only when that does not help.
-	if p.q.Len() >= cn.cfg.MaxQueueSize || p.q.Bytes()+int64(len(fr)) > defaultMaxBytes {
+	held, heldBytes := 0, int64(0) // frames for p not pushed yet count as queued
+	if a.pendPeer == p {
+		held = len(a.pend)
+		for _, n := range a.pendSz {
+			heldBytes += int64(n)
+		}
+	}
+	if p.q.Len()+held >= cn.cfg.MaxQueueSize || p.q.Bytes()+heldBytes+int64(len(fr)) > defaultMaxBytes {
 		if a.blockedSince.IsZero() {
 			a.blockedSince = time.Now()
 		}
@@ -230,12 +267,12 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error 
 	}
 	b := bytebufferpool.Get()
 	b.B = codec.AppendFrame(b.B[:0], json, f.Data, f.Binary, f.HasBinary)
-	if !p.q.Push(qmsg{b: b, ack: hd.WaitForAck.Truthy(), file: hd.WithFile.Present()}, len(b.B), prio) {
-		bytebufferpool.Put(b)
-		cn.stats.dropQueueFull.Add(1)
-		cn.log.Errorf("%s queue_send_to_connector_put : queue full for peer %s, message of type %s dropped", cn.sourceID, peerB, mtB)
-		return nil
+	if a.pendPeer != p || a.pendPrio != prio || len(a.pend) >= pushBatch {
+		a.flushPending(cn)
 	}
+	a.pendPeer, a.pendPrio = p, prio
+	a.pend = append(a.pend, qmsg{b: b, ack: hd.WaitForAck.Truthy(), file: hd.WithFile.Present()})
+	a.pendSz = append(a.pendSz, len(b.B))
 	for _, t := range a.touched {
 		if t == p {
 			return nil

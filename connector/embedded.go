@@ -47,6 +47,7 @@ func (l *Local) Send(frame []byte) error {
 // wakeTouched wakes the links the route calls since the last wake queued frames for, and empties
 // the list keeping its array (no allocation per send). Caller holds l.mu (Wake never blocks).
 func (l *Local) wakeTouched() {
+	l.a.flushPending(l.cn)
 	for i, p := range l.a.touched {
 		p.conn.Wake()
 		l.a.touched[i] = nil
