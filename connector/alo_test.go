@@ -386,3 +386,46 @@ func TestALOUndeliverable(t *testing.T) {
 	s := cli.alo.existingSender(cli.serverPeer)
 	eventually(t, "client log acknowledged", func() bool { return s.unacked() == 0 })
 }
+
+// The receive state is committed at most once per aloCommitEvery (fewer than aloCommitBatch
+// deliveries waiting) and acknowledged at most once per aloAckEvery while deliveries keep coming,
+// and the last deliveries are still committed and acknowledged after the stream stops.
+func TestALOCommitPacing(t *testing.T) {
+	oldC, oldB, oldA := aloCommitEvery, aloCommitBatch, aloAckEvery
+	aloCommitEvery, aloCommitBatch, aloAckEvery = 20*time.Millisecond, 40, 150*time.Millisecond
+	t.Cleanup(func() { aloCommitEvery, aloCommitBatch, aloAckEvery = oldC, oldB, oldA })
+	srv, cli := startPair(t, opts{"at_least_once": true}, opts{"at_least_once": true}, nil, nil)
+	got := newALOCounter()
+	if err := srv.Local().Listen("any", got.handle); err != nil {
+		t.Fatal(err)
+	}
+	dumpLogs(t, srv, cli)
+	eventually(t, "at_least_once negotiated", func() bool {
+		p := cli.peerByName(cli.serverPeer)
+		return p != nil && p.aloMode.Load() == aloOn
+	})
+	r := srv.alo.recv
+	gen0, ack0 := r.gens.Load(), r.ackN.Load()
+	start := time.Now()
+	const n = 100
+	for i := 0; i < n; i++ { // one message at a time: unpaced, each delivery would be a commit
+		if err := cli.Local().SendDurable(context.Background(), aloFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+		got.waitAll(t, i+1)
+	}
+	el := time.Since(start)
+	s := cli.alo.existingSender(cli.serverPeer)
+	eventually(t, "client log acknowledged", func() bool { return s.unacked() == 0 })
+	commits, acks := r.gens.Load()-gen0, r.ackN.Load()-ack0
+	t.Logf("%d deliveries in %v: %d commits, %d acknowledgements", n, el, commits, acks)
+	if limit := uint64(el/aloCommitEvery) + n/uint64(aloCommitBatch) + 2; commits > limit {
+		t.Fatalf("%d commits (at most %d expected)", commits, limit)
+	}
+	if limit := uint64(el/aloAckEvery) + 2; acks > limit {
+		t.Fatalf("%d acknowledgements (at most %d expected)", acks, limit)
+	}
+	if got.dups() != 0 {
+		t.Fatalf("%d duplicates", got.dups())
+	}
+}

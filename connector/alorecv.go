@@ -9,6 +9,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aioconn/aioconn/uds"
 	"golang.org/x/sys/unix"
@@ -79,6 +80,11 @@ type aloTracker struct {
 
 	link   atomic.Pointer[peer]      // the negotiated link, where acknowledgements go
 	ackMsg atomic.Pointer[aloAckMsg] // committed, to be acknowledged by the link
+
+	// committer-owned: the last acknowledgement queued for the link
+	ackSeq   uint64
+	ackEpoch uint32
+	ackAt    time.Time
 }
 
 // aloAckMsg is an acknowledgement waiting for the link's loop.
@@ -199,7 +205,7 @@ func (c *Connector) aloDelivered(tags []aloTag) {
 		}
 	}
 	if moved {
-		a.recv.signal()
+		a.recv.delivered(int64(len(tags)))
 	}
 }
 
@@ -240,7 +246,22 @@ type aloRecvState struct {
 	done  chan struct{}
 	once  sync.Once
 	buf   []byte
+	sizes [2]int64      // committer-owned: sizes of the files as last written (-1: unknown)
+	gens  atomic.Uint64 // committed generations (for tests)
+	ackN  atomic.Uint64 // acknowledgements queued (for tests)
+	// pending counts deliveries since the committer last started a commit (approximately: it
+	// only paces the commits).
+	pending atomic.Int64
+	retry   bool // committer-owned: the last commit failed
+	// pacing, from aloCommitEvery, aloCommitBatch, aloAckEvery and aloAckBatch at the start
+	commitEvery time.Duration
+	commitBatch int64
+	ackEvery    time.Duration
+	ackBatch    uint64
 }
+
+// committedGen is the number of state commits so far. Concurrency-safe.
+func (r *aloRecvState) committedGen() uint64 { return r.gens.Load() }
 
 func (r *aloRecvState) signal() {
 	select {
@@ -259,7 +280,9 @@ func (r *aloRecvState) stop() {
 
 // openRecv loads the newest intact state file and starts the committer.
 func (a *aloState) openRecv() error {
-	r := &aloRecvState{a: a, kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	r := &aloRecvState{a: a, kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		sizes: [2]int64{-1, -1}, commitEvery: aloCommitEvery, commitBatch: aloCommitBatch, ackEvery: aloAckEvery,
+		ackBatch: aloAckBatch}
 	for i := range r.paths {
 		r.paths[i] = uds.Join(a.dir, fmt.Sprintf("aioconn_alo_recv_%s.%d", a.base, i))
 	}
@@ -333,6 +356,34 @@ func checkState(b []byte) (uint64, bool) {
 	return binary.LittleEndian.Uint64(b[8:]), off == len(body)
 }
 
+// Pacing of the receive committer. A delivery is committed (state file written and fdatasynced)
+// at most aloCommitEvery after it, or at once when aloCommitBatch deliveries are waiting, or at
+// once after a quiet period: a receiver killed between a hand-over and its commit hands that
+// message over again after its restart, so this bounds the duplicates of a receiver crash (to
+// about aloCommitBatch messages, or aloCommitEvery's worth). A committed point is acknowledged to
+// the link at once if the previous acknowledgement is older than aloAckEvery (or
+// aloAckBatch numbers behind), else when it gets that old. Acknowledgements only let the sender
+// trim its log: nothing on the data path waits for them. Committing and acknowledging on every
+// delivery cost, with 100 senders at 40 msg/s each, one fdatasync per 3–4 messages on the
+// receiver and one more wake-up per message on every sender (an ack frame to read), on a machine
+// already short of CPU (docs/persistence.md). Variables for tests (read when the connector is
+// created).
+var (
+	aloCommitEvery        = 5 * time.Millisecond
+	aloCommitBatch int64  = 16
+	aloAckEvery           = 100 * time.Millisecond
+	aloAckBatch    uint64 = 1 << 16
+)
+
+// delivered counts n deliveries waiting for their commit and wakes the committer for the first
+// one and when the batch is full. Concurrency-safe.
+func (r *aloRecvState) delivered(n int64) {
+	p := r.pending.Add(n)
+	if p == n || (p >= r.commitBatch && p-n < r.commitBatch) {
+		r.signal()
+	}
+}
+
 func (r *aloRecvState) run() {
 	defer close(r.done)
 	defer func() {
@@ -340,27 +391,85 @@ func (r *aloRecvState) run() {
 			f.Close()
 		}
 	}()
+	var last time.Time // of the last commit
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
 		select {
 		case <-r.kick:
+		case <-timer.C:
 		case <-r.quit:
 			r.commit()
+			r.acks(time.Now(), true)
 			return
 		}
-		r.commit()
+		timer.Stop()
+		now := time.Now()
+		var wake time.Time
+		if r.pending.Load() > 0 || r.retry {
+			if r.pending.Load() >= r.commitBatch || now.Sub(last) >= r.commitEvery {
+				r.pending.Store(0)
+				r.commit()
+				last = now
+				now = time.Now()
+				if r.retry { // the state file could not be written: try again later
+					wake = now.Add(time.Second)
+				}
+			} else {
+				wake = last.Add(r.commitEvery)
+			}
+		}
+		if next := r.acks(now, false); !next.IsZero() && (wake.IsZero() || next.Before(wake)) {
+			wake = next
+		}
+		if !wake.IsZero() {
+			timer.Reset(max(wake.Sub(now), 0))
+		}
 	}
 }
 
-type aloCommitted struct {
-	t      *aloTracker
-	stream string
-	seq    uint64
-	epoch  uint32
+// acks queues for their links the acknowledgements of committed points that are due (all of
+// them when all is set) and returns when the next one falls due (zero: none is waiting).
+// Committer-owned.
+func (r *aloRecvState) acks(now time.Time, all bool) time.Time {
+	var next time.Time
+	for _, t := range r.a.trackerList() {
+		t.mu.Lock()
+		seq, epoch, stream, has := t.committed, t.epoch, t.streamHex, t.has
+		t.mu.Unlock()
+		if !has || (seq == t.ackSeq && epoch == t.ackEpoch) {
+			continue
+		}
+		if epoch != t.ackEpoch && seq == 0 { // a new stream: nothing of it to acknowledge yet
+			t.ackSeq, t.ackEpoch = 0, epoch
+			continue
+		}
+		due := t.ackAt.Add(r.ackEvery)
+		if all || epoch != t.ackEpoch || seq-t.ackSeq >= r.ackBatch || !now.Before(due) {
+			t.ackSeq, t.ackEpoch, t.ackAt = seq, epoch, now
+			// The link's loop writes it (never in the middle of a streamed file frame).
+			t.ackMsg.Store(&aloAckMsg{stream: stream, seq: seq})
+			r.ackN.Add(1)
+			if p := t.link.Load(); p != nil {
+				p.conn.Wake()
+			}
+		} else if next.IsZero() || due.Before(next) {
+			next = due
+		}
+	}
+	return next
 }
 
-// commit writes the delivered points, fsyncs, and then acknowledges them on the links. On a
-// broker, the logs of the subscribers' senders are made durable first: a publication is
-// acknowledged to its publisher only once every fan-out copy is in a log.
+type aloCommitted struct {
+	t     *aloTracker
+	seq   uint64
+	epoch uint32
+}
+
+// commit writes the delivered points and fsyncs; only then are they committed (and acknowledged
+// by acks). On a broker, the logs of the subscribers' senders are made durable first: a
+// publication is acknowledged to its publisher only once every fan-out copy is in a log.
+// Committer-owned.
 func (r *aloRecvState) commit() {
 	a := r.a
 	ts := a.trackerList()
@@ -377,7 +486,7 @@ func (r *aloRecvState) commit() {
 		}
 		d := t.base - 1
 		if d != t.committed || t.dirty {
-			changed = append(changed, aloCommitted{t: t, stream: t.streamHex, seq: d, epoch: t.epoch})
+			changed = append(changed, aloCommitted{t: t, seq: d, epoch: t.epoch})
 			t.dirty = false
 		}
 		r.buf = binary.LittleEndian.AppendUint16(r.buf, uint16(len(t.peer)))
@@ -397,29 +506,37 @@ func (r *aloRecvState) commit() {
 			s.waitDurable(nil, s.assigned())
 		}
 	}
-	f := r.files[(r.gen+1)%2]
-	if _, err := f.WriteAt(r.buf, 0); err == nil {
-		f.Truncate(int64(len(r.buf)))
+	i := (r.gen + 1) % 2
+	f, n := r.files[i], int64(len(r.buf))
+	_, err := f.WriteAt(r.buf, 0)
+	if err == nil && r.sizes[i] != n { // same size: only overwritten (no metadata to sync)
+		err = f.Truncate(n)
+	}
+	if err == nil {
 		err = unix.Fdatasync(int(f.Fd()))
-		if err != nil {
-			a.cn.log.Errorf("%s at_least_once state %s: %v", a.cn.sourceID, f.Name(), err)
-			return
+	}
+	if err != nil {
+		r.sizes[i] = -1
+		a.cn.log.Errorf("%s at_least_once state %s: %v (retrying)", a.cn.sourceID, f.Name(), err)
+		for _, c := range changed { // not committed: the next round takes them again
+			c.t.mu.Lock()
+			if c.t.epoch == c.epoch {
+				c.t.dirty = true
+			}
+			c.t.mu.Unlock()
 		}
-	} else {
-		a.cn.log.Errorf("%s at_least_once state %s: %v", a.cn.sourceID, f.Name(), err)
+		r.retry = true
 		return
 	}
+	r.retry = false
+	r.sizes[i] = n
 	r.gen++
+	r.gens.Add(1)
 	for _, c := range changed {
 		c.t.mu.Lock()
 		if c.t.epoch == c.epoch && c.seq > c.t.committed {
 			c.t.committed = c.seq
 		}
 		c.t.mu.Unlock()
-		// The link's loop writes it (never in the middle of a streamed file frame).
-		c.t.ackMsg.Store(&aloAckMsg{stream: c.stream, seq: c.seq})
-		if p := c.t.link.Load(); p != nil {
-			p.conn.Wake()
-		}
 	}
 }
