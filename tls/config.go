@@ -30,7 +30,13 @@ func ServerConfig(baseDir string, allowAll bool) (*gotls.Config, error) {
 	}
 	cfg := &gotls.Config{Certificates: []gotls.Certificate{cert}}
 	if allowAll {
-		cfg.ClientAuth = gotls.NoClientCert
+		// Request (never verify) a certificate, as OpenSSL servers are not asked to: the point is
+		// the timing. With NoClientCert, TLS 1.3 session tickets leave in the server's first
+		// flight; with a CertificateRequest, Go sends them after reading the client's Finished,
+		// as OpenSSL does. A Python 1.6.3 client (asyncio SSL with write buffer limits 0, 0)
+		// waits for a record from the server before its first write completes, and the tickets
+		// are that record: without them its messages stalled until the server sent something.
+		cfg.ClientAuth = gotls.RequestClientCert
 		return cfg, nil
 	}
 	dir := p.SymlinksDir
