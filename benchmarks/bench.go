@@ -43,7 +43,7 @@ type Options struct {
 	Target      string        `json:"target"`      // TargetGo or TargetPython
 	Bin         string        `json:"-"`           // aioconn binary started for TargetGo
 	PythonPath  string        `json:"-"`           // directory holding the aioconnectors package
-	Clients     int           `json:"clients"`     // rate: client connectors (one process each)
+	Clients     int           `json:"clients"`     // rate: client connectors (one process each on the socket path)
 	Rate        float64       `json:"rate"`        // rate: messages/s per client
 	Size        int           `json:"size"`        // data bytes per message (at least 20)
 	Duration    time.Duration `json:"duration_ns"` // rate: sending time; other modes: cap on sending time

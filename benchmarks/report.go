@@ -45,6 +45,9 @@ func (r *Result) Params() string {
 	if o.Config != "" {
 		tls += ", server from " + o.Config
 	}
+	if o.Path != PathSocket {
+		tls += ", path " + o.Path
+	}
 	return fmt.Sprintf("mode %s, target %s%s, %s, %d-byte data", o.Mode, o.Target, tls, s, o.Size)
 }
 
