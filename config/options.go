@@ -576,7 +576,7 @@ var aioconnKeys = []string{"metrics_listen", "detailed_stats", "at_least_once", 
 // re-read (SIGHUP); a change to any other key needs a restart.
 var ReloadableKeys = []string{
 	"default_logger_log_level", "subscribe_message_types", "ignore_peer_traffic",
-	"metrics_listen", "detailed_stats",
+	"metrics_listen", "detailed_stats", "send_message_types_priorities",
 }
 
 // classifyKeys fills Unknown/Unsupported and warns about keys without effect.

@@ -290,7 +290,7 @@ func (p *peer) aloClosed() {
 // routeALO is the send path of a covered message (route step 6 on): numbered, appended to the
 // peer's log and sent by the link once durable.
 func (cn *Connector) routeALO(r replier, a *apiConn, peerB, mtB []byte, hd *codec.Header, json []byte, f codec.Frame, await bool) error {
-	if _, ok := cn.sendPrio[string(mtB)]; !ok && !cn.cfg.PubsubCentralBroker {
+	if _, ok := cn.prios()[string(mtB)]; !ok && !cn.cfg.PubsubCentralBroker {
 		cn.log.Warnf("%s queue_send_to_connector_put received a message with invalid type %s. Ignoring...", cn.sourceID, mtB)
 		cn.stats.dropTypeNotAllowed.Add(1)
 		return nil

@@ -231,7 +231,7 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error 
 		return nil
 	}
 	// 7. type check
-	prio, ok := cn.sendPrio[string(mtB)]
+	prio, ok := cn.prios()[string(mtB)]
 	if !ok && !cn.cfg.PubsubCentralBroker {
 		cn.log.Warnf("%s queue_send_to_connector_put received a message with invalid type %s. Ignoring...", cn.sourceID, mtB)
 		cn.stats.dropTypeNotAllowed.Add(1)

@@ -47,8 +47,8 @@ type Connector struct {
 	// serverPeer is str(server_sockaddr): the peer name a client gives its server.
 	serverPeer string
 
-	sendPrio  map[string]int      // allowed send types -> priority (immutable)
-	recvTypes map[string]struct{} // allowed receive types (immutable)
+	sendPrio  atomic.Pointer[map[string]int] // allowed send types -> priority (replaced whole on reload)
+	recvTypes map[string]struct{}            // allowed receive types (immutable)
 
 	mu        sync.Mutex // guards running, eng, waiters, cmd state
 	running   bool
@@ -176,15 +176,8 @@ func New(cfg *config.Options, logOut io.Writer) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.sendPrio = map[string]int{}
-	for _, t := range cfg.SendMessageTypes {
-		c.sendPrio[t] = cfg.SendMessageTypesPriorities[t]
-	}
-	for _, t := range []string{"_ping", "_pubsub"} {
-		if _, ok := c.sendPrio[t]; !ok {
-			c.sendPrio[t] = cfg.SendMessageTypesPriorities[t]
-		}
-	}
+	sp := sendPriorities(cfg.SendMessageTypes, cfg.SendMessageTypesPriorities)
+	c.sendPrio.Store(&sp)
 	c.recvTypes = map[string]struct{}{}
 	for _, t := range cfg.RecvMessageTypes {
 		c.recvTypes[t] = struct{}{}
@@ -390,6 +383,23 @@ func (c *Connector) Close() {
 }
 
 // peerByName returns the identified peer, or nil. Concurrency-safe, lock-free.
+// sendPriorities maps the allowed send types (and _ping, _pubsub) to their priority.
+func sendPriorities(types []string, prio map[string]int) map[string]int {
+	m := map[string]int{}
+	for _, t := range types {
+		m[t] = prio[t]
+	}
+	for _, t := range []string{"_ping", "_pubsub"} {
+		if _, ok := m[t]; !ok {
+			m[t] = prio[t]
+		}
+	}
+	return m
+}
+
+// prios is the current send-type priority map (read-only). Concurrency-safe.
+func (c *Connector) prios() map[string]int { return *c.sendPrio.Load() }
+
 func (c *Connector) peerByName(name string) *peer {
 	return (*c.peers.Load())[name]
 }

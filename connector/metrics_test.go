@@ -394,3 +394,30 @@ func TestTLSCounters(t *testing.T) {
 		t.Errorf("server tls %+v; client tls %+v, reconnects %d", s.TLS, c.TLS, c.Reconnects)
 	}
 }
+
+// TestReloadPriorities: send_message_types_priorities is applied on reload (the map route takes
+// each frame's priority from), other changed keys are reported as needing a restart.
+func TestReloadPriorities(t *testing.T) {
+	dir := shortDir(t)
+	base := opts{"send_message_types": []string{"any", "event"}, "send_message_types_priorities": map[string]int{"event": 1}}
+	cli := newConnector(t, dir, clientConf(dir, freePort(t), "client1", base), nil)
+	if p := cli.prios(); p["event"] != 1 || p["any"] != 0 {
+		t.Fatalf("initial priorities %v", p)
+	}
+	cfg, err := config.Parse([]byte(clientConf(dir, 1, "client1", opts{"send_message_types": []string{"any", "event"},
+		"send_message_types_priorities": map[string]int{"any": 2, "event": 0}})), "c.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := cli.Reload(cfg)
+	if p := cli.prios(); p["event"] != 0 || p["any"] != 2 || p["_ping"] != 0 {
+		t.Fatalf("reloaded priorities %v", p)
+	}
+	if len(res.Applied) != 1 || !strings.Contains(res.Applied[0], "send_message_types_priorities") {
+		t.Fatalf("applied %q", res.Applied)
+	}
+	// server_sockaddr differs in this file: reported, not applied
+	if fmt.Sprint(res.NeedRestart) != "[server_sockaddr]" {
+		t.Fatalf("need restart %v", res.NeedRestart)
+	}
+}

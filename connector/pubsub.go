@@ -201,7 +201,7 @@ func (p *peer) brokerHandle(h *codec.Header, f codec.Frame) {
 		if h.AwaitResponse.Truthy() {
 			cn.addWaiter(topic, sub, h.RequestID, nil) // the broker swallows the answer, as Python's does
 		}
-		if !sp.q.Push(m, len(hb.B)+len(f.Data), cn.sendPrio[topic]) {
+		if !sp.q.Push(m, len(hb.B)+len(f.Data), cn.prios()[topic]) {
 			// A subscriber that does not keep up never slows the others: its publication is
 			// spilled to its send-persistence file when persistence covers the topic (replayed
 			// at its next connection), else dropped and counted.

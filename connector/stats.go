@@ -330,7 +330,9 @@ func (c *Connector) ReloadFile(path string) (ReloadResult, error) {
 
 // Reload applies what can change without a restart: default_logger_log_level,
 // subscribe_message_types (a client sends the _pubsub unsubscribe/subscribe frames at once, or
-// subscribes at its next connection), ignore_peer_traffic, metrics_listen and detailed_stats.
+// subscribes at its next connection), ignore_peer_traffic, send_message_types_priorities (for
+// messages queued from then on; the send types themselves need a restart), metrics_listen and
+// detailed_stats.
 // A reloadable key is applied when its value differs from the one applied last; every other key
 // whose value differs from the running configuration is reported (and logged) as needing a
 // restart. Concurrency-safe (reloads are serialised).
@@ -366,6 +368,12 @@ func (c *Connector) Reload(cfg *config.Options) ReloadResult {
 		n := &ignoreState{all: cfg.IgnorePeerTraffic.All, peers: slices.Clone(cfg.IgnorePeerTraffic.Peers)}
 		c.ignore.Store(n)
 		applied("ignore_peer_traffic", old.describe(), n.describe())
+	}
+	if changed("send_message_types_priorities") {
+		old := c.prios()
+		np := sendPriorities(c.cfg.SendMessageTypes, cfg.SendMessageTypesPriorities)
+		c.sendPrio.Store(&np)
+		applied("send_message_types_priorities", pyPrios(old), pyPrios(np))
 	}
 	if changed("detailed_stats") {
 		c.SetDetailedStats(cfg.DetailedStats)
@@ -468,4 +476,23 @@ func rawEqual(a, b json.RawMessage) bool {
 		return bytes.Equal(a, b)
 	}
 	return bytes.Equal(x.Bytes(), y.Bytes())
+}
+
+// pyPrios renders a priority map sorted by type, for the reload log line.
+func pyPrios(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("{")
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "'%s': %d", k, m[k])
+	}
+	b.WriteString("}")
+	return b.String()
 }
