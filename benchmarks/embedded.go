@@ -396,10 +396,10 @@ func runEmbeddedRate(ctx context.Context, e *env, o *Options, res *Result) error
 		ph.CPUPerMsgUs = cpu * 1e6 / float64(ph.Delivered)
 	}
 	res.Phases = append(res.Phases, ph)
-	res.Notes = append(res.Notes, fmt.Sprintf("path: embedded: 1 server process, %d client processes hosting %d client connectors each "+
+	res.Notes = append(res.Notes, fmt.Sprintf("path: embedded: 1 server process, %d client process(es) hosting up to %d client connectors each "+
 		"(own TCP connection and name), every application in its connector's process; latency from the send timestamp "+
 		"written just before SendMessage to the server application's handler (wall clock, same machine); "+
-		"CPU from the start of sending to the end of the drain, applications included", len(clients), per))
+		"CPU from the start of sending to the end of the drain, applications included", len(clients), min(per, o.Clients)))
 	return ctx.Err()
 }
 

@@ -215,6 +215,17 @@ func (n *nodeIO) stopped(ctx context.Context) {
 // returns its report; setup and protocol failures are in the report's Err.
 func RunNode(ctx context.Context, o NodeOptions, stdin io.Reader, stdout io.Writer) *NodeReport {
 	nio := newNodeIO(stdin, stdout)
+	// The stop signal also ends sending and draining: a node whose parent died (its stdin
+	// closed) stops at once instead of at the end of --duration.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-nio.eof:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	rep := &NodeReport{Role: o.Mode + " " + o.Role}
 	var err error
 	switch {
