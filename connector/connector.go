@@ -190,6 +190,7 @@ func New(cfg *config.Options, logOut io.Writer) (*Connector, error) {
 	if !cfg.IsServer {
 		c.subTypes = append([]string(nil), cfg.SubscribeMessageTypes...)
 	}
+	c.pstores.kick = make(chan struct{}, 1)
 	c.waiters = map[waitKey]*waiter{}
 	c.waitCount = map[waitGroupKey]int{}
 	if cfg.LinkCompression != "" {
