@@ -45,6 +45,8 @@ var (
 	// ErrALOLog reports a damaged or unusable at-least-once log or state file.
 	ErrALOLog  = errors.New("connector: at-least-once log")
 	errALOFull = errors.New("connector: at-least-once window full")
+	// errALOProtocol: a peer sent an at_least_once number or frame no aioconn sender produces.
+	errALOProtocol = errors.New("connector: at_least_once protocol error")
 )
 
 const (

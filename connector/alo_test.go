@@ -429,3 +429,21 @@ func TestALOCommitPacing(t *testing.T) {
 		t.Fatalf("%d duplicates", got.dups())
 	}
 }
+
+// TestALOTrackerGap: a number further past the receive window than a sender can have
+// unacknowledged is a protocol error (it once overflowed the window index and panicked the
+// event loop), a legitimate gap grows the window in one step.
+func TestALOTrackerGap(t *testing.T) {
+	tr := &aloTracker{base: 1}
+	if _, ok, err := tr.accept(1); !ok || err != nil {
+		t.Fatalf("accept 1: %v %v", ok, err)
+	}
+	if _, ok, err := tr.accept(1 + aloMaxMsgs - 1); !ok || err != nil || len(tr.win) != aloMaxMsgs {
+		t.Fatalf("largest legitimate gap: %v %v, window %d", ok, err, len(tr.win))
+	}
+	for _, seq := range []uint64{1 + aloMaxMsgs, 9223372036854775810, ^uint64(0)} {
+		if _, ok, err := tr.accept(seq); ok || !errors.Is(err, errALOProtocol) {
+			t.Fatalf("accept %d: %v %v", seq, ok, err)
+		}
+	}
+}

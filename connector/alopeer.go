@@ -219,7 +219,11 @@ func (p *peer) aloReceive(json []byte) (tagged, dup bool, js []byte, err error) 
 		p.aloSeen = true
 		p.aloIn.firstOnLink(seq)
 	}
-	epoch, ok := p.aloIn.accept(seq)
+	epoch, ok, err := p.aloIn.accept(seq)
+	if err != nil {
+		p.cn.log.Errorf("%s closing connection with %s: %v", p.cn.sourceID, p.name, err)
+		return false, false, nil, err
+	}
 	if !ok {
 		return false, true, nil, nil
 	}

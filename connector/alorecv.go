@@ -133,21 +133,28 @@ func (t *aloTracker) firstOnLink(seq uint64) {
 }
 
 // accept records seq as taken into a ring; false: a duplicate, drop it.
-func (t *aloTracker) accept(seq uint64) (uint32, bool) {
+func (t *aloTracker) accept(seq uint64) (uint32, bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if seq < t.base {
-		return 0, false
+		return 0, false, nil
 	}
-	i := t.head + int(seq-t.base)
-	for len(t.win) <= i {
-		t.win = append(t.win, 0)
+	// A sender never has more than aloMaxMsgs messages unacknowledged, and we acknowledged up to
+	// base-1 at most: a number further ahead is a protocol error (and would make the window,
+	// or its index, overflow).
+	gap := seq - t.base
+	if gap >= aloMaxMsgs {
+		return 0, false, fmt.Errorf("%w: %s %d is %d past the receive window (at most %d)", errALOProtocol, aloSeqKey, seq, gap, aloMaxMsgs)
+	}
+	i := t.head + int(gap)
+	if n := i + 1 - len(t.win); n > 0 {
+		t.win = append(t.win, make([]uint8, n)...)
 	}
 	if t.win[i] != 0 {
-		return 0, false
+		return 0, false, nil
 	}
 	t.win[i] = 1
-	return t.epoch, true
+	return t.epoch, true, nil
 }
 
 // set changes the state of an accepted seq (2: delivered, 0: to be received again).

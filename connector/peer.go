@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"regexp"
@@ -525,6 +526,9 @@ func (p *peer) process(f codec.Frame, h codec.Header, stream int64) error {
 	// at_least_once: a numbered message is de-duplicated and its number removed
 	if p.aloIn != nil {
 		tagged, dup, js, err := p.aloReceive(json)
+		if err != nil && errors.Is(err, errALOProtocol) {
+			return err // closes the link
+		}
 		if err != nil || dup {
 			return nil
 		}
