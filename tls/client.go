@@ -16,7 +16,7 @@ func StoreClientCertificate(baseDir, clientName string, certPEM, keyPEM []byte) 
 	if err := checkSourceID(clientName); err != nil {
 		return fmt.Errorf("%w: %q", err, clientName)
 	}
-	if _, err := gotls.X509KeyPair(certPEM, keyPEM); err != nil {
+	if err := checkClientPair(certPEM, keyPEM); err != nil {
 		return fmt.Errorf("%w: certificate for %s: %v", ErrCert, clientName, err)
 	}
 	p := NewPaths(baseDir)
@@ -32,4 +32,15 @@ func StoreClientCertificate(baseDir, clientName string, certPEM, keyPEM []byte) 
 		return fmt.Errorf("tls: %w", err)
 	}
 	return nil
+}
+
+// checkClientPair accepts a certificate/key pair a client may store: the key matches the leaf
+// (X509KeyPair, which reads only the first block) and every CERTIFICATE block parses (what the
+// client reads back at each handshake).
+func checkClientPair(certPEM, keyPEM []byte) error {
+	if _, err := gotls.X509KeyPair(certPEM, keyPEM); err != nil {
+		return err
+	}
+	_, err := ParseCertsPEM(certPEM)
+	return err
 }
