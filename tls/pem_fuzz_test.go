@@ -165,4 +165,3 @@ func FuzzSetNewCertificate(f *testing.F) {
 		}
 	})
 }
-
