@@ -518,6 +518,26 @@ func TestOptionsErrors(t *testing.T) {
 	}
 }
 
+// TestWindowDefault: Window 0 is 64 000 for throughput on the embedded path, 16 000 elsewhere;
+// a given window is kept.
+func TestWindowDefault(t *testing.T) {
+	for _, c := range []struct {
+		mode, path   string
+		window, want int64
+	}{
+		{ModeThroughput, PathEmbedded, 0, EmbeddedThroughputWindow},
+		{ModeThroughput, PathSocket, 0, DefaultWindow},
+		{ModePubsub, PathEmbedded, 0, DefaultWindow},
+		{ModeThroughput, PathEmbedded, 1000, 1000},
+	} {
+		o := DefaultOptions()
+		o.Mode, o.Path, o.Window = c.mode, c.path, c.window
+		if err := o.fill(); err != nil || o.Window != c.want {
+			t.Errorf("%s %q window %d: got %d (%v), want %d", c.mode, c.path, c.window, o.Window, err, c.want)
+		}
+	}
+}
+
 func payload(stream uint32, seq uint64, ts int64) []byte {
 	d := make([]byte, 32)
 	putPayload(d, stream, seq, ts)

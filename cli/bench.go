@@ -60,7 +60,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&o.Size, "size", d.Size, "data bytes per message (at least 20: sequence number and timestamp)")
 	fs.DurationVar(&o.Duration, "duration", d.Duration, "rate: sending time; other modes: cap on sending time")
 	fs.Int64Var(&o.Count, "count", d.Count, "throughput, pubsub, reqrep: messages or requests (upper bound)")
-	fs.Int64Var(&o.Window, "window", d.Window, "throughput, pubsub: messages in flight at most")
+	fs.Int64Var(&o.Window, "window", 0, "throughput, pubsub: messages in flight at most (default 16000; 64000 for throughput with --path embedded,\n"+
+		"where the credit crosses both connectors back and a 16000 window leaves the pipeline, not the sender, as the limit)")
 	fs.IntVar(&o.Subscribers, "subscribers", d.Subscribers, "pubsub: subscriber connectors")
 	fs.IntVar(&o.Concurrency, "concurrency", d.Concurrency, "reqrep: concurrent requesters of the second phase")
 	fs.Int64Var(&o.FileSize, "file-size", d.FileSize, "file: bytes")
