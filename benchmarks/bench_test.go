@@ -325,7 +325,8 @@ func TestSmoke(t *testing.T) {
 	})
 	t.Run("certstorm", func(t *testing.T) {
 		o := smokeOptions(bin)
-		o.Mode, o.Clients, o.StormRate, o.Duration = ModeCertStorm, 3, 500, 300*time.Millisecond
+		// 3 storm clients in 2 bench_nodes (2 + 1): the several-node path too.
+		o.Mode, o.Clients, o.StormRate, o.Duration, o.NodeClients = ModeCertStorm, 3, 500, 300*time.Millisecond, 2
 		res, err := Run(ctx, o)
 		if err != nil {
 			t.Fatal(err)
@@ -337,8 +338,19 @@ func TestSmoke(t *testing.T) {
 			checkLossless(t, ph)
 		}
 		st := res.Phases[1].Storm
-		if st == nil || st.Issued != 3 || st.Connected != 3 || st.AllServedS <= 0 {
+		if st == nil || st.Issued != 3 || st.Connected != 3 || st.AllServedS <= 0 || st.Processes != 2 || st.ReleaseS <= 0 ||
+			st.StartFailed != 0 {
 			t.Fatalf("storm %+v", st)
+		}
+		roles := map[string]ProcStats{}
+		for _, p := range res.Procs {
+			roles[p.Role] = p
+		}
+		if p := roles["storm clients (bench_node)"]; p.Count != 2 || p.CPUSeconds <= 0 {
+			t.Errorf("storm nodes %+v in %+v", p, res.Procs)
+		}
+		if p := roles[keyHelperRole]; p.Count != 1 {
+			t.Errorf("key helper %+v in %+v", p, res.Procs)
 		}
 	})
 }

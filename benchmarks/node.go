@@ -34,12 +34,15 @@ import (
 //	  connector connected, probes sent)
 //	rate clients: SENT <n>
 //	pubsub clients: DONE (sent, drained)
+//	certstorm clients: WAITING <n> (every  GO            (start every hosted connector at once)
+//	  hosted connector built, none started)
+//	certstorm clients: STARTED <µs> (every Start returned; µs from GO)
 //	all: ERROR <why> when the node failed (it then waits for the stop signal);
 //	  a JSON NodeReport line after stdin's EOF (the stop signal), then exit.
 
 // NodeOptions are the settings of one rate or pubsub bench_node.
 type NodeOptions struct {
-	Mode        string // ModeRate or ModePubsub
+	Mode        string // ModeRate, ModePubsub or ModeCertStorm (role "clients" only)
 	Role        string // "server" or "clients"
 	Port        int    // clients: the server's TCP port
 	Dir         string // connector_files_dirpath of every connector of the node
@@ -54,6 +57,7 @@ type NodeOptions struct {
 	Window      int64
 	Drain       time.Duration
 	StartupTime time.Duration
+	CertDir     string // certstorm clients: certificates_directory_path (strict TLS)
 }
 
 // Tally is what one receiving application counted, as a node reports it: the per-stream
@@ -211,7 +215,7 @@ func (n *nodeIO) stopped(ctx context.Context) {
 	}
 }
 
-// RunNode runs one rate or pubsub bench_node (see the protocol above) until stdin's EOF and
+// RunNode runs one rate, pubsub or certstorm bench_node (see the protocol above) until stdin's EOF and
 // returns its report; setup and protocol failures are in the report's Err.
 func RunNode(ctx context.Context, o NodeOptions, stdin io.Reader, stdout io.Writer) *NodeReport {
 	nio := newNodeIO(stdin, stdout)
@@ -237,6 +241,8 @@ func RunNode(ctx context.Context, o NodeOptions, stdin io.Reader, stdout io.Writ
 		err = nodePubsubBroker(ctx, &o, nio, rep)
 	case o.Mode == ModePubsub && o.Role == "clients":
 		err = nodePubsubClients(ctx, &o, nio, rep)
+	case o.Mode == ModeCertStorm && o.Role == "clients":
+		err = nodeStormClients(ctx, &o, nio, rep)
 	default:
 		err = fmt.Errorf("%w: bench_node mode %q role %q", ErrBadOptions, o.Mode, o.Role)
 	}

@@ -3,16 +3,22 @@ package benchmarks
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/aioconn/aioconn/config"
+	"github.com/aioconn/aioconn/connector"
 )
 
-// StormRes is the outcome of a certificate storm: o.Clients first-time clients started at once
+// StormRes is the outcome of a certificate storm: o.Clients first-time clients released at once
 // against a strict TLS server, each getting its certificate through _ssl and reconnecting.
 type StormRes struct {
 	Clients     int     `json:"clients"`
@@ -22,17 +28,31 @@ type StormRes struct {
 	IssuedP50S  float64 `json:"issued_p50_s"` // storm start to the certificate file, median client
 	IssuedMaxS  float64 `json:"issued_max_s"` // ... last client
 	StreamRate  float64 `json:"stream_rate"`  // msg/s offered by the established client
-	LaunchS     float64 `json:"launch_s"`     // time the bench took to start the storm's processes
+	LaunchS     float64 `json:"launch_s"`     // time the bench took to start the storm's processes (before the storm with bench_nodes)
 	BoundS      float64 `json:"bound_s"`      // how long the bench waited at most
-	StartFailed int     `json:"start_failed"` // processes that exited
+	StartFailed int     `json:"start_failed"` // processes that exited or failed
+	// Processes is the number of processes hosting the storm clients: bench_nodes (aioconn,
+	// o.NodeClients clients each, default all in one), or one connector process per client
+	// (Python target).
+	Processes int `json:"processes"`
+	// ReleaseS is the storm start (GO) to the last hosted connector's Start returning, as the
+	// slowest bench_node measured it (0 with one process per client).
+	ReleaseS float64 `json:"release_s,omitempty"`
 }
 
 const stormBound = 90 * time.Second
 
+// stormName is the client name of storm client i (0-based).
+func stormName(i int) string { return "n" + strconv.Itoa(i+1) }
+
 // runCertStorm: a strict TLS server, one established client streaming o.StormRate msg/s to it
-// (phase "baseline" for 2 s or o.Duration if shorter, then phase "during storm"), and o.Clients first-time clients
-// started at once. The storm phase lasts until every storm client is connected with its own
-// certificate (or stormBound); its latency is the established client's during the storm.
+// (phase "baseline" for 2 s or o.Duration if shorter, then phase "during storm"), and o.Clients
+// first-time clients released at once. With aioconn the storm clients are hosted by bench_node
+// processes (stormNodes) that are running, their connectors built and waiting, before the
+// baseline starts, so that launching processes on this machine is not measured as the server's
+// latency (in a deployment the storm clients run elsewhere). The storm phase lasts until every
+// storm client is connected with its own certificate (or stormBound); its latency is the
+// established client's during the storm.
 func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 	srv, err := e.startServer(ctx, nil, o.StartupTime)
 	if err != nil {
@@ -63,6 +83,20 @@ func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 	}); err != nil {
 		return err
 	}
+	// The established client is connected, so the TLS server and its issuer are up: the key
+	// helper (if any) is a child of the server by now.
+	helpers := e.adoptKeyHelpers(srv)
+	sc := &stormClients{e: e, o: o, names: make([]string, o.Clients)}
+	for i := range sc.names {
+		sc.names[i] = stormName(i)
+	}
+	defer sc.kill()
+	if e.target == TargetGo {
+		if err := sc.startNodes(ctx); err != nil {
+			return err
+		}
+	}
+
 	// baseline
 	var seq uint64
 	e.markCPU()
@@ -96,42 +130,48 @@ func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 			streamErr.Store(&err)
 		}
 	}()
+	streamStopped := false
+	stopStream := func() {
+		if !streamStopped {
+			streamStopped = true
+			close(stopS)
+			<-streamDone
+		}
+	}
+	defer stopStream()
 	var issued atomic.Int64
 	stop := make(chan struct{})
+	defer close(stop)
 	go progress(o, stop, func() string {
 		return fmt.Sprintf("certstorm: %.1fs, %d of %d certificates issued, stream delivered %d", time.Duration(clk.now()-start).Seconds(),
 			issued.Load(), o.Clients, cnt.unique.Load())
 	})
 	stormStart := clk.now()
-	storm := make([]*proc, 0, o.Clients)
-	for i := range o.Clients {
-		p, err := e.start(fmt.Sprintf("n%d", i+1), "storm client", nil)
-		if err != nil {
-			close(stopS)
-			close(stop)
-			return err
-		}
-		storm = append(storm, p)
+	if err := sc.release(); err != nil {
+		return err
 	}
-	st.LaunchS = time.Duration(clk.now() - stormStart).Seconds()
 	certDir := filepath.Join(e.certDir, "certificates", "client", "client-certs")
-	issuedAt := make([]int64, len(storm))
+	issuedAt := make([]int64, len(sc.names))
 	deadline := time.Now().Add(stormBound)
 	var lastConn time.Time
+	var stormErr error
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		for i, p := range storm {
+		if stormErr = sc.poll(); stormErr != nil {
+			break
+		}
+		for i, name := range sc.names {
 			if issuedAt[i] == 0 {
-				if _, err := os.Stat(filepath.Join(certDir, p.name+".pem")); err == nil {
+				if _, err := os.Stat(filepath.Join(certDir, name+".pem")); err == nil {
 					issuedAt[i] = clk.now()
 					issued.Add(1)
 				}
 			}
 		}
-		if int(issued.Load()) == len(storm) && time.Since(lastConn) > 250*time.Millisecond {
+		if int(issued.Load()) == len(sc.names) && time.Since(lastConn) > 250*time.Millisecond {
 			lastConn = time.Now()
 			if r, err := Command(srv.opts.CommanderPath(), `{"cmd": "show_connected_peers__sync", "kwargs": {}}`); err == nil {
-				st.Connected = countNames(r, storm)
-				if st.Connected == len(storm) {
+				st.Connected = countNames(r, sc.names)
+				if st.Connected == len(sc.names) {
 					st.AllServedS = time.Duration(clk.now() - stormStart).Seconds()
 					break
 				}
@@ -142,21 +182,12 @@ func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	close(stopS)
-	<-streamDone
+	stopStream()
 	end = clk.now()
-	close(stop)
 	drain(ctx, o, int64(seq), cnt.unique.Load)
-	for _, p := range storm {
-		select {
-		case <-p.done:
-			st.StartFailed++
-		default:
-		}
-	}
 	if st.AllServedS == 0 {
 		if r, err := Command(srv.opts.CommanderPath(), `{"cmd": "show_connected_peers__sync", "kwargs": {}}`); err == nil {
-			st.Connected = countNames(r, storm)
+			st.Connected = countNames(r, sc.names)
 		}
 	}
 	var at []float64
@@ -172,24 +203,292 @@ func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 	}
 	ph = Phase{Name: "during storm", Storm: st}
 	finish(&ph, clk, start, end, cnt, []int64{0, int64(seq)}, o.Size, e, cpuSelf0)
+	nodeErr := sc.finish(st) // the storm clients' CPU, after the phase's connector CPU was read
 	res.Phases = append(res.Phases, ph)
-	res.Notes = append(res.Notes, fmt.Sprintf("certstorm: %d first-time clients started at once (one process each, %.2fs to launch them); "+
-		"issued = the client's certificate file appeared (polled every 50 ms); served = the server lists the client as connected "+
-		"(with its new certificate); latency = the established client's messages at %g msg/s during the storm", o.Clients, st.LaunchS, o.StormRate))
+	if sc.ns != nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("certstorm: %d first-time clients hosted by %d bench_node process(es) (connectors built "+
+			"and waiting before the baseline, %.2fs to launch; at the storm start every one is started at once, all started after %.3fs; "+
+			"their CPU is the nodes' from that start to the end of the storm)", o.Clients, st.Processes, st.LaunchS, st.ReleaseS))
+	} else {
+		res.Notes = append(res.Notes, fmt.Sprintf("certstorm: %d first-time clients started at once (one process each, %.2fs to launch them)",
+			o.Clients, st.LaunchS))
+	}
+	res.Notes = append(res.Notes, fmt.Sprintf("certstorm: issued = the client's certificate file appeared (polled every 50 ms); "+
+		"served = the server lists the client as connected (with its new certificate); latency = the established client's "+
+		"messages at %g msg/s during the storm", o.StormRate))
+	if len(helpers) > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("certstorm: the server's key helper process (pid %v) is counted as role %q", helpers, keyHelperRole))
+	} else if e.target == TargetGo {
+		res.Notes = append(res.Notes, "certstorm: no key helper process found among the server's children")
+	}
 	if p := streamErr.Load(); p != nil {
 		return *p
 	}
+	if stormErr != nil {
+		return stormErr
+	}
+	if nodeErr != nil {
+		return nodeErr
+	}
 	if st.AllServedS == 0 {
-		return fmt.Errorf("benchmarks: certstorm: %d of %d clients served within %v", st.Connected, len(storm), stormBound)
+		return fmt.Errorf("benchmarks: certstorm: %d of %d clients served within %v", st.Connected, len(sc.names), stormBound)
 	}
 	return ctx.Err()
 }
 
+// stormClients are the first-time clients of one storm. With aioconn they are hosted by
+// bench_node processes (o.NodeClients each, default all in one) whose connectors are built
+// before the measurement and started together at GO; with the Python target each is a connector
+// process of its own, started at the release (a Python connector cannot be made to wait).
+// Not safe for concurrent use.
+type stormClients struct {
+	e     *env
+	o     *Options
+	names []string
+	ns    *nodeSet // bench_nodes; nil: one connector process per client
+	procs []*proc  // one process per client
+	// started counts the nodes that said STARTED; launchS, releaseS as in StormRes.
+	started  int
+	launchS  float64
+	releaseS float64
+}
+
+// startNodes starts the bench_nodes hosting the storm clients and waits until every one has
+// built its connectors (WAITING); nothing has connected to the server yet.
+func (sc *stormClients) startNodes(ctx context.Context) error {
+	o := sc.o
+	per := o.NodeClients
+	if per <= 0 {
+		per = o.Clients
+	}
+	sc.ns = &nodeSet{e: sc.e}
+	t0 := time.Now()
+	for first := 0; first < o.Clients; first += per {
+		k := min(per, o.Clients-first)
+		j := strconv.Itoa(len(sc.ns.nodes) + 1)
+		if _, err := sc.ns.start("storm"+j, nodeArgs(o, "clients", filepath.Join(sc.e.dir, "st"+j), "--port", strconv.Itoa(sc.e.port),
+			"--first", strconv.Itoa(first), "--clients", strconv.Itoa(k), "--cert-dir", sc.e.certDir)...); err != nil {
+			return err
+		}
+	}
+	for _, n := range sc.ns.nodes {
+		if _, err := n.expect(ctx, "WAITING", o.StartupTime); err != nil {
+			return err
+		}
+	}
+	sc.launchS = time.Since(t0).Seconds()
+	return nil
+}
+
+// release starts the storm: GO to every node, or (one process per client) starts them.
+func (sc *stormClients) release() error {
+	if sc.ns != nil {
+		for _, n := range sc.ns.nodes {
+			if err := n.tell("GO"); err != nil {
+				return fmt.Errorf("benchmarks: certstorm: GO to bench_node (pid %d): %w", n.cmd.Process.Pid, err)
+			}
+		}
+		return nil
+	}
+	t0 := time.Now()
+	for _, name := range sc.names {
+		p, err := sc.e.start(name, "storm client", nil)
+		if err != nil {
+			return err
+		}
+		sc.procs = append(sc.procs, p)
+	}
+	sc.launchS = time.Since(t0).Seconds()
+	return nil
+}
+
+// poll reads what the nodes said since the last call without waiting: STARTED sets releaseS;
+// ERROR or an early exit is an error.
+func (sc *stormClients) poll() error {
+	if sc.ns == nil {
+		return nil
+	}
+	for _, n := range sc.ns.nodes {
+		for more := true; more; {
+			select {
+			case l, ok := <-n.lines:
+				if !ok {
+					return fmt.Errorf("benchmarks: certstorm: bench_node (pid %d) exited during the storm", n.cmd.Process.Pid)
+				}
+				if us, found := strings.CutPrefix(l, "STARTED "); found {
+					v, _ := strconv.ParseInt(us, 10, 64)
+					sc.releaseS = max(sc.releaseS, float64(v)/1e6)
+					sc.started++
+				} else if strings.HasPrefix(l, "ERROR") {
+					return fmt.Errorf("benchmarks: certstorm: bench_node (pid %d): %s", n.cmd.Process.Pid, l)
+				}
+			default:
+				more = false
+			}
+		}
+	}
+	return nil
+}
+
+// finish fills st's process figures; with nodes, it stops them (stop signal, reports) and adds
+// their CPU to the run's process table.
+func (sc *stormClients) finish(st *StormRes) error {
+	st.LaunchS, st.ReleaseS = sc.launchS, sc.releaseS
+	if sc.ns == nil {
+		st.Processes = len(sc.procs)
+		for _, p := range sc.procs {
+			select {
+			case <-p.done:
+				st.StartFailed++
+			default:
+			}
+		}
+		return nil
+	}
+	st.Processes = len(sc.ns.nodes)
+	reps, err := finishNodes(sc.ns)
+	roles := make([]string, len(reps))
+	for i, r := range reps {
+		roles[i] = "storm clients (bench_node)"
+		if r == nil || r.Err != "" {
+			st.StartFailed++
+		}
+	}
+	embeddedStats(sc.e, roles, reps)
+	return err
+}
+
+// kill stops, by PID, the nodes still running (deferred; also on Ctrl-C). Connector processes
+// are the env's (stopped by env.stop).
+func (sc *stormClients) kill() {
+	if sc.ns != nil {
+		sc.ns.kill()
+	}
+}
+
+// nodeStormClients: o.Clients first-time client connectors n<First+1>… in strict TLS
+// (certificates_directory_path o.CertDir, holding only the default client certificate), built
+// (connector.New: config, logs, commander socket) but not started; WAITING says so. At GO every
+// one is started at the same moment (one goroutine each, waiting on one channel), and each then
+// connects, asks for its certificate (_ssl get_new_certificate) and reconnects with it, as a
+// create_connector client does (same reconnect interval). CPU is counted from GO to the stop
+// signal.
+func nodeStormClients(ctx context.Context, o *NodeOptions, nio *nodeIO, rep *NodeReport) error {
+	if o.CertDir == "" || o.Port <= 0 {
+		return fmt.Errorf("%w: certstorm clients need --cert-dir and --port", ErrBadOptions)
+	}
+	cns := make([]*connector.Connector, 0, o.Clients)
+	defer func() { closeConnectors(cns) }()
+	tlsKeys := map[string]any{"use_ssl": true, "ssl_allow_all": false, "certificates_directory_path": o.CertDir,
+		"default_logger_log_level": "WARNING"}
+	for i := range o.Clients {
+		name := stormName(o.First + i)
+		cfg, err := config.Parse(EmbeddedConfig(false, name, o.Port, o.Dir, []string{"any"}, []string{"any"}, tlsKeys), name)
+		if err != nil {
+			return fmt.Errorf("client %s: %w", name, err)
+		}
+		cn, err := connector.New(cfg, io.Discard)
+		if err != nil {
+			return fmt.Errorf("client %s: %w", name, err)
+		}
+		cns = append(cns, cn)
+	}
+	goCh := make(chan struct{})
+	errs := make(chan error, len(cns))
+	for _, cn := range cns {
+		go func() {
+			select {
+			case <-goCh:
+				errs <- cn.Start()
+			case <-ctx.Done():
+				errs <- ctx.Err()
+			}
+		}()
+	}
+	nio.say("WAITING " + strconv.Itoa(len(cns)))
+	if _, err := nio.await(ctx, "GO", o.StartupTime+o.Duration+2*time.Minute+o.Drain); err != nil {
+		return err
+	}
+	mark := markSelf()
+	t0 := time.Now()
+	close(goCh)
+	var first error
+	for range cns {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		return fmt.Errorf("start: %w", first)
+	}
+	nio.say("STARTED " + strconv.FormatInt(time.Since(t0).Microseconds(), 10))
+	nio.stopped(ctx)
+	mark.end(rep)
+	return nil
+}
+
+// closeConnectors closes cns in parallel and waits for all.
+func closeConnectors(cns []*connector.Connector) {
+	var wg sync.WaitGroup
+	for _, cn := range cns {
+		wg.Add(1)
+		go func() { defer wg.Done(); cn.Close() }()
+	}
+	wg.Wait()
+}
+
+// keyHelperRole is the process-table role of the server's key generation helper.
+const keyHelperRole = "server key helper"
+
+// adoptKeyHelpers finds the server's key generation helpers (children of its process whose
+// command line starts with "aioconn-keygen", tls/keygen.go) and adds them to the env's
+// processes, so that their CPU is measured like the server's; they are the server's children,
+// never stopped by the bench. It returns their PIDs.
+func (e *env) adoptKeyHelpers(srv *proc) []int {
+	var pids []int
+	for _, c := range childPIDs(srv.pid) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(c) + "/cmdline")
+		if err != nil || !strings.HasPrefix(string(b), "aioconn-keygen") {
+			continue
+		}
+		pids = append(pids, c)
+		e.mu.Lock()
+		e.procs = append(e.procs, &proc{name: "keygen", role: keyHelperRole, pid: c, done: make(chan struct{})})
+		e.mu.Unlock()
+	}
+	return pids
+}
+
+// childPIDs lists the children of pid (/proc/<pid>/task/*/children; none when unknown).
+func childPIDs(pid int) []int {
+	if pid <= 0 {
+		return nil
+	}
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, t := range ents {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil && !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
 // countNames counts the storm clients listed in a show_connected_peers reply.
-func countNames(reply string, ps []*proc) int {
+func countNames(reply string, names []string) int {
 	n := 0
-	for _, p := range ps {
-		if strings.Contains(reply, "'"+p.name+"'") || strings.Contains(reply, `"`+p.name+`"`) {
+	for _, name := range names {
+		if strings.Contains(reply, "'"+name+"'") || strings.Contains(reply, `"`+name+`"`) {
 			n++
 		}
 	}

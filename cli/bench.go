@@ -32,7 +32,9 @@ modes:
   persist     disk_persistence_send: the server app sends --count messages to an absent client
               (spill rate), then the client starts and gets them replayed (replay rate, loss)
   certstorm   strict TLS: --clients first-time clients start at once and get certificates through
-              _ssl, while an established client streams --storm-rate msg/s (its latency is measured)
+              _ssl, while an established client streams --storm-rate msg/s (its latency is measured);
+              the storm clients are hosted by aioconn bench_node processes (--node-clients each,
+              default all in one), running and waiting before the measurement, released by one GO
 
 --tls runs any mode in strict TLS with certificates made for the run (each client gets its own
 certificate on its first connection); --tls-allow-all in allow-all TLS. --config FILE targets an
@@ -74,7 +76,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.FileDir, "file-dir", "", "file: directory for the source and received files (default the run's temp dir)")
 	fs.Float64Var(&o.StormRate, "storm-rate", d.StormRate, "certstorm: msg/s of the established client")
 	fs.StringVar(&o.Path, "path", "", "throughput, reqrep, rate, pubsub: embedded = each application inside its connector's process (no unix socket)")
-	fs.IntVar(&o.NodeClients, "node-clients", 0, "rate with --path embedded: client connectors per bench_node process (default 100)")
+	fs.IntVar(&o.NodeClients, "node-clients", 0, "rate with --path embedded: client connectors per bench_node process (default 100);\n"+
+		"certstorm: storm clients per bench_node process (default all in one)")
 	fs.IntVar(&o.Batch, "batch", 0, "with --path embedded: messages per SendMessages call (default one SendMessage per message)")
 	tlsStrict := fs.Bool("tls", false, "strict TLS (use_ssl, certificates made for the run)")
 	tlsAll := fs.Bool("tls-allow-all", false, "allow-all TLS (use_ssl, ssl_allow_all)")

@@ -26,7 +26,8 @@ import (
 // this process with its application (api.NewWithTransport over connector.Local), so the only
 // socket on the message path is the TCP link between the two nodes. It is not listed in the help.
 //
-// Modes rate and pubsub are benchmarks.RunNode (its protocol is documented there). Protocol of
+// Modes rate, pubsub and certstorm (the storm's first-time clients) are benchmarks.RunNode (its
+// protocol is documented there). Protocol of
 // throughput and reqrep with the parent (the bench), one line each on stdout:
 //   - server: "READY <port>" once listening; "DONE" when --count messages arrived;
 //   - both: a JSON line (benchmarks.NodeReport) when stdin reaches EOF, then exit.
@@ -40,8 +41,8 @@ const benchNodeCreditType = "credit"
 func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench_node", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	role := fs.String("role", "server", "server (receives) or client (sends); rate and pubsub: server or clients")
-	mode := fs.String("mode", "throughput", "throughput, reqrep (sequential await_response round trips), rate or pubsub")
+	role := fs.String("role", "server", "server (receives) or client (sends); rate and pubsub: server or clients; certstorm: clients")
+	mode := fs.String("mode", "throughput", "throughput, reqrep (sequential await_response round trips), rate, pubsub or certstorm")
 	port := fs.Int("port", 0, "client: the server's TCP port")
 	count := fs.Int64("count", 1000, "messages")
 	size := fs.Int("size", 100, "data bytes per message (at least 16)")
@@ -51,20 +52,26 @@ func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	// rate and pubsub (benchmarks.RunNode)
 	var no benchmarks.NodeOptions
 	fs.IntVar(&no.Streams, "streams", 0, "rate server: clients in the whole run")
-	fs.IntVar(&no.First, "first", 0, "rate clients: index of the first client hosted")
-	fs.IntVar(&no.Clients, "clients", 1, "rate clients: client connectors hosted")
+	fs.IntVar(&no.First, "first", 0, "rate and certstorm clients: index of the first client hosted")
+	fs.IntVar(&no.Clients, "clients", 1, "rate and certstorm clients: client connectors hosted")
 	fs.IntVar(&no.Subscribers, "subscribers", 1, "pubsub clients: subscriber connectors hosted")
 	fs.Float64Var(&no.Rate, "rate", 40, "rate: msg/s per client")
 	fs.DurationVar(&no.Duration, "duration", 10*time.Second, "rate: sending time; pubsub: cap on sending time")
 	fs.DurationVar(&no.Drain, "drain", 2*time.Second, "stop waiting for stragglers after this long without progress")
 	fs.DurationVar(&no.StartupTime, "startup", 60*time.Second, "bound on connecting and each readiness step")
+	fs.StringVar(&no.CertDir, "cert-dir", "", "certstorm clients: certificates_directory_path (strict TLS, default client certificate only)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *mode == benchmarks.ModeRate || *mode == benchmarks.ModePubsub {
+	storm := *mode == benchmarks.ModeCertStorm
+	if *mode == benchmarks.ModeRate || *mode == benchmarks.ModePubsub || storm {
 		if *dir == "" || *size < 20 || *window < 256 || no.Clients < 1 || no.Subscribers < 1 || no.Rate <= 0 ||
 			no.Duration <= 0 || no.Drain <= 0 || no.StartupTime <= 0 {
 			fmt.Fprintln(stderr, "bench_node: need --dir, --size >= 20, --window >= 256, --clients/--subscribers >= 1, positive --rate, --duration, --drain, --startup")
+			return 2
+		}
+		if storm && (*role != "clients" || no.CertDir == "" || *port <= 0) {
+			fmt.Fprintln(stderr, "bench_node: certstorm runs --role clients with --cert-dir and --port")
 			return 2
 		}
 		no.Mode, no.Role, no.Port, no.Dir, no.Size, no.Count, no.Window = *mode, *role, *port, *dir, *size, *count, *window
@@ -80,7 +87,12 @@ func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 				hosted = no.Subscribers + 1
 			}
 		}
-		if hosted > 1 && os.Getenv("GOMAXPROCS") == "" {
+		// Certstorm clients are TLS: their links run on goroutines (loop streams, the runtime's
+		// netpoller), not on the event loops, which only serve the idle unix sockets; the node
+		// keeps every CPU, as create_connector does for TLS.
+		if storm && os.Getenv("GOMAXPROCS") == "" {
+			os.Setenv("GOMAXPROCS", strconv.Itoa(runtime.NumCPU()))
+		} else if hosted > 1 && os.Getenv("GOMAXPROCS") == "" {
 			os.Setenv("GOMAXPROCS", strconv.Itoa(hosted+1))
 			runtime.GOMAXPROCS(hosted + 1)
 		}
