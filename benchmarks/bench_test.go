@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -547,6 +548,21 @@ func TestWindowDefault(t *testing.T) {
 		if err := o.fill(); err != nil || o.Window != c.want {
 			t.Errorf("%s %q window %d: got %d (%v), want %d", c.mode, c.path, c.window, o.Window, err, c.want)
 		}
+	}
+}
+
+func TestP99BySecond(t *testing.T) {
+	lat := make([]int64, 250)
+	for i := range lat {
+		lat[i] = int64(i%100+1) * 1e6 // 1..100 ms in every 100
+	}
+	lat[120] = 5000e6
+	got := p99BySecond(lat, 100)
+	if want := []float64{99, 100, 50}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if lat[120] != 5000e6 || p99BySecond(nil, 100) != nil || p99BySecond(lat, 0) != nil {
+		t.Error("input changed or empty cases")
 	}
 }
 

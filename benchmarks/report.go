@@ -86,8 +86,15 @@ func WriteTable(w io.Writer, res *Result) {
 				f.Bytes, f.Chunks, f.Seconds, f.MBps, f.Verified, f.SHA256, map[bool]string{true: " " + f.Note, false: ""}[f.Note != ""])
 		}
 		if s := p.Storm; s != nil {
-			fmt.Fprintf(w, "\ncertstorm: %d clients: %d certificates issued (median %.2f s, last %.2f s), %d connected, all served in %.2f s (0 = not within %.0f s); launch took %.2f s; %d exited\n",
+			fmt.Fprintf(w, "\ncertstorm: %d clients: %d certificates issued (median %.2f s, last %.2f s), %d connected, all served in %.2f s (0 = not within %.0f s); launch took %.2f s; %d exited or failed\n",
 				s.Clients, s.Issued, s.IssuedP50S, s.IssuedMaxS, s.Connected, s.AllServedS, s.BoundS, s.LaunchS, s.StartFailed)
+			if len(s.P99BySecondMs) > 0 {
+				fmt.Fprint(w, "certstorm: established client's p99 per second of the storm, ms:")
+				for _, v := range s.P99BySecondMs {
+					fmt.Fprintf(w, " %.1f", v)
+				}
+				fmt.Fprintln(w)
+			}
 		}
 	}
 	if len(res.Procs) > 0 {

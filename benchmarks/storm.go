@@ -38,6 +38,9 @@ type StormRes struct {
 	// ReleaseS is the storm start (GO) to the last hosted connector's Start returning, as the
 	// slowest bench_node measured it (0 with one process per client).
 	ReleaseS float64 `json:"release_s,omitempty"`
+	// P99BySecondMs is the established client's p99 latency of the messages sent in each second
+	// of the storm (its arrivals in order, StreamRate per second; the last second may be partial).
+	P99BySecondMs []float64 `json:"p99_by_second_ms,omitempty"`
 }
 
 const stormBound = 90 * time.Second
@@ -201,6 +204,9 @@ func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 		slices.Sort(at)
 		st.IssuedP50S, st.IssuedMaxS = at[(len(at)-1)/2], at[len(at)-1]
 	}
+	cnt.mu.Lock()
+	st.P99BySecondMs = p99BySecond(cnt.lat, int(o.StormRate))
+	cnt.mu.Unlock()
 	ph = Phase{Name: "during storm", Storm: st}
 	finish(&ph, clk, start, end, cnt, []int64{0, int64(seq)}, o.Size, e, cpuSelf0)
 	nodeErr := sc.finish(st) // the storm clients' CPU, after the phase's connector CPU was read
@@ -480,6 +486,23 @@ func childPIDs(pid int) []int {
 				out = append(out, c)
 			}
 		}
+	}
+	return out
+}
+
+// p99BySecond splits lat (ns, in arrival order) into runs of perSec samples and returns each
+// run's p99 in ms; lat is not modified.
+func p99BySecond(lat []int64, perSec int) []float64 {
+	if perSec <= 0 {
+		return nil
+	}
+	var out []float64
+	buf := make([]int64, 0, min(perSec, len(lat)))
+	for i := 0; i < len(lat); i += perSec {
+		buf = append(buf[:0], lat[i:min(i+perSec, len(lat))]...)
+		slices.Sort(buf)
+		k := max(0, min(int(0.99*float64(len(buf))+0.5)-1, len(buf)-1))
+		out = append(out, float64(buf[k])/1e6)
 	}
 	return out
 }
