@@ -362,4 +362,3 @@ func FuzzALOLinkClient(f *testing.F) {
 		c2.Close()
 	})
 }
-
