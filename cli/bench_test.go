@@ -42,4 +42,9 @@ func TestBenchEmbeddedModes(t *testing.T) {
 	if code := runBenchNode(context.Background(), []string{"--mode", "rate", "--role", "clients", "--size", "8"}, &out, &errb); code != 2 {
 		t.Errorf("bench_node without --dir: exit %d", code)
 	}
+	out.Reset()
+	errb.Reset()
+	if code := runBenchNode(context.Background(), []string{"--mode", "certstorm", "--role", "clients", "--dir", t.TempDir(), "--port", "1"}, &out, &errb); code != 2 {
+		t.Errorf("bench_node certstorm without --cert-dir: exit %d", code)
+	}
 }
