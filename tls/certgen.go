@@ -158,7 +158,9 @@ func selfSigned(conf *Conf, key *rsa.PrivateKey, now time.Time, rnd io.Reader) (
 	}
 	hh := h.New()
 	hh.Write(tbs)
+	signSem <- struct{}{} // one signature at a time with the handshakes (config.go)
 	sig, err := rsa.SignPKCS1v15(rnd, key, h, hh.Sum(nil))
+	<-signSem
 	if err != nil {
 		return nil, fmt.Errorf("tls: signing certificate: %w", err)
 	}
