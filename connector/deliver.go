@@ -56,16 +56,6 @@ func (rt *recvType) dropNoListener() {
 	rt.cn.log.Warnf("%s could not connect to non existing %s", rt.cn.sourceID, rt.path)
 }
 
-// push copies one message (re-packed frame) into the type's ring. Concurrency-safe.
-func (rt *recvType) push(json, data, binary []byte, withBinary bool) {
-	b := bytebufferpool.Get()
-	b.B = codec.AppendFrame(b.B[:0], json, data, binary, withBinary)
-	if !rt.q.Push(b, len(b.B)) {
-		bytebufferpool.Put(b)
-		rt.cn.stats.dropQueueFull.Add(1)
-		rt.cn.log.Errorf("%s queue_recv full for type %s: message dropped", rt.cn.sourceID, rt.mtype)
-	}
-}
 
 // pushTagged is push for a numbered at_least_once message: its tag follows the frame in the
 // buffer, and the consumer reports the delivery. false: the ring is full (nothing pushed).

@@ -64,7 +64,10 @@ type peer struct {
 	drops        atomic.Int64 // messages dropped because this peer's queue was full
 	spills       atomic.Int64 // publications spilled to its persistence file (queue full)
 	wakePeers    []*peer      // loop-owned: other peers to wake at the end of this read burst
-	blockedSince time.Time    // loop-owned: when receive backpressure began
+	rtPend       *recvType    // loop-owned: receive type of the frames held in rtBufs
+	rtBufs       []*bytebufferpool.ByteBuffer
+	rtSizes      []int
+	blockedSince time.Time // loop-owned: when receive backpressure began
 
 	// metrics (metrics.go)
 	mx      atomic.Pointer[peerMetrics] // traffic counters, set at the first counted message
@@ -277,6 +280,7 @@ func (h *peerHandler) OnTraffic(c *loop.Conn) error {
 			}
 		}
 	}
+	p.flushRT()
 	for i, rt := range p.touched {
 		rt.kick()
 		p.touched[i] = nil
@@ -303,6 +307,10 @@ func (h *peerHandler) OnClose(c *loop.Conn, err error) {
 	p.gone = true
 	if p.ackTimer != nil {
 		p.ackTimer.Stop()
+	}
+	p.flushRT() // frames read before the close are delivered
+	for _, rt := range p.touched {
+		rt.kick()
 	}
 	p.aloClosed()
 	p.zClosed()
@@ -597,6 +605,7 @@ func (p *peer) deliverRest(mt []byte, rt *recvType, hp *codec.Header, f codec.Fr
 			}
 			p.touched = append(p.touched, rt)
 		}
+		p.flushRT()
 		if !rt.pushTagged(json, f.Data, f.Binary, f.HasBinary, p.aloCur) {
 			return errBackpressure
 		}
@@ -606,6 +615,7 @@ func (p *peer) deliverRest(mt []byte, rt *recvType, hp *codec.Header, f codec.Fr
 	if cn.cfg.DiskPersistenceRecv.Has(rt.mtype) {
 		// The listener check (a stat of its socket) runs once per read burst, as below.
 		listenerOK := func() bool { return p.touchedHas(rt) || rt.listenerPresent() }
+		p.flushRT()
 		if rt.deliverOrPersist(json, f.Data, f.Binary, f.HasBinary, listenerOK) {
 			return nil
 		}
@@ -619,8 +629,45 @@ func (p *peer) deliverRest(mt []byte, rt *recvType, hp *codec.Header, f codec.Fr
 		}
 		p.touched = append(p.touched, rt)
 	}
-	rt.push(json, f.Data, f.Binary, f.HasBinary)
+	p.pushRT(rt, json, f.Data, f.Binary, f.HasBinary)
 	return nil
+}
+
+// rtBatch is the most frames a link holds for one receive type before pushing them.
+const rtBatch = 64
+
+// pushRT re-packs one message for rt and holds it; held frames go to rt's ring together
+// (flushRT: one reservation per batch, where a push per frame contends with the consumer's
+// thread on every message). Loop-owned.
+func (p *peer) pushRT(rt *recvType, json, data, binary []byte, withBinary bool) {
+	if p.rtPend != rt || len(p.rtBufs) >= rtBatch {
+		p.flushRT()
+	}
+	b := bytebufferpool.Get()
+	b.B = codec.AppendFrame(b.B[:0], json, data, binary, withBinary)
+	p.rtPend = rt
+	p.rtBufs = append(p.rtBufs, b)
+	p.rtSizes = append(p.rtSizes, len(b.B))
+}
+
+// flushRT pushes the held frames to their type's ring, dropping (and logging) those a full ring
+// refuses, as a push per frame would. Call it before the consumer is kicked and before anything
+// else enters the same ring from this link. Loop-owned.
+func (p *peer) flushRT() {
+	if len(p.rtBufs) == 0 {
+		return
+	}
+	rt := p.rtPend
+	n := rt.q.PushBatch(p.rtBufs, p.rtSizes)
+	if rest := len(p.rtBufs) - n; rest > 0 {
+		for _, b := range p.rtBufs[n:] {
+			bytebufferpool.Put(b)
+		}
+		rt.cn.stats.dropQueueFull.Add(int64(rest))
+		rt.cn.log.Errorf("%s queue_recv full for type %s: %d messages dropped", rt.cn.sourceID, rt.mtype, rest)
+	}
+	clear(p.rtBufs)
+	p.rtBufs, p.rtSizes, p.rtPend = p.rtBufs[:0], p.rtSizes[:0], nil
 }
 
 func (p *peer) touchedHas(rt *recvType) bool {
