@@ -56,7 +56,6 @@ func (rt *recvType) dropNoListener() {
 	rt.cn.log.Warnf("%s could not connect to non existing %s", rt.cn.sourceID, rt.path)
 }
 
-
 // pushTagged is push for a numbered at_least_once message: its tag follows the frame in the
 // buffer, and the consumer reports the delivery. false: the ring is full (nothing pushed).
 func (rt *recvType) pushTagged(json, data, binary []byte, withBinary bool, tag aloTag) bool {
