@@ -54,6 +54,37 @@ type API struct {
 	tr Transport // embedded mode (transport.go); nil: unix sockets
 
 	chunk int64 // chunk size of large files (chunk.go); 0: ChunkSize
+
+	idle []net.Conn // preserve mode: await connections ready for another request; guarded by mu
+}
+
+// awaitIdleMax is the most await connections kept for reuse.
+const awaitIdleMax = 8
+
+// takeIdle returns an await connection ready for another request, or nil.
+func (a *API) takeIdle() net.Conn {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := len(a.idle)
+	if n == 0 {
+		return nil
+	}
+	c := a.idle[n-1]
+	a.idle[n-1] = nil
+	a.idle = a.idle[:n-1]
+	return c
+}
+
+// putIdle keeps c for the next await request (or closes it when enough are kept).
+func (a *API) putIdle(c net.Conn) {
+	a.mu.Lock()
+	if !a.closed.Load() && len(a.idle) < awaitIdleMax {
+		a.idle = append(a.idle, c)
+		a.mu.Unlock()
+		return
+	}
+	a.mu.Unlock()
+	a.untrack(c)
 }
 
 type waiter struct {
@@ -355,6 +386,11 @@ func (a *API) sendPreserved(ctx context.Context, f frame) error {
 // response_id equals o.RequestID, or the peer connector's answer to a _ping). The returned
 // Message is owned by the caller.
 //
+// Each request goes on a connection of its own, as in Python; in preserve mode
+// (uds_path_send_preserve_socket, the default) a connection whose request got its reply is used
+// again for a later request (both connectors go on reading it), which saves a connect and an
+// accept per round trip.
+//
 // The connector closing the connection without a reply (peer not connected, ignored traffic,
 // invalid type...) returns an error wrapping ErrNoResponse (Python: (None, None, None)). The
 // wait for the reply is bounded only by ctx (Python: await_response_timeout; the connector
@@ -378,21 +414,37 @@ func (a *API) SendMessageAwaitResponse(ctx context.Context, o SendOptions) (*Mes
 		a.putBuf(p)
 		return nil, err
 	}
-	c, err := a.dial(ctx)
-	if err != nil {
-		a.putBuf(p)
-		return nil, err
+	// Preserve mode: a connection whose last request got its reply is used again (the connector,
+	// Python's as ours, goes on reading it after writing a reply), saving a connect and the
+	// connector's accept per request. A write that fails on it (the connector restarted) is
+	// retried once on a new connection.
+	var c net.Conn
+	if a.preserve {
+		if c = a.takeIdle(); c != nil && writeFrame(ctx, c, f) != nil {
+			a.untrack(c)
+			c = nil
+		}
 	}
-	defer a.untrack(c)
-	stop := withCancel(ctx, c)
-	defer stop()
-	err = writeFrame(ctx, c, f)
+	if c == nil {
+		if c, err = a.dial(ctx); err != nil {
+			a.putBuf(p)
+			return nil, err
+		}
+		if err = writeFrame(ctx, c, f); err != nil {
+			a.putBuf(p)
+			a.untrack(c)
+			return nil, fmt.Errorf("api: await_response write to %s: %w", a.sendPath, err)
+		}
+	}
 	a.putBuf(p)
-	if err != nil {
-		return nil, fmt.Errorf("api: await_response write to %s: %w", a.sendPath, err)
-	}
+	stop := withCancel(ctx, c)
 	fr := newFrameReader(c, 4096)
 	fm, err := fr.next()
+	if !stop() || err != nil || !a.preserve { // cancelled (closed), failed, or one request per connection
+		a.untrack(c)
+	} else {
+		a.putIdle(c)
+	}
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -323,5 +325,70 @@ func TestReceiveLargeAndBad(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Errorf("bad frame: connection not closed: %v", err)
+	}
+}
+
+// TestAwaitReusesConnection: in preserve mode sequential await requests share one connection
+// (the connector keeps reading it after a reply, Python's and ours); a connection the
+// connector closes (a request without a reply) is not reused; without preserve, one
+// connection per request as before.
+func TestAwaitReusesConnection(t *testing.T) {
+	for _, preserve := range []bool{true, false} {
+		t.Run("preserve="+strconv.FormatBool(preserve), func(t *testing.T) {
+			dir := shortDir(t)
+			cfg := clientCfg(t, dir, `"uds_path_send_preserve_socket": `+strconv.FormatBool(preserve))
+			var conns atomic.Int32
+			listenFake(t, cfg.SendToConnectorPath(), func(c *net.UnixConn) error {
+				conns.Add(1)
+				for {
+					b, err := readRecord(c)
+					if err != nil {
+						return nil // the API closed it
+					}
+					f, err := codec.ParseBody(b[codec.LenPrefix:])
+					if err != nil {
+						return err
+					}
+					if string(f.Data) == "noreply" {
+						return nil // ends the request without a reply: closes
+					}
+					var h codec.Header
+					codec.ScanHeader(f.JSON, &h)
+					js := `{"message_type": "any", "response_id": ` + string(h.RequestID.Raw) + `}`
+					if _, err := c.Write(codec.AppendFrame(nil, []byte(js), f.Data, nil, false)); err != nil {
+						return err
+					}
+				}
+			})
+			a := newAPI(t, cfg)
+			ctx := context.Background()
+			ask := func(i int, data string) error {
+				m, err := a.SendMessageAwaitResponse(ctx, SendOptions{MessageType: "any", Data: []byte(data), RequestID: i})
+				if err == nil && string(m.Data) != data {
+					t.Fatalf("request %d: reply %q", i, m.Data)
+				}
+				return err
+			}
+			for i := 0; i < 4; i++ {
+				if err := ask(i, "q"+strconv.Itoa(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := ask(9, "noreply"); !errors.Is(err, ErrNoResponse) {
+				t.Fatalf("noreply: %v", err)
+			}
+			for i := 4; i < 6; i++ {
+				if err := ask(i, "q"+strconv.Itoa(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := int32(7) // one per request
+			if preserve {
+				want = 2 // the first, and one after the connection the connector closed
+			}
+			if got := conns.Load(); got != want {
+				t.Fatalf("%d connections for 7 requests, want %d", got, want)
+			}
+		})
 	}
 }

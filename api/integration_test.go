@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +154,25 @@ func runIntegration(t *testing.T, p pair) {
 		_, err := srv.SendMessageAwaitResponse(ctx, SendOptions{MessageType: "any", DestinationID: "nobody", Data: []byte("x"), RequestID: 5})
 		if err == nil || !strings.Contains(err.Error(), "without a response") {
 			t.Errorf("await to an absent peer: %v", err)
+		}
+	})
+	t.Run("await_repeated", func(t *testing.T) {
+		// sequential requests (on one reused connection in preserve mode), one that the
+		// connector ends without a reply in the middle, and more after it
+		for i := 0; i < 6; i++ {
+			if i == 3 {
+				if _, err := srv.SendMessageAwaitResponse(ctx, SendOptions{MessageType: "any", DestinationID: "nobody", Data: []byte("x"), RequestID: 50}); err == nil {
+					t.Fatal("await to an absent peer answered")
+				}
+			}
+			q := "q" + strconv.Itoa(i)
+			m, err := cli.SendMessageAwaitResponse(ctx, SendOptions{MessageType: "any", Data: []byte(q), RequestID: 100 + i})
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			if str(t, m, "response_id") != strconv.Itoa(100+i) || string(m.Data) != "re:"+q {
+				t.Fatalf("request %d: reply %s %q", i, m.Header, m.Data)
+			}
 		}
 	})
 	t.Run("remote_tool", func(t *testing.T) {
