@@ -90,7 +90,7 @@ func (c *Connector) addWaiter(mtype, peer string, reqID codec.Value, api replier
 
 // completeWaiter hands a matching response to its requester's API connection and reports whether
 // one matched. Called on the peer's loop; the reply is written on the API connection's loop.
-func (c *Connector) completeWaiter(mtype, peer string, respID codec.Value, json, data, binary []byte, withBinary bool) bool {
+func (c *Connector) completeWaiter(from *loop.Conn, mtype, peer string, respID codec.Value, json, data, binary []byte, withBinary bool) bool {
 	id, ok := pyKey(respID)
 	if !ok {
 		return false
@@ -115,7 +115,7 @@ func (c *Connector) completeWaiter(mtype, peer string, respID codec.Value, json,
 	}
 	b := bytebufferpool.Get()
 	b.B = codec.AppendFrame(b.B[:0], json, data, binary, withBinary)
-	w.api.reply(b, !c.cfg.UDSPathSendPreserveSocket)
+	w.api.reply(b, !c.cfg.UDSPathSendPreserveSocket, from)
 	return true
 }
 
@@ -124,7 +124,9 @@ func (c *Connector) completeWaiter(mtype, peer string, respID codec.Value, json,
 type replier interface {
 	// reply takes ownership of b (returns it to the pool when done); closeAfter closes the
 	// requester's connection after the reply (non-preserve mode).
-	reply(b *bytebufferpool.ByteBuffer, closeAfter bool)
+	// from is the connection whose handler is running (nil if none): a reply to a connection
+	// of the same event loop is written at once.
+	reply(b *bytebufferpool.ByteBuffer, closeAfter bool, from *loop.Conn)
 	// drop ends the request without a reply (Python closes the connection).
 	drop()
 }
@@ -132,8 +134,15 @@ type replier interface {
 // connReplier replies on an application's send_to_connector connection.
 type connReplier struct{ c *loop.Conn }
 
-func (r connReplier) reply(b *bytebufferpool.ByteBuffer, closeAfter bool) {
+func (r connReplier) reply(b *bytebufferpool.ByteBuffer, closeAfter bool, from *loop.Conn) {
 	c := r.c
+	if c.WriteFrom(from, b.B) {
+		bytebufferpool.Put(b)
+		if closeAfter {
+			c.Close()
+		}
+		return
+	}
 	if err := c.AsyncWrite(b.B, func(error) {
 		bytebufferpool.Put(b)
 		if closeAfter {

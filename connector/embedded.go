@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/aioconn/aioconn/codec"
+	"github.com/aioconn/aioconn/loop"
 )
 
 // Embedded mode: a Go application in the connector's own process talks to it through a Local
@@ -252,7 +253,7 @@ type localReplier struct {
 	once sync.Once
 }
 
-func (r *localReplier) reply(b *bytebufferpool.ByteBuffer, _ bool) {
+func (r *localReplier) reply(b *bytebufferpool.ByteBuffer, _ bool, _ *loop.Conn) {
 	out := append([]byte(nil), b.B...)
 	bytebufferpool.Put(b)
 	r.once.Do(func() { r.ch <- out })
@@ -263,8 +264,10 @@ func (r *localReplier) drop() { r.once.Do(func() { close(r.ch) }) }
 // localNoReply is the replier of plain (non-await) embedded sends.
 type localNoReply struct{}
 
-func (localNoReply) reply(b *bytebufferpool.ByteBuffer, _ bool) { bytebufferpool.Put(b) }
-func (localNoReply) drop()                                      {}
+func (localNoReply) reply(b *bytebufferpool.ByteBuffer, _ bool, _ *loop.Conn) {
+	bytebufferpool.Put(b)
+}
+func (localNoReply) drop() {}
 
 // SendBatch hands frames (complete frames back to back, prefixes included) to the connector in
 // order, exactly as that many Send calls would, under one routing lock and with one wake per

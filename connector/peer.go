@@ -582,7 +582,7 @@ func (p *peer) deliverRest(mt []byte, rt *recvType, hp *codec.Header, f codec.Fr
 	isPing := string(mt) == "_ping"
 	// 9. response matching
 	if h.ResponseID.Present() && h.ResponseID.Kind != codec.KindNull {
-		if cn.completeWaiter(string(mt), p.name, h.ResponseID, json, f.Data, f.Binary, f.HasBinary) {
+		if cn.completeWaiter(p.conn, string(mt), p.name, h.ResponseID, json, f.Data, f.Binary, f.HasBinary) {
 			return nil
 		}
 		if isPing {

@@ -141,6 +141,18 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return c.gc.Write(b)
 }
 
+// WriteFrom writes b on c at once, as Write does, when c is served by the same gnet event loop as
+// from, and reports whether it did; otherwise (another loop, a stream, a transformed or closed
+// connection) it does nothing and the caller uses AsyncWrite. It saves the wake-up and the loop
+// iteration of an AsyncWrite. Call it only from a Handler method running for from.
+func (c *Conn) WriteFrom(from *Conn, b []byte) bool {
+	if from == nil || c.gc == nil || from.gc == nil || c.tf != nil || c.closed.Load() || c.gc.EventLoop() != from.gc.EventLoop() {
+		return false
+	}
+	_, err := c.gc.Write(b)
+	return err == nil
+}
+
 // AsyncWrite queues b to be written on the connection's loop; b must not be modified until done
 // is called (done may be nil; it runs on the loop). Concurrency-safe.
 func (c *Conn) AsyncWrite(b []byte, done func(err error)) error {
