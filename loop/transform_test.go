@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -151,5 +153,70 @@ func TestTransformSwitch(t *testing.T) {
 		}
 		io.Copy(io.Discard, a)
 		a.Close()
+	}
+}
+
+// relay writes what it reads on conn A to conn B with WriteFrom (falling back to AsyncWrite),
+// and records whether WriteFrom took it.
+type relay struct {
+	to     func() *Conn
+	direct chan bool
+}
+
+func (r *relay) OnOpen(*Conn) {}
+func (r *relay) OnTraffic(c *Conn) error {
+	b, _ := c.Peek(0)
+	if len(b) == 0 {
+		return nil
+	}
+	out := append([]byte(nil), b...)
+	c.Discard(len(b))
+	to := r.to()
+	ok := to.WriteFrom(c, out)
+	if !ok {
+		to.AsyncWrite(out, nil)
+	}
+	r.direct <- ok
+	return nil
+}
+func (r *relay) OnClose(*Conn, error) {}
+
+// TestWriteFrom: on one event loop a handler writes to another gnet connection at once; to a
+// stream connection WriteFrom declines (the caller falls back to AsyncWrite).
+func TestWriteFrom(t *testing.T) {
+	dir, _ := os.MkdirTemp("", "lp")
+	defer os.RemoveAll(dir)
+	e, err := Start([]Listener{{Addr: "unix://" + filepath.Join(dir, "s"), Handler: nop{}}}, Options{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop(5 * time.Second)
+	for _, stream := range []bool{false, true} {
+		a1, a2 := tcpPair(t)
+		b1, b2 := tcpPair(t)
+		var bc *Conn
+		r := &relay{to: func() *Conn { return bc }, direct: make(chan bool, 1)}
+		if stream {
+			bc, err = e.EnrollStream(b2, nop{}, nil)
+		} else {
+			bc, err = e.Enroll(b2, nop{}, nil)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Enroll(a2, r, nil); err != nil {
+			t.Fatal(err)
+		}
+		a1.Write([]byte("hello"))
+		if got := <-r.direct; got == stream {
+			t.Fatalf("stream %v: WriteFrom took it: %v", stream, got)
+		}
+		b1.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(b1, buf); err != nil || string(buf) != "hello" {
+			t.Fatalf("stream %v: relayed %q %v", stream, buf, err)
+		}
+		a1.Close()
+		b1.Close()
 	}
 }
