@@ -692,7 +692,7 @@ func runReqrep(ctx context.Context, e *env, o *Options, res *Result) error {
 			return *p
 		}
 	}
-	res.Notes = append(res.Notes, "reqrep: client application = package api SendMessageAwaitResponse (one unix connection per request, as Python's API); "+
+	res.Notes = append(res.Notes, "reqrep: client application = package api SendMessageAwaitResponse (preserve mode: a connection is reused once its request got its reply; Python's API opens one per request); "+
 		"server application answers with raw frames; latency = round trip; rate = round trips/s; CPU per round trip")
 	return ctx.Err()
 }
