@@ -134,13 +134,25 @@ func (p *peer) zClientAnswer(js []byte) error {
 		return fmt.Errorf("connector: server %s answered compression %q to our %q", p.name, name, cn.zName())
 	}
 	p.zIn = true
+	cn.log.Infof("%s link with %s compressed (%s)", cn.sourceID, p.name, name)
+	if p.fsend != nil { // a late answer while a file frame is being written: switch after it
+		p.zOutAfterFile = true
+		return nil
+	}
+	return p.zClientSwitch()
+}
+
+// zClientSwitch writes the `_aioconn_z` marker (plain) and compresses everything after it.
+// Loop-owned, between frames.
+func (p *peer) zClientSwitch() error {
+	cn := p.cn
+	p.zOutAfterFile = false
 	var o codec.Obj
 	o.Begin(nil)
 	o.Str("message_type", aloZType)
 	o.Str("source_id", cn.sourceID)
-	o.Str("z", name)
+	o.Str("z", cn.zName())
 	p.out = codec.AppendFrame(p.out, o.End(), nil, nil, false)
-	cn.log.Infof("%s link with %s compressed (%s)", cn.sourceID, p.name, name)
 	return p.zStartOutput(cn.zKind)
 }
 

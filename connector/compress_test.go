@@ -313,3 +313,79 @@ func TestCompressedFileTransfer(t *testing.T) {
 		t.Fatalf("message after the file: %q", m)
 	}
 }
+
+// TestCompressedLinkLateAnswerDuringFile: a server's `_aioconn` answer (agreeing on compression)
+// that arrives after the client gave up waiting and started writing a file frame: the client
+// finishes the file frame plain, then writes `_aioconn_z`, and only then compresses.
+func TestCompressedLinkLateAnswerDuringFile(t *testing.T) {
+	aloHelloWait = 50 * time.Millisecond
+	defer func() { aloHelloWait = aloHelloWaitDefault }()
+	ln, port := fakeServer(t)
+	dir := shortDir(t)
+	cli := newConnector(t, dir, clientConf(dir, port, "client1", opts{"link_compression": "s2"}), nil)
+	dumpLogs(t, cli)
+	ln.SetDeadline(time.Now().Add(5 * time.Second))
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	hs, buf, err := codec.ReadFrame(c, nil, 1<<20)
+	if err != nil || !bytes.Contains(hs.JSON, []byte(`"z": "s2"`)) {
+		t.Fatalf("handshake %s: %v", hs.JSON, err)
+	}
+	eventually(t, "client treats the server as a Python peer", func() bool {
+		p := cli.peerByName(cli.serverPeer)
+		return p != nil && p.aloMode.Load() == aloLegacy
+	})
+	// a file far larger than the socket buffers: it stays in flight while we do not read
+	src := filepath.Join(dir, "big.bin")
+	content := make([]byte, 24<<20)
+	rand.Read(content)
+	if err := os.WriteFile(src, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Local().Send(fileMsg(cli, src, "any", "big.bin", `, "delete": false`)); err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 64<<10) // the file frame has started
+	if _, err := io.ReadFull(c, head); err != nil {
+		t.Fatal(err)
+	}
+	// the late answer
+	write(t, c, fr(`{"message_type": "_aioconn", "source_id": "srv", "v": 1, "z": "s2"}`, ""))
+	// the rest of the file frame, whole and plain
+	size := int(head[0]) | int(head[1])<<8 | int(head[2])<<16 | int(head[3])<<24
+	frame := make([]byte, codec.LenPrefix+size)
+	copy(frame, head)
+	if _, err := io.ReadFull(c, frame[len(head):]); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasSuffix(frame, content[len(content)-4096:]) {
+		t.Fatal("file frame corrupted by a frame written inside it")
+	}
+	// then the marker, plain
+	m, _, err := codec.ReadFrame(c, buf, 1<<20)
+	if err != nil || !bytes.Contains(m.JSON, []byte(`"_aioconn_z"`)) {
+		t.Fatalf("after the file frame: %s %v", m.JSON, err)
+	}
+	// and what follows is compressed: a message sent now arrives in a chunk
+	cli.Local().Send(fr(`{"message_type": "any"}`, "after"))
+	var d codec.Decompressor
+	defer d.Close()
+	var raw, plain []byte
+	rb := make([]byte, 4096)
+	for !bytes.Contains(plain, []byte("after")) {
+		n, err := c.Read(rb)
+		if err != nil {
+			t.Fatalf("reading the compressed stream: %v (decoded %q)", err, plain)
+		}
+		raw = append(raw, rb[:n]...)
+		var used int
+		if plain, used, err = d.Decode(plain, raw, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		raw = raw[used:]
+	}
+}

@@ -234,6 +234,11 @@ func (p *peer) pumpFile() (bool, error) {
 				p.fsend = nil
 				p.out = append(p.out, p.ctrl...) // control frames held back during the file
 				p.ctrl = p.ctrl[:0]
+				if p.zOutAfterFile {
+					if err := p.zClientSwitch(); err != nil {
+						return false, err
+					}
+				}
 				if fsend.ack != 0 {
 					p.ackWait = fsend.ack
 					p.armAckTimer()

@@ -102,7 +102,9 @@ type peer struct {
 	zOut *codec.Compressor   // set once this side compresses its output
 	zDec *codec.Decompressor // set once this side decodes its input
 	zIn  bool                // switch the input to decoding after the frame being handled
-	zOn  atomic.Int32        // readable anywhere: 1 output compressed, 2 input decoded, 3 both
+	// client: the server agreed while a file frame was being written; switch after it
+	zOutAfterFile bool
+	zOn           atomic.Int32 // readable anywhere: 1 output compressed, 2 input decoded, 3 both
 
 	// file transfer (filetransfer.go), loop-owned
 	fsend *fileSend // outgoing file frame in flight
