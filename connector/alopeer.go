@@ -181,7 +181,8 @@ func (p *peer) aloControl(mt []byte, f codec.Frame, h *codec.Header) error {
 		}
 		t := cn.alo.tracker(p.name)
 		committed := t.setStream(id)
-		p.out = cn.appendALOAck(p.out, hexID, committed)
+		d := p.ctrlDst() // a late answer may meet a file frame being written
+		*d = cn.appendALOAck(*d, hexID, committed)
 		p.aloLink(s, t)
 		cn.log.Infof("%s at_least_once with %s (its stream %s from %d, ours %s)", cn.sourceID, p.name, hexID, committed+1, s.streamHex)
 	case aloZType:
