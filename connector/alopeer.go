@@ -99,9 +99,9 @@ func (p *peer) aloServerHello(obj []byte) error {
 		p.aloLink(s, t)
 		cn.log.Infof("%s at_least_once with %s (its stream %s from %d, ours %s)", cn.sourceID, p.name, t.streamHex, committed+1, s.streamHex)
 	} else {
-		if zk != 0 {
-			p.out = cn.appendALOHello(p.out, "", -1, zn)
-		}
+		// answer anyway: the client then knows at once what was not agreed, instead of
+		// holding its queue for aloHelloWait
+		p.out = cn.appendALOHello(p.out, "", -1, zn)
 		p.aloLegacyMode()
 	}
 	if zk != 0 {
@@ -166,7 +166,7 @@ func (p *peer) aloControl(mt []byte, f codec.Frame, h *codec.Header) error {
 		id, hexID, ok := parseStream(sv)
 		if !ok || cn.alo == nil {
 			if sv.Present() || cn.alo != nil {
-				cn.log.Warnf("%s _aioconn from %s without a valid at_least_once stream: at_least_once off on this link", cn.sourceID, p.name)
+				cn.log.Infof("%s _aioconn from %s without an at_least_once stream: at_least_once off on this link", cn.sourceID, p.name)
 			}
 			if p.aloMode.Load() == aloNegotiating {
 				p.aloLegacyMode()

@@ -389,3 +389,20 @@ func TestCompressedLinkLateAnswerDuringFile(t *testing.T) {
 		raw = raw[used:]
 	}
 }
+
+// TestLinkExtAnswerWithoutAgreement: an aioconn server that takes part in the negotiation but
+// agrees on nothing the client asked for (here: it has at_least_once, the client only
+// compression) still answers, so the client does not wait for its timeout.
+func TestLinkExtAnswerWithoutAgreement(t *testing.T) {
+	srv, cli := startPair(t, opts{"at_least_once": true}, opts{"link_compression": "zstd"}, nil, nil)
+	dumpLogs(t, srv, cli)
+	eventually(t, "client settled", func() bool {
+		p := cli.peerByName(cli.serverPeer)
+		return p != nil && p.aloMode.Load() == aloLegacy
+	})
+	if logContains(cli, "no at_least_once answer") {
+		t.Fatal("the client waited for its timeout instead of reading the answer")
+	}
+	zTraffic(t, srv, cli)
+	zLinked(t, srv, cli, 0)
+}
