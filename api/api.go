@@ -55,31 +55,37 @@ type API struct {
 
 	chunk int64 // chunk size of large files (chunk.go); 0: ChunkSize
 
-	idle []net.Conn // preserve mode: await connections ready for another request; guarded by mu
+	idle []idleConn // preserve mode: await connections ready for another request; guarded by mu
+}
+
+// idleConn is an await connection kept for reuse, with its frame reader.
+type idleConn struct {
+	c  net.Conn
+	fr *frameReader
 }
 
 // awaitIdleMax is the most await connections kept for reuse.
 const awaitIdleMax = 8
 
 // takeIdle returns an await connection ready for another request, or nil.
-func (a *API) takeIdle() net.Conn {
+func (a *API) takeIdle() (net.Conn, *frameReader) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := len(a.idle)
 	if n == 0 {
-		return nil
+		return nil, nil
 	}
-	c := a.idle[n-1]
-	a.idle[n-1] = nil
+	ic := a.idle[n-1]
+	a.idle[n-1] = idleConn{}
 	a.idle = a.idle[:n-1]
-	return c
+	return ic.c, ic.fr
 }
 
 // putIdle keeps c for the next await request (or closes it when enough are kept).
-func (a *API) putIdle(c net.Conn) {
+func (a *API) putIdle(c net.Conn, fr *frameReader) {
 	a.mu.Lock()
 	if !a.closed.Load() && len(a.idle) < awaitIdleMax {
-		a.idle = append(a.idle, c)
+		a.idle = append(a.idle, idleConn{c, fr})
 		a.mu.Unlock()
 		return
 	}
@@ -419,10 +425,11 @@ func (a *API) SendMessageAwaitResponse(ctx context.Context, o SendOptions) (*Mes
 	// connector's accept per request. A write that fails on it (the connector restarted) is
 	// retried once on a new connection.
 	var c net.Conn
+	var fr *frameReader
 	if a.preserve {
-		if c = a.takeIdle(); c != nil && writeFrame(ctx, c, f) != nil {
+		if c, fr = a.takeIdle(); c != nil && writeFrame(ctx, c, f) != nil {
 			a.untrack(c)
-			c = nil
+			c, fr = nil, nil
 		}
 	}
 	if c == nil {
@@ -438,12 +445,19 @@ func (a *API) SendMessageAwaitResponse(ctx context.Context, o SendOptions) (*Mes
 	}
 	a.putBuf(p)
 	stop := withCancel(ctx, c)
-	fr := newFrameReader(c, 4096)
+	if fr == nil {
+		fr = newFrameReader(c, 4096)
+	}
 	fm, err := fr.next()
+	var m *Message
+	if err == nil {
+		mm := frameMessage(fm)
+		m = mm.Clone() // the reader's buffer serves the connection's next request
+	}
 	if !stop() || err != nil || !a.preserve { // cancelled (closed), failed, or one request per connection
 		a.untrack(c)
 	} else {
-		a.putIdle(c)
+		a.putIdle(c, fr)
 	}
 	if err != nil {
 		switch {
@@ -456,8 +470,7 @@ func (a *API) SendMessageAwaitResponse(ctx context.Context, o SendOptions) (*Mes
 		}
 		return nil, fmt.Errorf("api: await_response reply on %s: %w", a.sendPath, err)
 	}
-	m := frameMessage(fm)
-	return &m, nil
+	return m, nil
 }
 
 // PublishMessage publishes through a pubsub central broker: it sends o with message_type
