@@ -79,10 +79,10 @@ type Conn struct {
 // The slice is valid only until the next Discard or the end of the Handler call. On the loop only.
 func (c *Conn) Peek(n int) ([]byte, error) {
 	if c.tf != nil && c.tf.dec != nil {
-		return c.tf.peek(n)
+		return c.tf.din.peek(n)
 	}
 	if c.st != nil {
-		return c.st.peek(n)
+		return c.st.in.peek(n)
 	}
 	return c.gc.Peek(n)
 }
@@ -90,10 +90,10 @@ func (c *Conn) Peek(n int) ([]byte, error) {
 // Discard consumes n buffered bytes. On the loop only.
 func (c *Conn) Discard(n int) (int, error) {
 	if c.tf != nil && c.tf.dec != nil {
-		return c.tf.discard(n)
+		return c.tf.din.discard(n)
 	}
 	if c.st != nil {
-		return c.st.discard(n)
+		return c.st.in.discard(n)
 	}
 	return c.gc.Discard(n)
 }
@@ -101,10 +101,10 @@ func (c *Conn) Discard(n int) (int, error) {
 // InboundBuffered is the number of bytes ready to read. On the loop only.
 func (c *Conn) InboundBuffered() int {
 	if c.tf != nil && c.tf.dec != nil {
-		return len(c.tf.din) - c.tf.dr
+		return c.tf.din.buffered()
 	}
 	if c.st != nil {
-		return len(c.st.in) - c.st.r
+		return c.st.in.buffered()
 	}
 	return c.gc.InboundBuffered()
 }

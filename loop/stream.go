@@ -45,8 +45,7 @@ type stream struct {
 	closed bool
 
 	// driver-owned
-	in       []byte
-	r        int
+	in       inbuf
 	out      []byte
 	spare    []byte
 	writing  bool
@@ -163,7 +162,7 @@ func (s *stream) drive(opened chan struct{}) {
 	var err error
 	for err == nil {
 		readCh := s.readCh
-		if len(s.in)-s.r > streamInboundLimit {
+		if s.in.buffered() > streamInboundLimit {
 			readCh = nil // backpressure: let the socket buffer fill up
 		}
 		select {
@@ -175,25 +174,20 @@ func (s *stream) drive(opened chan struct{}) {
 				}
 				break
 			}
-			if s.r > 0 && s.r == len(s.in) {
-				s.in, s.r = s.in[:0], 0
-			} else if s.r > len(s.in)/2 {
-				n := copy(s.in, s.in[s.r:])
-				s.in, s.r = s.in[:n], 0
-			}
-			s.in = append(s.in, chunk...)
+			s.in.compact()
+			s.in.b = append(s.in.b, chunk...)
 			putChunk(chunk)
 			// Take the chunks already waiting too (a TLS read returns one record, ≤ 16 KiB):
 			// one OnTraffic per burst, not per record.
 			eof := false
-			for more := true; more && len(s.in)-s.r <= streamInboundLimit; {
+			for more := true; more && s.in.buffered() <= streamInboundLimit; {
 				select {
 				case c2, ok2 := <-s.readCh:
 					if !ok2 {
 						eof, more = true, false
 						break
 					}
-					s.in = append(s.in, c2...)
+					s.in.b = append(s.in.b, c2...)
 					putChunk(c2)
 				default:
 					more = false
@@ -301,26 +295,6 @@ func (s *stream) drainOutput() {
 			return
 		}
 	}
-}
-
-func (s *stream) peek(n int) ([]byte, error) {
-	avail := len(s.in) - s.r
-	if n <= 0 {
-		return s.in[s.r:], nil
-	}
-	if n > avail {
-		return s.in[s.r:], io.ErrShortBuffer
-	}
-	return s.in[s.r : s.r+n], nil
-}
-
-func (s *stream) discard(n int) (int, error) {
-	avail := len(s.in) - s.r
-	if n > avail {
-		n = avail
-	}
-	s.r += n
-	return n, nil
 }
 
 func (s *stream) outbound() int {

@@ -1,7 +1,6 @@
 package loop
 
 import (
-	"io"
 	"sync"
 	"sync/atomic"
 )
@@ -34,9 +33,8 @@ type transform struct {
 	enc    Encoder
 	encBuf []byte
 	dec    Decoder
-	din    []byte // decoded bytes; din[dr:] not yet consumed
-	dr     int
-	full   bool // the last pump stopped at decodedLimit with encoded bytes left
+	din    inbuf // decoded bytes not yet consumed
+	full   bool  // the last pump stopped at decodedLimit with encoded bytes left
 
 	mu    sync.Mutex // guards async (AsyncWrite on an encoded connection)
 	async []asyncWrite
@@ -82,7 +80,7 @@ func (c *Conn) SetDecoder(d Decoder) error {
 // rawBuffered, rawPeek and rawDiscard reach the bytes as read from the socket.
 func (c *Conn) rawPeek() []byte {
 	if c.st != nil {
-		return c.st.in[c.st.r:]
+		return c.st.in.b[c.st.in.r:]
 	}
 	b, _ := c.gc.Peek(-1)
 	return b
@@ -93,7 +91,7 @@ func (c *Conn) rawDiscard(n int) {
 		return // gnet's Discard(0) would drop everything
 	}
 	if c.st != nil {
-		c.st.discard(n)
+		c.st.in.discard(n)
 		return
 	}
 	c.gc.Discard(n)
@@ -105,10 +103,7 @@ func (c *Conn) pump() error {
 	if t == nil || t.dec == nil {
 		return nil
 	}
-	if t.dr > 0 && t.dr == len(t.din) {
-		t.din, t.dr = t.din[:0], 0
-	}
-	room := decodedLimit - (len(t.din) - t.dr)
+	room := decodedLimit - t.din.buffered()
 	if room <= 0 {
 		t.full = c.rawBuffered() > 0
 		return nil
@@ -118,24 +113,21 @@ func (c *Conn) pump() error {
 		t.full = false
 		return nil
 	}
-	if t.dr > 0 && t.dr >= len(t.din)/2 {
-		n := copy(t.din, t.din[t.dr:])
-		t.din, t.dr = t.din[:n], 0
-	}
+	t.din.compact()
 	var used int
 	var err error
-	n := len(t.din)
-	t.din, used, err = t.dec.Decode(t.din, raw, room)
+	n := len(t.din.b)
+	t.din.b, used, err = t.dec.Decode(t.din.b, raw, room)
 	c.rawDiscard(used)
 	t.wireIn.Add(int64(used))
-	t.plainIn.Add(int64(len(t.din) - n))
-	t.full = used < len(raw) && len(t.din)-t.dr >= decodedLimit
+	t.plainIn.Add(int64(len(t.din.b) - n))
+	t.full = used < len(raw) && t.din.buffered() >= decodedLimit
 	return err
 }
 
 func (c *Conn) rawBuffered() int {
 	if c.st != nil {
-		return len(c.st.in) - c.st.r
+		return c.st.in.buffered()
 	}
 	return c.gc.InboundBuffered()
 }
@@ -157,14 +149,14 @@ func (c *Conn) beforeTraffic() (int, error) {
 	if err := c.pump(); err != nil {
 		return 0, err
 	}
-	return len(t.din) - t.dr, nil
+	return t.din.buffered(), nil
 }
 
 // afterTraffic wakes the connection again when OnTraffic consumed decoded bytes while more
 // encoded bytes wait behind decodedLimit (no socket event would call OnTraffic for them).
 func (c *Conn) afterTraffic(before int) {
 	t := c.tf
-	if t.dec != nil && t.full && len(t.din)-t.dr < before {
+	if t.dec != nil && t.full && t.din.buffered() < before {
 		c.Wake()
 	}
 }
@@ -177,23 +169,4 @@ func (c *Conn) encodedAsyncWrite(b []byte, done func(error)) error {
 	t.async = append(t.async, asyncWrite{b, done})
 	t.mu.Unlock()
 	return c.Wake()
-}
-
-func (t *transform) peek(n int) ([]byte, error) {
-	avail := len(t.din) - t.dr
-	if n <= 0 {
-		return t.din[t.dr:], nil
-	}
-	if n > avail {
-		return t.din[t.dr:], io.ErrShortBuffer
-	}
-	return t.din[t.dr : t.dr+n], nil
-}
-
-func (t *transform) discard(n int) (int, error) {
-	if avail := len(t.din) - t.dr; n > avail {
-		n = avail
-	}
-	t.dr += n
-	return n, nil
 }
