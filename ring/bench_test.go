@@ -169,16 +169,24 @@ func benchPrio(b *testing.B, producers int) {
 func BenchmarkPrioSendPath(b *testing.B) {
 	q := NewPrio[*int](300000, 256<<20)
 	x := 1
-	b.ReportAllocs()
-	b.ResetTimer()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	benchPrioSendPath(b, q, func() {
 		for i := 0; i < b.N; i++ {
 			for q.Len() >= 300000 || q.Bytes()+100 > 256<<20 || !q.Push(&x, 100, 0) {
 				runtime.Gosched()
 			}
 		}
+	})
+}
+
+// benchPrioSendPath times produce, run once on its own goroutine to hand b.N items to q, with
+// this goroutine draining them with PopBatch(64, 256 KiB) and yielding when it finds nothing.
+func benchPrioSendPath(b *testing.B, q *Prio[*int], produce func()) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		produce()
 	}()
 	buf := make([]*int, 0, 64)
 	for got := 0; got < b.N; {
@@ -232,11 +240,7 @@ func BenchmarkPrioSendPathPushBatch16(b *testing.B) {
 	for i := range vs {
 		vs[i], sizes[i] = &x, 100
 	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	benchPrioSendPath(b, q, func() {
 		for i := 0; i < b.N; {
 			k := min(16, b.N-i)
 			n := q.PushBatch(vs[:k], sizes[:k], 0)
@@ -244,14 +248,5 @@ func BenchmarkPrioSendPathPushBatch16(b *testing.B) {
 				runtime.Gosched()
 			}
 		}
-	}()
-	buf := make([]*int, 0, 64)
-	for got := 0; got < b.N; {
-		buf = q.PopBatch(buf[:0], 64, 256<<10)
-		got += len(buf)
-		if len(buf) == 0 {
-			runtime.Gosched()
-		}
-	}
-	<-done
+	})
 }
