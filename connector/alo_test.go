@@ -163,27 +163,37 @@ func TestALOLegacyServer(t *testing.T) {
 	}
 }
 
-// dumpLogs prints the connectors' log files when the test failed.
-func dumpLogs(t *testing.T, cs ...*Connector) {
+// dumpLogs prints the tail of the connectors' log when the test failed (the connectors of a
+// test share one log directory: the first one's is printed).
+func dumpLogs(t testing.TB, cs ...*Connector) {
 	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		for _, c := range cs {
-			ents, _ := os.ReadDir(c.cfg.DefaultLoggerDirpath)
-			for _, e := range ents {
-				if strings.HasSuffix(e.Name(), ".log") {
-					b, _ := os.ReadFile(filepath.Join(c.cfg.DefaultLoggerDirpath, e.Name()))
-					if len(b) > 8000 {
-						b = b[len(b)-8000:]
-					}
-					t.Logf("%s:\n%s", e.Name(), b)
-				}
-			}
-			break
+		if t.Failed() && len(cs) > 0 {
+			t.Logf("aioconnectors.log:\n%s", logTail(cs[0]))
 		}
 	})
 }
+
+// logText is the content of the log files in c's logger directory.
+func logText(c *Connector) []byte {
+	var out []byte
+	ents, _ := os.ReadDir(c.cfg.DefaultLoggerDirpath)
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".log") {
+			b, _ := os.ReadFile(filepath.Join(c.cfg.DefaultLoggerDirpath, e.Name()))
+			out = append(out, b...)
+		}
+	}
+	return out
+}
+
+// logTail is the last 8000 bytes of logText.
+func logTail(c *Connector) []byte {
+	b := logText(c)
+	return b[max(0, len(b)-8000):]
+}
+
+// logContains reports whether c's log holds s.
+func logContains(c *Connector, s string) bool { return bytes.Contains(logText(c), []byte(s)) }
 
 // TestALOTLS: allow-all negotiates in `_handshake_ssl`; strict TLS negotiates by ALPN and a
 // `_aioconn` first frame (after the client got its own certificate through `_ssl`).

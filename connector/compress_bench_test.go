@@ -2,10 +2,7 @@ package connector
 
 import (
 	"math/rand"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -76,7 +73,7 @@ func BenchmarkCompressedLink(b *testing.B) {
 					select {
 					case <-wake:
 					case <-stall.C:
-						dumpLogsNow(b, srv)
+						b.Logf("aioconnectors.log:\n%s", logTail(srv))
 						b.Fatalf("stalled: delivered %d of %d sent", got.Load(), i)
 					}
 				}
@@ -104,20 +101,6 @@ func BenchmarkCompressedLink(b *testing.B) {
 			b.ReportMetric(wirePer, "wireB/msg")
 			b.ReportMetric(plainPer, "plainB/msg")
 		})
-	}
-}
-
-// dumpLogsNow prints the tail of the connectors' log (one shared directory).
-func dumpLogsNow(tb testing.TB, c *Connector) {
-	ents, _ := os.ReadDir(c.cfg.DefaultLoggerDirpath)
-	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".log") {
-			b, _ := os.ReadFile(filepath.Join(c.cfg.DefaultLoggerDirpath, e.Name()))
-			if len(b) > 6000 {
-				b = b[len(b)-6000:]
-			}
-			tb.Logf("%s:\n%s", e.Name(), b)
-		}
 	}
 }
 

@@ -56,15 +56,7 @@ func FuzzCompressedLinkServer(f *testing.F) {
 	srv := newConnector(f, dir, serverConf(dir, 0, opts{"link_compression": "zstd"}), func(o *config.Options) {
 		o.MaxFrame = 64 << 10
 	})
-	delivered := make(chan []byte, 256)
-	if err := srv.Local().Listen("any", func(frame []byte) {
-		select {
-		case delivered <- append([]byte(nil), frame...):
-		default:
-		}
-	}); err != nil {
-		f.Fatal(err)
-	}
+	delivered := listenChan(f, srv, "any")
 	addr := srv.TCPAddr().String()
 	var execs atomic.Uint64
 	msg := fr(`{"message_type": "any", "source_id": "fz", "destination_id": "server"}`, "payload")

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -271,20 +270,6 @@ func newCorruptProxy(t *testing.T, target string) *corruptProxy {
 }
 
 func (p *corruptProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
-
-// logContains reports whether c's log file holds s.
-func logContains(c *Connector, s string) bool {
-	ents, _ := os.ReadDir(c.cfg.DefaultLoggerDirpath)
-	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".log") {
-			b, _ := os.ReadFile(filepath.Join(c.cfg.DefaultLoggerDirpath, e.Name()))
-			if bytes.Contains(b, []byte(s)) {
-				return true
-			}
-		}
-	}
-	return false
-}
 
 // TestCompressedFileTransfer: a file frame streamed on both sides (over rxStreamMin) crosses a
 // compressed link intact, and messages sent after it still arrive.

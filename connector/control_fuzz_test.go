@@ -208,15 +208,7 @@ func FuzzALOLinkServer(f *testing.F) {
 	srv := newConnector(f, dir, serverConf(dir, 0, opts{"at_least_once": true}), func(o *config.Options) {
 		o.MaxFrame = 64 << 10
 	})
-	delivered := make(chan []byte, 256)
-	if err := srv.Local().Listen("any", func(frame []byte) {
-		select {
-		case delivered <- append([]byte(nil), frame...):
-		default:
-		}
-	}); err != nil {
-		f.Fatal(err)
-	}
+	delivered := listenChan(f, srv, "any")
 	var execs atomic.Uint64
 	// link dials the server as fz with a fresh stream and returns the link and the server's stream.
 	link := func(t testing.TB) (*aloFuzzConn, string) {

@@ -244,3 +244,19 @@ func freePort(t testing.TB) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// listenChan delivers the frames of type mt received by c to the returned channel (copies; when
+// the channel is full, frames are dropped rather than blocking the connector).
+func listenChan(tb testing.TB, c *Connector, mt string) <-chan []byte {
+	tb.Helper()
+	ch := make(chan []byte, 256)
+	if err := c.Local().Listen(mt, func(frame []byte) {
+		select {
+		case ch <- append([]byte(nil), frame...):
+		default:
+		}
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	return ch
+}
