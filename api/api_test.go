@@ -362,10 +362,14 @@ func TestAwaitReusesConnection(t *testing.T) {
 			})
 			a := newAPI(t, cfg)
 			ctx := context.Background()
+			var first *Message
 			ask := func(i int, data string) error {
 				m, err := a.SendMessageAwaitResponse(ctx, SendOptions{MessageType: "any", Data: []byte(data), RequestID: i})
 				if err == nil && string(m.Data) != data {
 					t.Fatalf("request %d: reply %q", i, m.Data)
+				}
+				if first == nil {
+					first = m
 				}
 				return err
 			}
@@ -381,6 +385,9 @@ func TestAwaitReusesConnection(t *testing.T) {
 				if err := ask(i, "q"+strconv.Itoa(i)); err != nil {
 					t.Fatal(err)
 				}
+			}
+			if string(first.Data) != "q0" || !bytes.Contains(first.Header, []byte(`"response_id": 0`)) {
+				t.Fatalf("the first reply changed under the caller: %s %q", first.Header, first.Data)
 			}
 			want := int32(7) // one per request
 			if preserve {
