@@ -64,6 +64,19 @@ func newCounter(streams int, keepLat bool) *counter {
 	return c
 }
 
+// allProbed reports whether every counter of cnts counted at least one warm-up probe.
+func allProbed(cnts []*counter) bool {
+	for _, c := range cnts {
+		c.mu.Lock()
+		p := c.probes
+		c.mu.Unlock()
+		if p == 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // addBatch counts the payloads of one read chunk, all received at time now.
 func (c *counter) addBatch(datas [][]byte, now int64) {
 	c.mu.Lock()

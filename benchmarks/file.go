@@ -117,29 +117,11 @@ func runFile(ctx context.Context, e *env, o *Options, res *Result) error {
 	clk := &clock{base: time.Now()}
 	cnt := newCounter(1, true)
 	cnt.notify = make(chan struct{}, 1)
-	sk, err := newSink(srv.opts.ReceiveFromConnectorPath("any"), clk, cnt)
+	oc, err := e.startOneClient(ctx, srv, clk, cnt, "f", "client", map[string]any{"max_size_file_upload": jsonNumber(maxUp)}, o)
 	if err != nil {
 		return err
 	}
-	sk.start()
-	defer sk.close()
-	clients, err := e.startClients(ctx, "f", "client", 1, map[string]any{"max_size_file_upload": jsonNumber(maxUp)}, o.StartupTime)
-	if err != nil {
-		return err
-	}
-	conns, err := dialAll(clients)
-	if err != nil {
-		return err
-	}
-	defer conns[0].Close()
-	pt := newTmpl(clientHeader("any", clients[0].name, e.server, ""), o.Size)
-	if err := probe(ctx, conns, []tmpl{pt}, 20*time.Second, func() bool {
-		cnt.mu.Lock()
-		defer cnt.mu.Unlock()
-		return cnt.probes > 0
-	}); err != nil {
-		return err
-	}
+	defer oc.close()
 	dstName := "bench.bin"
 	var out []byte
 	for i, src := range srcs {
@@ -156,7 +138,7 @@ func runFile(ctx context.Context, e *env, o *Options, res *Result) error {
 		wf.Raw("delete", []byte("false"))
 		js := codec.NewObj(nil)
 		js.Str("message_type", "any")
-		js.Str("source_id", clients[0].name)
+		js.Str("source_id", oc.p.name)
 		js.Str("destination_id", e.server)
 		js.Raw("with_file", wf.End())
 		t := newTmpl(string(js.End()), o.Size)
@@ -175,7 +157,7 @@ func runFile(ctx context.Context, e *env, o *Options, res *Result) error {
 		putPayload(out[off+sz-o.Size:off+sz], 0, uint64(i), sendStart)
 		off += sz
 	}
-	if _, err := conns[0].Write(out); err != nil {
+	if _, err := oc.conn.Write(out); err != nil {
 		close(stop)
 		return err
 	}

@@ -312,6 +312,57 @@ func pace(ctx context.Context, clk *clock, sendStart int64, rate float64, perCli
 	return nil
 }
 
+// oneClient is the setup of the modes where one client connector sends to the server's
+// sink: the started sink, the client, its dialed send socket and the template of its "any"
+// messages to the server. Used by one goroutine (the mode's).
+type oneClient struct {
+	sk   *sink
+	p    *proc
+	conn net.Conn
+	t    tmpl
+}
+
+// startOneClient starts a sink on srv's "any" receive path counting into cnt, one client
+// connector (name prefix, role and extra configuration as startClients takes them), dials its
+// send socket and sends probes until cnt counted one. On error what it started is closed;
+// otherwise the caller calls close once.
+func (e *env) startOneClient(ctx context.Context, srv *proc, clk *clock, cnt *counter, prefix, role string,
+	extra map[string]any, o *Options) (*oneClient, error) {
+	sk, err := newSink(srv.opts.ReceiveFromConnectorPath("any"), clk, cnt)
+	if err != nil {
+		return nil, err
+	}
+	sk.start()
+	oc := &oneClient{sk: sk}
+	clients, err := e.startClients(ctx, prefix, role, 1, extra, o.StartupTime)
+	if err != nil {
+		sk.close()
+		return nil, err
+	}
+	conns, err := dialAll(clients)
+	if err != nil {
+		sk.close()
+		return nil, err
+	}
+	oc.p, oc.conn = clients[0], conns[0]
+	oc.t = newTmpl(clientHeader("any", oc.p.name, e.server, ""), o.Size)
+	if err := probe(ctx, conns, []tmpl{oc.t}, 20*time.Second, func() bool {
+		cnt.mu.Lock()
+		defer cnt.mu.Unlock()
+		return cnt.probes > 0
+	}); err != nil {
+		oc.close()
+		return nil, err
+	}
+	return oc, nil
+}
+
+// close closes the send socket, then the sink (the order the modes deferred them in).
+func (oc *oneClient) close() {
+	oc.conn.Close()
+	oc.sk.close()
+}
+
 // runThroughput: one client connector sends to the server as fast as an in-flight window of
 // o.Window messages allows (no loss by construction of the window, loss still counted), up to
 // o.Count messages or o.Duration of sending.
@@ -323,30 +374,12 @@ func runThroughput(ctx context.Context, e *env, o *Options, res *Result) error {
 	clk := &clock{base: time.Now()}
 	cnt := newCounter(1, true)
 	cnt.notify = make(chan struct{}, 1)
-	sk, err := newSink(srv.opts.ReceiveFromConnectorPath("any"), clk, cnt)
+	oc, err := e.startOneClient(ctx, srv, clk, cnt, "t", "client", nil, o)
 	if err != nil {
 		return err
 	}
-	sk.start()
-	defer sk.close()
-	clients, err := e.startClients(ctx, "t", "client", 1, nil, o.StartupTime)
-	if err != nil {
-		return err
-	}
-	conns, err := dialAll(clients)
-	if err != nil {
-		return err
-	}
-	defer conns[0].Close()
-	t := newTmpl(clientHeader("any", clients[0].name, e.server, ""), o.Size)
-	if err := probe(ctx, conns, []tmpl{t}, 20*time.Second, func() bool {
-		cnt.mu.Lock()
-		defer cnt.mu.Unlock()
-		return cnt.probes > 0
-	}); err != nil {
-		return err
-	}
-	if _, err := windowSend(ctx, o, clk, e, conns[0], &t, func() int64 { return cnt.unique.Load() }, cnt.notify, cnt, res, "throughput"); err != nil {
+	defer oc.close()
+	if _, err := windowSend(ctx, o, clk, e, oc.conn, &oc.t, func() int64 { return cnt.unique.Load() }, cnt.notify, cnt, res, "throughput"); err != nil {
 		return err
 	}
 	return ctx.Err()
@@ -465,17 +498,7 @@ func runPubsub(ctx context.Context, e *env, o *Options, res *Result) error {
 	}
 	defer conns[0].Close()
 	t := newTmpl(clientHeader("_pubsub", pubs[0].name, e.server, topic), o.Size)
-	if err := probe(ctx, conns, []tmpl{t}, 20*time.Second, func() bool {
-		for _, c := range cnts {
-			c.mu.Lock()
-			p := c.probes
-			c.mu.Unlock()
-			if p == 0 {
-				return false
-			}
-		}
-		return true
-	}); err != nil {
+	if err := probe(ctx, conns, []tmpl{t}, 20*time.Second, func() bool { return allProbed(cnts) }); err != nil {
 		return err
 	}
 	minDelivered := func() int64 {

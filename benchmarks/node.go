@@ -471,17 +471,7 @@ func nodePubsubClients(ctx context.Context, o *NodeOptions, nio *nodeIO, rep *No
 	}
 	// Warm-up: probes until every subscriber got one (the subscriptions are in place).
 	putPayload(data, probeStream, 0, 0)
-	probed := func() bool {
-		for _, c := range cnts {
-			c.mu.Lock()
-			p := c.probes
-			c.mu.Unlock()
-			if p == 0 {
-				return false
-			}
-		}
-		return true
-	}
+	probed := func() bool { return allProbed(cnts) }
 	deadline := time.Now().Add(o.StartupTime)
 	for !probed() {
 		if time.Now().After(deadline) {

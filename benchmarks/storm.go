@@ -63,29 +63,11 @@ func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 	}
 	clk := &clock{base: time.Now()}
 	cnt := newCounter(2, true) // stream 0 baseline, stream 1 during the storm
-	sk, err := newSink(srv.opts.ReceiveFromConnectorPath("any"), clk, cnt)
+	oc, err := e.startOneClient(ctx, srv, clk, cnt, "e", "established client", nil, o)
 	if err != nil {
 		return err
 	}
-	sk.start()
-	defer sk.close()
-	est, err := e.startClients(ctx, "e", "established client", 1, nil, o.StartupTime)
-	if err != nil {
-		return err
-	}
-	conns, err := dialAll(est)
-	if err != nil {
-		return err
-	}
-	defer conns[0].Close()
-	t := newTmpl(clientHeader("any", est[0].name, e.server, ""), o.Size)
-	if err := probe(ctx, conns, []tmpl{t}, 20*time.Second, func() bool {
-		cnt.mu.Lock()
-		defer cnt.mu.Unlock()
-		return cnt.probes > 0
-	}); err != nil {
-		return err
-	}
+	defer oc.close()
 	// The established client is connected, so the TLS server and its issuer are up: the key
 	// helper (if any) is a child of the server by now.
 	helpers := e.adoptKeyHelpers(srv)
@@ -107,7 +89,7 @@ func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 	start := clk.now()
 	stopB := make(chan struct{})
 	time.AfterFunc(min(2*time.Second, o.Duration), func() { close(stopB) })
-	if err := paceOne(ctx, conns[0], &t, 0, o.StormRate, clk, &seq, stopB); err != nil {
+	if err := paceOne(ctx, oc.conn, &oc.t, 0, o.StormRate, clk, &seq, stopB); err != nil {
 		return err
 	}
 	end := clk.now()
@@ -129,7 +111,7 @@ func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 	start = clk.now()
 	go func() {
 		defer close(streamDone)
-		if err := paceOne(ctx, conns[0], &t, 1, o.StormRate, clk, &seq, stopS); err != nil {
+		if err := paceOne(ctx, oc.conn, &oc.t, 1, o.StormRate, clk, &seq, stopS); err != nil {
 			streamErr.Store(&err)
 		}
 	}()
