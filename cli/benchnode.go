@@ -186,15 +186,7 @@ func benchNodeServer(ctx context.Context, cn *connector.Connector, a *api.API, o
 			close(done)
 		}
 	}, false)
-	select {
-	case <-done:
-		fmt.Fprintln(out, "DONE")
-		out.Flush()
-	case <-stop:
-	case <-ctx.Done():
-	}
-	<-stop
-	a.StopWaitingForMessages("any")
+	benchNodeAwaitDone(ctx, a, out, stop, done)
 	rep.Received = got
 }
 
@@ -278,15 +270,7 @@ func benchNodeResponder(ctx context.Context, cn *connector.Connector, a *api.API
 			close(done)
 		}
 	}, false)
-	select {
-	case <-done:
-		fmt.Fprintln(out, "DONE")
-		out.Flush()
-	case <-stop:
-	case <-ctx.Done():
-	}
-	<-stop
-	a.StopWaitingForMessages("any")
+	benchNodeAwaitDone(ctx, a, out, stop, done)
 	rep.Received = got
 }
 
@@ -329,6 +313,21 @@ func benchNodeRequester(ctx context.Context, cn *connector.Connector, a *api.API
 	}
 	rep.SendEnd = time.Now().UnixNano()
 	<-stop
+}
+
+// benchNodeAwaitDone says DONE on out once done is closed (unless stop or ctx comes first), then
+// waits for stop and removes the "any" handler, so that the caller may read what the handler
+// counted.
+func benchNodeAwaitDone(ctx context.Context, a *api.API, out *bufio.Writer, stop, done <-chan struct{}) {
+	select {
+	case <-done:
+		fmt.Fprintln(out, "DONE")
+		out.Flush()
+	case <-stop:
+	case <-ctx.Done():
+	}
+	<-stop
+	a.StopWaitingForMessages("any")
 }
 
 // benchNodeWaitConnected waits until cn has a connected peer; it returns "" then, or why not.
