@@ -29,6 +29,7 @@ type apiConn struct {
 	// one ring lock per batch instead of per frame
 	pend     []qmsg
 	pendSz   []int
+	pendB    int64 // sum of pendSz (checked per frame against the queue's byte cap)
 	pendPeer *peer
 	pendPrio int
 }
@@ -52,7 +53,7 @@ func (a *apiConn) flushPending(cn *Connector) {
 		cn.log.Errorf("%s queue_send_to_connector_put : queue full for peer %s, %d messages dropped", cn.sourceID, p.name, rest)
 	}
 	clear(a.pend)
-	a.pend, a.pendSz, a.pendPeer = a.pend[:0], a.pendSz[:0], nil
+	a.pend, a.pendSz, a.pendPeer, a.pendB = a.pend[:0], a.pendSz[:0], nil, 0
 }
 
 // Backpressure limits: how long, and up to how many buffered input bytes, an application's
@@ -241,10 +242,7 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error 
 	// (the frame stays in the input buffer); drop only when that does not help.
 	held, heldBytes := 0, int64(0) // frames for p not pushed yet count as queued
 	if a.pendPeer == p {
-		held = len(a.pend)
-		for _, n := range a.pendSz {
-			heldBytes += int64(n)
-		}
+		held, heldBytes = len(a.pend), a.pendB
 	}
 	if p.q.Len()+held >= cn.cfg.MaxQueueSize || p.q.Bytes()+heldBytes+int64(len(fr)) > defaultMaxBytes {
 		if a.blockedSince.IsZero() {
@@ -273,6 +271,7 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error 
 	a.pendPeer, a.pendPrio = p, prio
 	a.pend = append(a.pend, qmsg{b: b, ack: hd.WaitForAck.Truthy(), file: hd.WithFile.Present()})
 	a.pendSz = append(a.pendSz, len(b.B))
+	a.pendB += int64(len(b.B))
 	for _, t := range a.touched {
 		if t == p {
 			return nil
