@@ -56,7 +56,6 @@
 // # TLS configurations
 //
 //	ServerConfig(baseDir string, allowAll bool) (*gotls.Config, error)
-//	NewBatchConn(nc, max) *BatchConn; (*BatchConn).Batch(func() (int, error)) — records of one tls.Conn.Write in one syscall
 //	ClientConfig(baseDir, clientName string, allowAll bool) (*gotls.Config, error)
 //	VerifyClientCert, VerifyServerCert, PeerSerial(gotls.ConnectionState) string
 //
