@@ -254,6 +254,7 @@ type aloRecvState struct {
 	once  sync.Once
 	buf   []byte
 	sizes [2]int64      // committer-owned: sizes of the files as last written (-1: unknown)
+	gens  atomic.Uint64 // committed generations (for tests)
 	ackN  atomic.Uint64 // acknowledgements queued (for tests)
 	// pending counts deliveries since the committer last started a commit (approximately: it
 	// only paces the commits).
@@ -265,6 +266,9 @@ type aloRecvState struct {
 	ackEvery    time.Duration
 	ackBatch    uint64
 }
+
+// committedGen is the number of state commits so far. Concurrency-safe.
+func (r *aloRecvState) committedGen() uint64 { return r.gens.Load() }
 
 func (r *aloRecvState) signal() {
 	select {
@@ -534,6 +538,7 @@ func (r *aloRecvState) commit() {
 	r.retry = false
 	r.sizes[i] = n
 	r.gen++
+	r.gens.Add(1)
 	for _, c := range changed {
 		c.t.mu.Lock()
 		if c.t.epoch == c.epoch && c.seq > c.t.committed {
