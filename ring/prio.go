@@ -101,21 +101,14 @@ func NewPrio[T any](maxCount int, maxBytes int64) *Prio[T] {
 // keeping nothing, when the queue is full by count or bytes. Allocates only when a level is
 // created or grows.
 func (q *Prio[T]) Push(v T, size int, priority int) bool {
-	sz := int64(size)
-	if sz < 0 {
-		sz = 0
-	}
+	sz := int64(max(size, 0))
 	q.mu.Lock()
-	if q.count >= q.maxCount || (q.maxBytes > 0 && q.bytes+sz > q.maxBytes) {
+	if q.full(sz) {
 		q.mu.Unlock()
 		return false
 	}
-	l := q.level(priority)
-	l.q.push(entry[T]{v: v, size: sz}, q.maxSeg)
-	q.count++
-	q.bytes += sz
-	q.n.Store(int64(q.count))
-	q.nb.Store(q.bytes)
+	q.add(q.level(priority), v, sz)
+	q.publish()
 	q.mu.Unlock()
 	return true
 }
@@ -133,17 +126,33 @@ func (q *Prio[T]) PushBatch(vs []T, sizes []int, priority int) int {
 	i := 0
 	for ; i < n; i++ {
 		sz := int64(max(sizes[i], 0))
-		if q.count >= q.maxCount || (q.maxBytes > 0 && q.bytes+sz > q.maxBytes) {
+		if q.full(sz) {
 			break
 		}
-		l.q.push(entry[T]{v: vs[i], size: sz}, q.maxSeg)
-		q.count++
-		q.bytes += sz
+		q.add(l, vs[i], sz)
 	}
-	q.n.Store(int64(q.count))
-	q.nb.Store(q.bytes)
+	q.publish()
 	q.mu.Unlock()
 	return i
+}
+
+// full reports whether one more item of sz bytes would break the count or bytes cap (the rule
+// of Push and PushBatch). Caller holds mu.
+func (q *Prio[T]) full(sz int64) bool {
+	return q.count >= q.maxCount || (q.maxBytes > 0 && q.bytes+sz > q.maxBytes)
+}
+
+// add queues v of sz bytes in l and counts it. Caller holds mu and checked full.
+func (q *Prio[T]) add(l *level[T], v T, sz int64) {
+	l.q.push(entry[T]{v: v, size: sz}, q.maxSeg)
+	q.count++
+	q.bytes += sz
+}
+
+// publish mirrors count and bytes for the lock-free Len and Bytes. Caller holds mu.
+func (q *Prio[T]) publish() {
+	q.n.Store(int64(q.count))
+	q.nb.Store(q.bytes)
 }
 
 // level returns the level of priority p, creating it in order. Caller holds mu.
