@@ -267,9 +267,6 @@ type aloRecvState struct {
 	ackBatch    uint64
 }
 
-// committedGen is the number of state commits so far. Concurrency-safe.
-func (r *aloRecvState) committedGen() uint64 { return r.gens.Load() }
-
 func (r *aloRecvState) signal() {
 	select {
 	case r.kick <- struct{}{}:
