@@ -112,12 +112,13 @@ func GenerateSelfSigned(conf *Conf, now time.Time, rnd io.Reader) (*Generated, e
 	if err != nil {
 		return nil, fmt.Errorf("tls: generating RSA-%d key: %w", conf.Bits, err)
 	}
-	return selfSigned(conf, key, now, rnd)
+	return selfSigned(conf, key, nil, now, rnd)
 }
 
 // selfSigned is GenerateSelfSigned with a key made beforehand, which must be an RSA key of
-// conf.Bits bits that is used for nothing else. rnd must not be nil.
-func selfSigned(conf *Conf, key *rsa.PrivateKey, now time.Time, rnd io.Reader) (*Generated, error) {
+// conf.Bits bits that is used for nothing else. The signature is made by signer (key's; nil:
+// in this process, under signSem). rnd must not be nil.
+func selfSigned(conf *Conf, key *rsa.PrivateKey, signer crypto.Signer, now time.Time, rnd io.Reader) (*Generated, error) {
 	if key == nil || key.N.BitLen() != conf.Bits {
 		return nil, fmt.Errorf("%w: key is not RSA-%d", ErrConf, conf.Bits)
 	}
@@ -158,9 +159,10 @@ func selfSigned(conf *Conf, key *rsa.PrivateKey, now time.Time, rnd io.Reader) (
 	}
 	hh := h.New()
 	hh.Write(tbs)
-	signSem <- struct{}{} // one signature at a time with the handshakes (config.go)
-	sig, err := rsa.SignPKCS1v15(rnd, key, h, hh.Sum(nil))
-	<-signSem
+	if signer == nil {
+		signer = &serialSigner{k: key} // one signature at a time with the handshakes (config.go)
+	}
+	sig, err := signer.Sign(rnd, hh.Sum(nil), h)
 	if err != nil {
 		return nil, fmt.Errorf("tls: signing certificate: %w", err)
 	}

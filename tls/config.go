@@ -3,6 +3,7 @@ package tls
 import (
 	"bytes"
 	"crypto"
+	"crypto/rsa"
 	gotls "crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -24,6 +25,8 @@ import (
 // validity period; the directory is read at every handshake, so issued and deleted client
 // certificates take effect at once (like 1.6, unlike a running 1.0.33 server which caches
 // what it once looked up). Identify the client afterwards with PeerSerial and the ServerStore.
+// The server's RSA handshake signatures are made by the crypto helper process at nice 19 when
+// an Issuer of this process runs one (helper.go), else in this process one at a time.
 // The returned Config is the caller's; its callbacks are safe for concurrent handshakes.
 func ServerConfig(baseDir string, allowAll bool) (*gotls.Config, error) {
 	p := NewPaths(baseDir)
@@ -31,9 +34,7 @@ func ServerConfig(baseDir string, allowAll bool) (*gotls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCert, p.ServerPEM, err)
 	}
-	if k, ok := cert.PrivateKey.(crypto.Signer); ok {
-		cert.PrivateKey = &serialSigner{k: k}
-	}
+	cert.PrivateKey = serverSigner(cert.PrivateKey, p.ServerKey)
 	cfg := &gotls.Config{Certificates: []gotls.Certificate{cert}}
 	if allowAll {
 		// Request (never verify) a certificate, as OpenSSL servers are not asked to: the point is
@@ -219,6 +220,25 @@ func DefaultSerial(baseDir string) (string, error) {
 func IsDefaultCert(baseDir, serial string) bool {
 	d, err := DefaultSerial(baseDir)
 	return err == nil && d == serial
+}
+
+// serverSigner wraps the server certificate's private key (loaded from keyPath) for the
+// handshakes: an RSA key signs through the crypto helper when an Issuer runs one (helper.go),
+// else, like any other key, in this process under signSem.
+func serverSigner(priv crypto.PrivateKey, keyPath string) crypto.PrivateKey {
+	k, ok := priv.(crypto.Signer)
+	if !ok {
+		return priv
+	}
+	local := &serialSigner{k: k}
+	pub, isRSA := k.Public().(*rsa.PublicKey)
+	if !isRSA {
+		return local
+	}
+	if abs, err := filepath.Abs(keyPath); err == nil {
+		keyPath = abs
+	}
+	return &remoteSigner{pub: pub, path: keyPath, local: local}
 }
 
 // signSem lets one server handshake or issuance signature (RSA-2048: ~1.5 ms of CPU) run at a

@@ -1,17 +1,15 @@
 package tls
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,8 +20,8 @@ import (
 // measures keep it away from established links:
 //
 //   - Keys are made by a helper process (this same executable, re-executed with
-//     keygenEnv set: see init below) running at the lowest CPU priority (nice 19) with
-//     GOMAXPROCS=1. The kernel then gives key generation only the CPU that nothing else
+//     keygenEnv set: see init below and helper.go, which also makes the server's RSA
+//     signatures) running at the lowest CPU priority (nice 19). The kernel then gives key generation only the CPU that nothing else
 //     wants, and the server's own Go runtime never waits for it. (Running the generation on a
 //     nice-19 thread of the server itself does not work: that thread holds one of the server's
 //     Ps, and every garbage collection stops the world and waits for it to be scheduled,
@@ -37,8 +35,8 @@ import (
 // are generated in the server itself, one at a time (keygenSem) so that issuance never takes
 // more than one CPU.
 
-// keygenEnv, when set in the environment as "1:<bits>", makes this process a key generation
-// helper (see runKeygenHelper). The value is versioned so that another build of the
+// keygenEnv, when set in the environment as "2:<bits>:<keep>", makes this process the crypto
+// helper (see runHelper in helper.go). The value is versioned so that another build of the
 // executable that does not know it cannot be confused with a helper.
 const keygenEnv = "AIOCONN_TLS_KEYGEN_HELPER"
 
@@ -54,7 +52,7 @@ const maxKeyDER = 64 << 10
 func init() {
 	if v, ok := os.LookupEnv(keygenEnv); ok {
 		lowerPriority()
-		os.Exit(runKeygenHelper(v, os.Stdin, os.Stdout))
+		os.Exit(runHelper(v, os.Stdin, os.Stdout))
 	}
 }
 
@@ -75,40 +73,6 @@ func generateKeyInProcess(bits int) (*rsa.PrivateKey, error) {
 	return k, nil
 }
 
-// runKeygenHelper is the helper process's main: for each byte read from in it writes one
-// fresh RSA key of the requested size to out (4-byte big-endian length, PKCS#1 DER). It
-// returns the exit status: 0 when in reaches EOF (the server closed the pipe or died) or out
-// is closed. The caller has lowered the process's priority.
-func runKeygenHelper(spec string, in io.Reader, out io.Writer) int {
-	ver, bitsText, _ := strings.Cut(spec, ":")
-	bits, err := strconv.Atoi(bitsText)
-	if ver != "1" || err != nil || bits < 1024 || bits > 16384 {
-		fmt.Fprintf(os.Stderr, "tls: key helper: bad %s=%q\n", keygenEnv, spec)
-		return 2
-	}
-	var req [1]byte
-	buf := make([]byte, 0, 4096)
-	for {
-		if _, err := io.ReadFull(in, req[:]); err != nil {
-			return 0
-		}
-		k, err := rsa.GenerateKey(rand.Reader, bits)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "tls: key helper: %v\n", err)
-			return 1
-		}
-		der := x509.MarshalPKCS1PrivateKey(k)
-		buf = binary.BigEndian.AppendUint32(buf[:0], uint32(len(der)))
-		buf = append(buf, der...)
-		clear(der)
-		_, err = out.Write(buf)
-		clear(buf)
-		if err != nil {
-			return 0
-		}
-	}
-}
-
 // lowerPriority puts every thread of this process at nice 19 (Linux nice values are per
 // thread) and keeps the calling goroutine on its thread, so the generation runs niced whatever
 // threads the runtime creates later.
@@ -124,121 +88,95 @@ func lowerPriority() {
 	}
 }
 
-// keyPool holds up to size ready keys of one size, made by a helper process (see above).
-// take is safe for concurrent use; close stops the helper.
+// keyPool holds up to size ready keys of one size, made by the crypto helper process (see
+// above and helper.go). take is safe for concurrent use; close stops the helper.
 type keyPool struct {
 	bits  int
-	ready chan *rsa.PrivateKey // closed by feed when the helper is gone
+	h     *helperProc
+	ready chan pooledKey // closed by feed when the helper is gone
 	stop  chan struct{}
 	once  sync.Once
-	cmd   *exec.Cmd
 	fed   chan struct{} // closed when feed has returned
 }
 
+// pooledKey is a key and its id in the helper (for reqSignKey).
+type pooledKey struct {
+	k  *rsa.PrivateKey
+	id uint32
+}
+
 // startKeyPool starts the helper and the goroutine that keeps the pool full. It returns nil
-// (callers then generate in-process) if the helper cannot be started.
+// (callers then generate keys and sign in-process) if the helper cannot be started.
 func startKeyPool(bits, size int) *keyPool {
-	exe := "/proc/self/exe"
-	if _, err := os.Stat(exe); err != nil {
-		if exe, err = os.Executable(); err != nil {
-			return nil
-		}
-	}
-	cmd := exec.Command(exe)
-	cmd.Args = []string{"aioconn-keygen"}
-	cmd.Env = []string{keygenEnv + "=1:" + strconv.Itoa(bits), "GOMAXPROCS=1"}
-	cmd.Stderr = nil
-	// Own process group: a terminal's ^C reaches the server, which then closes the pool. No
-	// Pdeathsig: it fires when the forking thread exits, which Go may do to a locked thread;
-	// the helper ends anyway when the server goes (EOF on its input, or EPIPE on its output).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	in, err := cmd.StdinPipe()
-	if err != nil {
+	// the helper keeps the keys not yet signed with: the pool's, the one feed holds, and those
+	// the workers are signing with
+	h := startHelper(bits, size+64)
+	if h == nil {
 		return nil
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil
-	}
-	if err := cmd.Start(); err != nil {
-		return nil
-	}
-	p := &keyPool{bits: bits, ready: make(chan *rsa.PrivateKey, size), stop: make(chan struct{}), cmd: cmd, fed: make(chan struct{})}
-	go p.feed(in, out)
+	p := &keyPool{bits: bits, h: h, ready: make(chan pooledKey, size), stop: make(chan struct{}), fed: make(chan struct{})}
+	go p.feed()
 	return p
 }
 
 // feed asks the helper for one key at a time and puts it in the pool; it blocks while the
 // pool is full, so at most size+1 keys exist unused (the pool and the one feed holds).
-func (p *keyPool) feed(in io.WriteCloser, out io.Reader) {
+func (p *keyPool) feed() {
 	defer close(p.fed)
 	defer close(p.ready)
-	defer in.Close()
-	var hdr [4]byte
-	der := make([]byte, 0, 4096)
 	for {
-		if _, err := in.Write([]byte{1}); err != nil {
+		r, err := p.h.call(reqKey, nil, 0, p.stop)
+		if err != nil || len(r.body) < 4 {
 			return
 		}
-		if _, err := io.ReadFull(out, hdr[:]); err != nil {
-			return
-		}
-		n := binary.BigEndian.Uint32(hdr[:])
-		if n == 0 || n > maxKeyDER {
-			return
-		}
-		if cap(der) < int(n) {
-			der = make([]byte, n)
-		}
-		der = der[:n]
-		if _, err := io.ReadFull(out, der); err != nil {
-			return
-		}
-		k, err := x509.ParsePKCS1PrivateKey(der)
-		clear(der)
+		id := binary.BigEndian.Uint32(r.body)
+		k, err := x509.ParsePKCS1PrivateKey(r.body[4:])
+		clear(r.body)
 		if err != nil || k.N.BitLen() != p.bits {
 			return
 		}
 		select {
-		case p.ready <- k:
+		case p.ready <- pooledKey{k, id}:
 		case <-p.stop:
 			return
 		}
 	}
 }
 
-// take returns a key of p.bits that nobody else gets: a ready one, else the next one the
-// helper makes. It returns nil when the pool is closed or the helper is gone (with no key
-// left) or after keyWait; the caller then generates the key itself.
-func (p *keyPool) take() *rsa.PrivateKey {
+// take returns a key of p.bits that nobody else gets, and its id in the helper: a ready one,
+// else the next one the helper makes. It returns nil when the pool is closed or the helper is
+// gone (with no key left) or after keyWait; the caller then generates the key itself.
+func (p *keyPool) take() (*rsa.PrivateKey, uint32) {
 	select {
 	case k := <-p.ready:
-		return k
+		return k.k, k.id
 	default:
 	}
 	t := time.NewTimer(keyWait)
 	defer t.Stop()
 	select {
 	case k := <-p.ready:
-		return k
+		return k.k, k.id
 	case <-p.stop:
-		return nil
+		return nil, 0
 	case <-t.C:
-		return nil
+		return nil, 0
 	}
 }
 
-// close stops the helper (it sees EOF on its input, or is killed) and drops the ready keys.
-// Safe to call more than once.
+// signer returns the signer for an issued certificate's self-signature with key k (id in the
+// helper; k nil is not allowed): through the helper, else in the server.
+func (p *keyPool) signer(k *rsa.PrivateKey, id uint32) crypto.Signer {
+	return &remoteSigner{pub: &k.PublicKey, h: p.h, kid: id, local: &serialSigner{k: k}}
+}
+
+// close stops the helper (killed by PID) and drops the ready keys. Safe to call more than once.
 func (p *keyPool) close() {
 	p.once.Do(func() {
 		close(p.stop)
-		if p.cmd.Process != nil {
-			p.cmd.Process.Kill()
-		}
+		p.h.close()
 		<-p.fed
 		for range p.ready { // drop the unused keys
 		}
-		p.cmd.Wait()
 	})
 }

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/pem"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -16,51 +13,6 @@ import (
 	"syscall"
 	"testing"
 )
-
-// The helper's protocol, run in-process over pipes: one key per request byte, distinct keys
-// of the asked size, exit status 0 at EOF; a bad specification is refused.
-func TestKeygenHelperProtocol(t *testing.T) {
-	for _, bad := range []string{"", "1", "2:1024", "1:512", "1:x", "1:99999"} {
-		if got := runKeygenHelper(bad, strings.NewReader("\x01"), io.Discard); got != 2 {
-			t.Errorf("spec %q: status %d, want 2", bad, got)
-		}
-	}
-	var out bytes.Buffer
-	if got := runKeygenHelper("1:1024", strings.NewReader("\x01\x01\x01"), &out); got != 0 {
-		t.Fatalf("status %d", got)
-	}
-	seen := map[string]bool{}
-	data := out.Bytes()
-	for i := 0; i < 3; i++ {
-		if len(data) < 4 {
-			t.Fatalf("key %d: short output", i)
-		}
-		n := binary.BigEndian.Uint32(data)
-		if int(n) > len(data)-4 {
-			t.Fatalf("key %d: length %d beyond output", i, n)
-		}
-		k, err := x509.ParsePKCS1PrivateKey(data[4 : 4+n])
-		if err != nil || k.N.BitLen() != 1024 || k.E != 65537 {
-			t.Fatalf("key %d: %v", i, err)
-		}
-		if seen[k.N.String()] {
-			t.Fatal("same key twice")
-		}
-		seen[k.N.String()] = true
-		data = data[4+n:]
-	}
-	if len(data) != 0 {
-		t.Fatalf("%d bytes after the keys", len(data))
-	}
-	// A closed output ends the helper quietly.
-	if got := runKeygenHelper("1:1024", strings.NewReader("\x01"), errWriter{}); got != 0 {
-		t.Errorf("status %d on a write error", got)
-	}
-}
-
-type errWriter struct{}
-
-func (errWriter) Write([]byte) (int, error) { return 0, errors.New("closed") }
 
 // niceOf returns the nice value of every thread of process pid.
 func niceOf(t *testing.T, pid int) []int {
@@ -92,10 +44,10 @@ func TestKeyPoolHelperProcess(t *testing.T) {
 	if p == nil {
 		t.Fatal("helper did not start")
 	}
-	pid := p.cmd.Process.Pid
+	pid := p.h.cmd.Process.Pid
 	seen := map[string]bool{}
 	for i := 0; i < 8; i++ { // more than the pool holds: the helper keeps making keys
-		k := p.take()
+		k, _ := p.take()
 		if k == nil {
 			t.Fatalf("take %d: no key", i)
 		}
@@ -119,13 +71,13 @@ func TestKeyPoolHelperProcess(t *testing.T) {
 	}
 	p.close()
 	p.close()
-	if p.cmd.ProcessState == nil {
+	if p.h.cmd.ProcessState == nil {
 		t.Fatal("helper not reaped")
 	}
 	if err := syscall.Kill(pid, 0); err == nil {
 		t.Error("helper still running after close")
 	}
-	if k := p.take(); k != nil {
+	if k, _ := p.take(); k != nil {
 		t.Error("closed pool handed out a key")
 	}
 }
@@ -142,7 +94,7 @@ func TestIssuerHelperDies(t *testing.T) {
 	if _, _, err := is.Issue("before"); err != nil {
 		t.Fatal(err)
 	}
-	is.keys.cmd.Process.Kill()
+	is.keys.h.cmd.Process.Kill()
 	<-is.keys.fed // the feeder saw the helper go
 	for i := 0; i < 3; i++ {
 		if _, _, err := is.Issue(fmt.Sprintf("after%d", i)); err != nil {

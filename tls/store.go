@@ -1,6 +1,7 @@
 package tls
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/hex"
@@ -185,8 +186,12 @@ func (s *ServerStore) issue(sourceID string, keys *keyPool) (*Issued, error) {
 		return nil, fmt.Errorf("%s: %w", s.paths.TemplateConf, err)
 	}
 	var key *rsa.PrivateKey
+	var signer crypto.Signer // nil: sign in the server (serialSigner)
 	if keys != nil && keys.bits == conf.Bits {
-		key = keys.take()
+		var id uint32
+		if key, id = keys.take(); key != nil {
+			signer = keys.signer(key, id) // the helper signs with the key it made
+		}
 	}
 	if key == nil {
 		if key, err = generateKeyInProcess(conf.Bits); err != nil {
@@ -194,7 +199,7 @@ func (s *ServerStore) issue(sourceID string, keys *keyPool) (*Issued, error) {
 		}
 	}
 	runtime.Gosched()
-	g, err := selfSigned(conf, key, time.Now(), rand.Reader)
+	g, err := selfSigned(conf, key, signer, time.Now(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
