@@ -70,6 +70,10 @@ type Options struct {
 	// Python one): the bench starts only the clients it needs and drives that server's sockets.
 	Config    string  `json:"config,omitempty"`
 	StormRate float64 `json:"storm_rate"` // certstorm: msg/s of the established client during the storm
+	// StormNice (certstorm) is the nice value (0-19) the storm clients' processes run at, every
+	// thread: they stand for other machines, so they should not take the server's CPU. 0 (the
+	// zero value): not changed. DefaultOptions: 19.
+	StormNice int `json:"storm_nice"`
 	// ProfileDir, when set, makes every aioconn connector the bench starts write a CPU profile
 	// to ProfileDir/<name>.cpu.pprof (AIOCONN_CPUPROFILE), complete once the process stopped.
 	ProfileDir  string        `json:"-"`
@@ -92,7 +96,7 @@ const (
 func DefaultOptions() Options {
 	return Options{Mode: ModeRate, Target: TargetGo, Clients: 100, Rate: 40, Size: 100, Duration: 10 * time.Second,
 		Count: 1_000_000, Subscribers: 10, Concurrency: 16, FileSize: 100 << 20,
-		Drain: 2 * time.Second, StartupTime: 60 * time.Second, StormRate: 1000}
+		Drain: 2 * time.Second, StartupTime: 60 * time.Second, StormRate: 1000, StormNice: 19}
 }
 
 func (o *Options) fill() error {
@@ -145,6 +149,9 @@ func (o *Options) fill() error {
 	}
 	if o.StormRate <= 0 {
 		o.StormRate = d.StormRate
+	}
+	if o.StormNice < 0 || o.StormNice > 19 {
+		return fmt.Errorf("%w: storm nice %d (0 to 19)", ErrBadOptions, o.StormNice)
 	}
 	switch o.TLS {
 	case TLSOff, TLSStrict, TLSAllowAll:

@@ -36,7 +36,7 @@ func (r *Result) Params() string {
 	case ModePersist:
 		s = fmt.Sprintf("%d messages spilled to an absent client, then replayed", min(o.Count, persistMax))
 	case ModeCertStorm:
-		s = fmt.Sprintf("%d first-time clients at once, 1 established client at %g msg/s", o.Clients, o.StormRate)
+		s = fmt.Sprintf("%d first-time clients at once (at nice %d), 1 established client at %g msg/s", o.Clients, o.StormNice, o.StormRate)
 	}
 	tls := ""
 	if o.TLS != TLSOff {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aioconn/aioconn/config"
@@ -41,6 +42,10 @@ type StormRes struct {
 	// P99BySecondMs is the established client's p99 latency of the messages sent in each second
 	// of the storm (its arrivals in order, StreamRate per second; the last second may be partial).
 	P99BySecondMs []float64 `json:"p99_by_second_ms,omitempty"`
+	// Nice is the nice value the storm clients' processes were put at (Options.StormNice) and
+	// NicedThreads the number of their threads set to it (0: none changed).
+	Nice         int `json:"nice"`
+	NicedThreads int `json:"niced_threads,omitempty"`
 }
 
 const stormBound = 90 * time.Second
@@ -201,11 +206,15 @@ func runCertStorm(ctx context.Context, e *env, o *Options, res *Result) error {
 		res.Notes = append(res.Notes, fmt.Sprintf("certstorm: %d first-time clients started at once (one process each, %.2fs to launch them)",
 			o.Clients, st.LaunchS))
 	}
+	if o.StormNice != 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("certstorm: the storm clients' processes run at nice %d (%d threads set; they stand for other machines)",
+			o.StormNice, st.NicedThreads))
+	}
 	res.Notes = append(res.Notes, fmt.Sprintf("certstorm: issued = the client's certificate file appeared (polled every 50 ms); "+
 		"served = the server lists the client as connected (with its new certificate); latency = the established client's "+
 		"messages at %g msg/s during the storm", o.StormRate))
 	if len(helpers) > 0 {
-		res.Notes = append(res.Notes, fmt.Sprintf("certstorm: the server's key helper process (pid %v) is counted as role %q", helpers, keyHelperRole))
+		res.Notes = append(res.Notes, fmt.Sprintf("certstorm: the server's key and signature helper process (pid %v, nice 19) is counted as role %q", helpers, keyHelperRole))
 	} else if e.target == TargetGo {
 		res.Notes = append(res.Notes, "certstorm: no key helper process found among the server's children")
 	}
@@ -236,9 +245,10 @@ type stormClients struct {
 	ns    *nodeSet // bench_nodes; nil: one connector process per client
 	procs []*proc  // one process per client
 	// started counts the nodes that said STARTED; launchS, releaseS as in StormRes.
-	started  int
-	launchS  float64
-	releaseS float64
+	started      int
+	nicedThreads int // StormRes.NicedThreads
+	launchS      float64
+	releaseS     float64
 }
 
 // startNodes starts the bench_nodes hosting the storm clients and waits until every one has
@@ -263,8 +273,46 @@ func (sc *stormClients) startNodes(ctx context.Context) error {
 		if _, err := n.expect(ctx, "WAITING", o.StartupTime); err != nil {
 			return err
 		}
+		if err := sc.renice(n.cmd.Process.Pid); err != nil {
+			return err
+		}
 	}
 	sc.launchS = time.Since(t0).Seconds()
+	return nil
+}
+
+// renice puts every thread of process pid at nice o.StormNice (Linux nice values are per
+// thread; threads created later are cloned from these and inherit it). A node is reniced once
+// it said WAITING, so its runtime's threads exist; passes repeat until one finds no new thread.
+func (sc *stormClients) renice(pid int) error {
+	n := sc.o.StormNice
+	if n == 0 {
+		return nil
+	}
+	done := map[int]bool{}
+	for pass := 0; pass < 10; pass++ {
+		ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+		if err != nil {
+			if pass == 0 { // no /proc: the whole process, as setpriority sees it
+				return syscall.Setpriority(syscall.PRIO_PROCESS, pid, n)
+			}
+			return nil // the process is gone: poll reports it
+		}
+		added := false
+		for _, e := range ents {
+			tid, err := strconv.Atoi(e.Name())
+			if err != nil || done[tid] {
+				continue
+			}
+			if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, n); err == nil {
+				done[tid], added = true, true
+			}
+		}
+		if !added {
+			break
+		}
+	}
+	sc.nicedThreads += len(done)
 	return nil
 }
 
@@ -285,6 +333,11 @@ func (sc *stormClients) release() error {
 			return err
 		}
 		sc.procs = append(sc.procs, p)
+		if p.cmd != nil && p.cmd.Process != nil {
+			if err := sc.renice(p.cmd.Process.Pid); err != nil {
+				return err
+			}
+		}
 	}
 	sc.launchS = time.Since(t0).Seconds()
 	return nil
@@ -322,6 +375,7 @@ func (sc *stormClients) poll() error {
 // their CPU to the run's process table.
 func (sc *stormClients) finish(st *StormRes) error {
 	st.LaunchS, st.ReleaseS = sc.launchS, sc.releaseS
+	st.Nice, st.NicedThreads = sc.o.StormNice, sc.nicedThreads
 	if sc.ns == nil {
 		st.Processes = len(sc.procs)
 		for _, p := range sc.procs {
