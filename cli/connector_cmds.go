@@ -84,11 +84,12 @@ func runCreateConnector(ctx context.Context, args []string, stdout, stderr io.Wr
 	// One event loop on one P is the fastest plaintext connector on small machines: measured on
 	// 2 cores, 100 clients at 40 msg/s cost 80 µs of CPU per message instead of 300 (Go's
 	// spinning Ms and P hand-offs around every wake-up), with the same peak throughput
-	// (benchmarks/RESULTS.md). TLS links run on goroutines and keep every CPU. GOMAXPROCS or
-	// AIOCONN_LOOPS in the environment override this.
+	// (benchmarks/RESULTS.md). TLS links run on the loop too (loop.EnrollTLS); their handshakes
+	// run on goroutines, and the server's RSA signatures in its nice-19 helper process. GOMAXPROCS
+	// or AIOCONN_LOOPS in the environment override this.
 	// Connectors that receive files keep every CPU too: their disk writer must run beside the
 	// loop (on one P it starved and the socket's input piled up in memory: 10 GB for a 4 GB file).
-	if os.Getenv("GOMAXPROCS") == "" && os.Getenv("AIOCONN_LOOPS") == "" && !cfg.UseSSL && len(cfg.FileRecvConfig) == 0 {
+	if os.Getenv("GOMAXPROCS") == "" && os.Getenv("AIOCONN_LOOPS") == "" && len(cfg.FileRecvConfig) == 0 {
 		runtime.GOMAXPROCS(1)
 	}
 	cn, err := connector.New(cfg, stdout)

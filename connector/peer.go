@@ -3,6 +3,7 @@ package connector
 import (
 	"bytes"
 	"context"
+	gotls "crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -885,8 +886,10 @@ func (c *Connector) dialLoop(ctx context.Context, first bool) {
 			p := newPeer(c, true)
 			p.name = c.serverPeer
 			if c.cfg.UseSSL {
-				if nc, p.defaultCert, err = c.handshakeClient(nc); err == nil {
-					if _, err = eng.EnrollStream(nc, &peerHandler{cn: c}, p); err == nil {
+				var tc *gotls.Conn
+				var hc *loop.HandshakeConn
+				if tc, hc, p.defaultCert, err = c.handshakeClient(nc); err == nil {
+					if _, err = eng.EnrollTLS(tc, hc, &peerHandler{cn: c}, p); err == nil {
 						return
 					}
 				}

@@ -17,9 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TLS on the peer link (PEER-PROTOCOL §10). TLS connections do not run on gnet: the handshake
-// runs on a goroutine with crypto/tls, then the *tls.Conn is served by loop.EnrollStream behind
-// the same Handler as plaintext peers. Modes: plain (use_ssl false), allow-all (ssl_allow_all:
+// TLS on the peer link (PEER-PROTOCOL §10). The handshake runs on a goroutine with crypto/tls
+// over a loop.HandshakeConn, then loop.EnrollTLS hands the socket to gnet, whose loop encrypts
+// and decrypts the records with the same *tls.Conn, behind the same Handler as plaintext peers. Modes: plain (use_ssl false), allow-all (ssl_allow_all:
 // `_handshake_ssl`, no certificates checked) and strict (client certificates pinned through the
 // server's symlinks/, identification by certificate serial, `_ssl` issuance for clients that hold
 // only the default certificate).
@@ -108,7 +108,8 @@ func (c *Connector) acceptTLS(eng *loop.Engine, t *tlsRun) {
 // (strict mode) before handing it to the peer handler. Probe connections that close without a
 // handshake are dropped quietly.
 func (c *Connector) handshakeServer(eng *loop.Engine, t *tlsRun, conn net.Conn) {
-	tc := gotls.Server(conn, t.serverCfg)
+	hc := loop.NewHandshakeConn(conn)
+	tc := gotls.Server(hc, t.serverCfg)
 	tc.SetDeadline(time.Now().Add(c.cfg.IOTimeout))
 	if err := tc.Handshake(); err != nil {
 		c.log.Debugf("%s TLS handshake with %s failed: %v", c.sourceID, conn.RemoteAddr(), err)
@@ -142,19 +143,19 @@ func (c *Connector) handshakeServer(eng *loop.Engine, t *tlsRun, conn net.Conn) 
 		}
 		c.log.Infof("%s accepting client %s", c.sourceID, p.name)
 	}
-	if _, err := eng.EnrollStream(tc, &peerHandler{cn: c}, p); err != nil {
-		tc.Close()
+	if _, err := eng.EnrollTLS(tc, hc, &peerHandler{cn: c}, p); err != nil {
+		conn.Close()
 	}
 }
 
-// handshakeClient wraps a dialed connection in TLS (client side) and reports whether the client
-// presents the default certificate (then it must ask for its own).
-func (c *Connector) handshakeClient(nc net.Conn) (net.Conn, bool, error) {
+// handshakeClient wraps a dialed connection in TLS (client side), for loop.EnrollTLS, and reports
+// whether the client presents the default certificate (then it must ask for its own).
+func (c *Connector) handshakeClient(nc net.Conn) (*gotls.Conn, *loop.HandshakeConn, bool, error) {
 	t := &tlsRun{base: c.cfg.CertificatesDirectoryPath, allowAll: c.cfg.SSLAllowAll}
 	cfg, err := ctls.ClientConfig(t.base, c.cfg.ClientName, t.allowAll)
 	if err != nil {
 		nc.Close()
-		return nil, false, fmt.Errorf("connector: TLS client certificates: %w", err)
+		return nil, nil, false, fmt.Errorf("connector: TLS client certificates: %w", err)
 	}
 	isDefault := false
 	if !t.allowAll {
@@ -163,16 +164,17 @@ func (c *Connector) handshakeClient(nc net.Conn) (net.Conn, bool, error) {
 	if c.linkExt() {
 		cfg.NextProtos = []string{aloALPN}
 	}
-	tc := gotls.Client(nc, cfg)
+	hc := loop.NewHandshakeConn(nc)
+	tc := gotls.Client(hc, cfg)
 	tc.SetDeadline(time.Now().Add(c.cfg.IOTimeout))
 	if err := tc.Handshake(); err != nil {
 		c.stats.tlsHandshakeErrors.Add(1)
 		nc.Close()
-		return nil, false, fmt.Errorf("connector: TLS handshake: %w", err)
+		return nil, nil, false, fmt.Errorf("connector: TLS handshake: %w", err)
 	}
 	c.stats.tlsHandshakes.Add(1)
 	tc.SetDeadline(time.Time{})
-	return tc, isDefault, nil
+	return tc, hc, isDefault, nil
 }
 
 // firstFrames appends what a client writes first on a new connection, by security mode

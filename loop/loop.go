@@ -78,7 +78,7 @@ type Conn struct {
 // Peek returns the next n buffered bytes without consuming them (n <= 0: everything buffered).
 // The slice is valid only until the next Discard or the end of the Handler call. On the loop only.
 func (c *Conn) Peek(n int) ([]byte, error) {
-	if c.tf != nil && c.tf.dec != nil {
+	if c.tf != nil && c.tf.decoding() {
 		return c.tf.din.peek(n)
 	}
 	if c.st != nil {
@@ -89,7 +89,7 @@ func (c *Conn) Peek(n int) ([]byte, error) {
 
 // Discard consumes n buffered bytes. On the loop only.
 func (c *Conn) Discard(n int) (int, error) {
-	if c.tf != nil && c.tf.dec != nil {
+	if c.tf != nil && c.tf.decoding() {
 		return c.tf.din.discard(n)
 	}
 	if c.st != nil {
@@ -100,7 +100,7 @@ func (c *Conn) Discard(n int) (int, error) {
 
 // InboundBuffered is the number of bytes ready to read. On the loop only.
 func (c *Conn) InboundBuffered() int {
-	if c.tf != nil && c.tf.dec != nil {
+	if c.tf != nil && c.tf.decoding() {
 		return c.tf.din.buffered()
 	}
 	if c.st != nil {
@@ -120,25 +120,49 @@ func (c *Conn) OutboundBuffered() int {
 // Write sends b now (one write syscall) and buffers what the socket does not take. b may be reused
 // by the caller after Write returns. On the loop only.
 func (c *Conn) Write(b []byte) (int, error) {
-	if c.tf != nil && c.tf.enc != nil {
-		c.tf.encBuf = c.tf.enc.Encode(c.tf.encBuf[:0], b)
-		c.tf.plainOut.Add(int64(len(b)))
-		c.tf.wireOut.Add(int64(len(c.tf.encBuf)))
-		if c.st != nil {
-			c.st.write(c.tf.encBuf)
-		} else if _, err := c.gc.Write(c.tf.encBuf); err != nil {
-			return 0, err
-		}
-		if cap(c.tf.encBuf) > 1<<20 {
-			c.tf.encBuf = nil
-		}
-		return len(b), nil
+	if c.tf != nil && (c.tf.enc != nil || c.tf.wire != nil) {
+		return c.tfWrite(b)
 	}
 	if c.st != nil {
 		c.st.write(b)
 		return len(b), nil
 	}
 	return c.gc.Write(b)
+}
+
+// tfWrite writes b through the encoder (link compression) and the TLS record layer.
+func (c *Conn) tfWrite(b []byte) (int, error) {
+	t := c.tf
+	out := b
+	if t.enc != nil {
+		t.encBuf = t.enc.Encode(t.encBuf[:0], b)
+		t.plainOut.Add(int64(len(b)))
+		t.wireOut.Add(int64(len(t.encBuf)))
+		out = t.encBuf
+	}
+	if t.wire != nil {
+		var err error
+		if t.wireBuf, err = t.wire.encode(t.wireBuf[:0], out); err != nil {
+			return 0, err
+		}
+		out = t.wireBuf
+	}
+	var err error
+	if c.st != nil {
+		c.st.write(out)
+	} else {
+		_, err = c.gc.Write(out)
+	}
+	if cap(t.encBuf) > 1<<20 {
+		t.encBuf = nil
+	}
+	if cap(t.wireBuf) > 1<<20 {
+		t.wireBuf = nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // WriteFrom writes b on c at once, as Write does, when c is served by the same gnet event loop as
@@ -239,6 +263,9 @@ func (c *Conn) Stream() bool { return c.st != nil }
 func (c *Conn) NetConn() net.Conn {
 	if c.st != nil {
 		return c.st.nc
+	}
+	if c.tf != nil && c.tf.wire != nil {
+		return c.tf.wire.tc
 	}
 	return nil
 }
@@ -441,18 +468,25 @@ func (c *Conn) takeCloseErr() error {
 // Concurrency-safe; blocks until the loop accepted the connection, so never call it on a loop.
 func (e *Engine) Enroll(nc net.Conn, h Handler, ctx any) (*Conn, error) {
 	c := &Conn{h: h, Ctx: ctx, network: nc.RemoteAddr().Network()}
+	if err := e.enroll(c, nc); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (e *Engine) enroll(c *Conn, nc net.Conn) error {
 	gctx := gnet.NewContext(context.Background(), c)
 	gctx = gnet.NewNetConnContext(gctx, nc)
 	ch, err := e.eng.Register(gctx)
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("loop: enroll %s: %w", nc.RemoteAddr(), err)
+		return fmt.Errorf("loop: enroll %s: %w", nc.RemoteAddr(), err)
 	}
 	res := <-ch
 	if res.Err != nil {
-		return nil, fmt.Errorf("loop: enroll %s: %w", nc.RemoteAddr(), res.Err)
+		return fmt.Errorf("loop: enroll %s: %w", nc.RemoteAddr(), res.Err)
 	}
-	return c, nil
+	return nil
 }
 
 // Stop closes every listener and connection and waits (at most timeout) for the loops to end.

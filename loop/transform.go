@@ -30,11 +30,14 @@ type Decoder interface {
 var decodedLimit = 4 << 20
 
 type transform struct {
-	enc    Encoder
-	encBuf []byte
-	dec    Decoder
-	din    inbuf // decoded bytes not yet consumed
-	full   bool  // the last pump stopped at decodedLimit with encoded bytes left
+	enc     Encoder
+	encBuf  []byte
+	dec     Decoder
+	din     inbuf    // decoded bytes not yet consumed
+	full    bool     // the last pump stopped at decodedLimit with encoded bytes left
+	wire    *wireTLS // TLS records (EnrollTLS): under enc and dec
+	wireBuf []byte   // records of one Write
+	mid     inbuf    // plaintext from wire, waiting for dec (both set)
 
 	mu    sync.Mutex // guards async (AsyncWrite on an encoded connection)
 	async []asyncWrite
@@ -54,6 +57,9 @@ func (c *Conn) TransformCounts() (plainOut, wireOut, wireIn, plainIn int64) {
 	return t.plainOut.Load(), t.wireOut.Load(), t.wireIn.Load(), t.plainIn.Load()
 }
 
+// decoding reports whether Peek, Discard and InboundBuffered see din.
+func (t *transform) decoding() bool { return t.dec != nil || t.wire != nil }
+
 // SetEncoder makes every later Write and AsyncWrite go through e (nil: none). Bytes already
 // written are not affected. On the loop only.
 func (c *Conn) SetEncoder(e Encoder) {
@@ -62,7 +68,7 @@ func (c *Conn) SetEncoder(e Encoder) {
 		c.tfPub.Store(c.tf)
 	}
 	c.tf.enc = e
-	c.encoded.Store(e != nil)
+	c.encoded.Store(e != nil || c.tf.wire != nil)
 }
 
 // SetDecoder makes the bytes not yet consumed, and every later byte read, go through d. It
@@ -74,6 +80,11 @@ func (c *Conn) SetDecoder(d Decoder) error {
 		c.tfPub.Store(c.tf)
 	}
 	c.tf.dec = d
+	if t := c.tf; t.wire != nil { // the plaintext not yet consumed goes through d
+		t.mid.b = append(t.mid.b[:0], t.din.b[t.din.r:]...)
+		t.mid.r = 0
+		t.din.b, t.din.r = t.din.b[:0], 0
+	}
 	return c.pump()
 }
 
@@ -100,8 +111,11 @@ func (c *Conn) rawDiscard(n int) {
 // pump decodes buffered input into din, up to decodedLimit. On the loop only.
 func (c *Conn) pump() error {
 	t := c.tf
-	if t == nil || t.dec == nil {
+	if t == nil || !t.decoding() {
 		return nil
+	}
+	if t.wire != nil {
+		return c.pumpTLS()
 	}
 	room := decodedLimit - t.din.buffered()
 	if room <= 0 {
@@ -113,15 +127,56 @@ func (c *Conn) pump() error {
 		t.full = false
 		return nil
 	}
+	used, err := t.decodeInto(raw, room)
+	c.rawDiscard(used)
+	t.full = used < len(raw) && t.din.buffered() >= decodedLimit
+	return err
+}
+
+// decodeInto runs the decoder over src into din (at most room more bytes) and returns the
+// bytes of src it consumed.
+func (t *transform) decodeInto(src []byte, room int) (int, error) {
 	t.din.compact()
+	n := len(t.din.b)
 	var used int
 	var err error
-	n := len(t.din.b)
-	t.din.b, used, err = t.dec.Decode(t.din.b, raw, room)
-	c.rawDiscard(used)
+	t.din.b, used, err = t.dec.Decode(t.din.b, src, room)
 	t.wireIn.Add(int64(used))
 	t.plainIn.Add(int64(len(t.din.b) - n))
-	t.full = used < len(raw) && t.din.buffered() >= decodedLimit
+	return used, err
+}
+
+// pumpTLS decrypts the records read into din, or, with a decoder too, into mid and from there
+// through the decoder into din. On the loop only.
+func (c *Conn) pumpTLS() error {
+	t := c.tf
+	dst := &t.din
+	if t.dec != nil {
+		dst = &t.mid
+	}
+	var err error
+	if room := decodedLimit - dst.buffered(); room > 0 {
+		raw := c.rawPeek()
+		if len(raw) > 0 || t.wire.pending {
+			dst.compact()
+			var used int
+			dst.b, used, err = t.wire.decode(dst.b, raw, room)
+			c.rawDiscard(used)
+			if out := t.wire.takeOut(); len(out) > 0 && c.gc != nil {
+				c.gc.Write(out)
+			}
+		}
+	}
+	waiting := c.rawBuffered() > 0 || t.wire.pending
+	if t.dec != nil && err == nil {
+		if room := decodedLimit - t.din.buffered(); room > 0 && t.mid.buffered() > 0 {
+			var used int
+			used, err = t.decodeInto(t.mid.b[t.mid.r:], room)
+			t.mid.discard(used)
+		}
+		waiting = waiting || t.mid.buffered() > 0
+	}
+	t.full = waiting && (t.din.buffered() >= decodedLimit || t.mid.buffered() >= decodedLimit)
 	return err
 }
 
@@ -156,7 +211,7 @@ func (c *Conn) beforeTraffic() (int, error) {
 // encoded bytes wait behind decodedLimit (no socket event would call OnTraffic for them).
 func (c *Conn) afterTraffic(before int) {
 	t := c.tf
-	if t.dec != nil && t.full && t.din.buffered() < before {
+	if t.decoding() && t.full && t.din.buffered() < before {
 		c.Wake()
 	}
 }
