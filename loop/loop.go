@@ -434,6 +434,9 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 		c.closeErr(err)
 		return gnet.Close
 	}
+	if c.tf != nil && c.tf.eof { // TLS close_notify: a clean close, as a plaintext EOF
+		return gnet.Close
+	}
 	return gnet.None
 }
 

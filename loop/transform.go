@@ -38,6 +38,7 @@ type transform struct {
 	wire    *wireTLS // TLS records (EnrollTLS): under enc and dec
 	wireBuf []byte   // records of one Write
 	mid     inbuf    // plaintext from wire, waiting for dec (both set)
+	eof     bool     // the TLS peer closed (close_notify): close once the handler ran
 
 	mu    sync.Mutex // guards async (AsyncWrite on an encoded connection)
 	async []asyncWrite
@@ -162,6 +163,9 @@ func (c *Conn) pumpTLS() error {
 			var used int
 			dst.b, used, err = t.wire.decode(dst.b, raw, room)
 			c.rawDiscard(used)
+			if err == ErrTLSClosed { // the handler still gets what came before it
+				t.eof, err = true, nil
+			}
 			if out := t.wire.takeOut(); len(out) > 0 && c.gc != nil {
 				c.gc.Write(out)
 			}

@@ -1,0 +1,271 @@
+package loop
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	gotls "crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"math/big"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func testTLSConfig(t *testing.T) *gotls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "t"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &gotls.Config{Certificates: []gotls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		InsecureSkipVerify: true, MinVersion: gotls.VersionTLS12}
+}
+
+// gatedConn holds the handshake's reads once it has written its flight, until gate is closed:
+// the client's Finished and its first application records then arrive in one read.
+type gatedConn struct {
+	net.Conn
+	wrote atomic.Bool
+	gate  chan struct{}
+}
+
+func (g *gatedConn) Write(b []byte) (int, error) { g.wrote.Store(true); return g.Conn.Write(b) }
+func (g *gatedConn) Read(b []byte) (int, error) {
+	if g.wrote.Load() {
+		<-g.gate
+	}
+	return g.Conn.Read(b)
+}
+
+// tlsPair handshakes a client (returned) with a server-side *tls.Conn over a HandshakeConn.
+// early is written by the client right after its handshake, before the server's handshake
+// reads the client's last flight.
+func tlsPair(t *testing.T, version uint16, early []byte) (*gotls.Conn, *gotls.Conn, *HandshakeConn) {
+	t.Helper()
+	a, b := tcpPair(t)
+	cfg := testTLSConfig(t)
+	cfg.MaxVersion = version
+	g := &gatedConn{Conn: b, gate: make(chan struct{})}
+	if version < gotls.VersionTLS13 { // the client writes only after the server's Finished
+		close(g.gate)
+	}
+	hc := NewHandshakeConn(g)
+	srv := gotls.Server(hc, cfg)
+	done := make(chan error, 1)
+	go func() { done <- srv.Handshake() }()
+	cli := gotls.Client(a, cfg)
+	cli.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := cli.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if len(early) > 0 {
+		if _, err := cli.Write(early); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if version >= gotls.VersionTLS13 {
+		close(g.gate)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	hc.Conn = b // the loop gets the socket itself
+	t.Cleanup(func() { a.Close() })
+	return cli, srv, hc
+}
+
+// TestTLSWireEcho: records are decrypted and encrypted on the loop, for TLS 1.2 and 1.3:
+// application data read along with the handshake's last flight is delivered, several MiB in any
+// split come back intact with the decoded-bytes cap far below the transfer (the pending path),
+// AsyncWrite goes through the record layer, and close_notify is a clean close (nil error).
+func TestTLSWireEcho(t *testing.T) {
+	old := decodedLimit
+	decodedLimit = 64 << 10
+	defer func() { decodedLimit = old }()
+	for _, v := range []uint16{gotls.VersionTLS12, gotls.VersionTLS13} {
+		t.Run(gotls.VersionName(v), func(t *testing.T) {
+			e := startEngine(t)
+			cli, srv, hc := tlsPair(t, v, []byte("early bytes"))
+			h := &echo{closeErr: make(chan error, 1)}
+			c, err := e.EnrollTLS(srv, hc, h, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Stream() || c.NetConn() != srv {
+				t.Fatal("EnrollTLS: want a gnet connection whose NetConn is the *tls.Conn")
+			}
+			got := make([]byte, len("early bytes"))
+			if _, err := io.ReadFull(cli, got); err != nil || string(got) != "early bytes" {
+				t.Fatalf("early data: %q, %v", got, err)
+			}
+			data := make([]byte, 3<<20)
+			rand.Read(data)
+			go func() {
+				for off := 0; off < len(data); {
+					n := 1 + int(data[off])*131
+					if off+n > len(data) {
+						n = len(data) - off
+					}
+					cli.Write(data[off : off+n])
+					off += n
+				}
+			}()
+			back := make([]byte, len(data))
+			if _, err := io.ReadFull(cli, back); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(back, data) {
+				t.Fatal("echoed bytes differ")
+			}
+			done := make(chan error, 1)
+			c.AsyncWrite([]byte("async"), func(err error) { done <- err })
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			got = make([]byte, 5)
+			if _, err := io.ReadFull(cli, got); err != nil || string(got) != "async" {
+				t.Fatalf("AsyncWrite: %q, %v", got, err)
+			}
+			cli.Close()
+			select {
+			case err := <-h.closeErr:
+				if err != nil {
+					t.Fatalf("OnClose err = %v, want nil after close_notify", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("OnClose not called after close_notify")
+			}
+		})
+	}
+}
+
+// TestTLSWireCorrupt: a record that does not authenticate closes the connection with the TLS
+// error; the engine keeps serving others.
+func TestTLSWireCorrupt(t *testing.T) {
+	e := startEngine(t)
+	cli, srv, hc := tlsPair(t, gotls.VersionTLS13, nil)
+	h := &echo{closeErr: make(chan error, 1)}
+	if _, err := e.EnrollTLS(srv, hc, h, nil); err != nil {
+		t.Fatal(err)
+	}
+	raw := cli.NetConn()
+	// an application-data record (type 23, TLS 1.2 on the wire) of 40 bytes that is not sealed
+	rec := append([]byte{23, 3, 3, 0, 40}, bytes.Repeat([]byte{0x5a}, 40)...)
+	if _, err := raw.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-h.closeErr:
+		if err == nil || !strings.Contains(err.Error(), "TLS read") {
+			t.Fatalf("OnClose err = %v, want the TLS read error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a corrupt record did not close the connection")
+	}
+	cli2, srv2, hc2 := tlsPair(t, gotls.VersionTLS13, nil)
+	h2 := &echo{closeErr: make(chan error, 1)}
+	if _, err := e.EnrollTLS(srv2, hc2, h2, nil); err != nil {
+		t.Fatal(err)
+	}
+	cli2.Write([]byte("ping"))
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(cli2, got); err != nil || string(got) != "ping" {
+		t.Fatalf("second connection: %q, %v", got, err)
+	}
+}
+
+// TestTLSWireDecodePending: a decode that stops at its limit reports pending (records wait
+// inside crypto/tls although every offered byte was taken), and a decode with no new input
+// returns the rest.
+func TestTLSWireDecodePending(t *testing.T) {
+	cli, srv, hc := tlsPair(t, gotls.VersionTLS13, nil)
+	data := make([]byte, 80<<10)
+	rand.Read(data)
+	if _, err := cli.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	buf := make([]byte, 64<<10)
+	hc.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for len(raw) < len(data)+5*22 {
+		n, err := hc.Conn.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = append(raw, buf[:n]...)
+	}
+	hc.mem = true
+	w := &wireTLS{tc: srv, hc: hc}
+	out, used, err := w.decode(nil, raw, 20<<10)
+	if err != nil || len(out) < 20<<10 || !w.pending {
+		t.Fatalf("first decode: %d bytes, pending %v, %v", len(out), w.pending, err)
+	}
+	raw = raw[used:]
+	for i := 0; i < 10 && len(out) < len(data); i++ {
+		out, used, err = w.decode(out, raw, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw = raw[used:]
+	}
+	if !bytes.Equal(out, data) || w.pending {
+		t.Fatalf("decoded %d of %d bytes, pending %v", len(out), len(data), w.pending)
+	}
+}
+
+// FuzzTLSWireDecode: any bytes after a completed handshake, offered in any split, give a
+// decode error or plaintext; never a panic, and never more than the limit past one record.
+func FuzzTLSWireDecode(f *testing.F) {
+	f.Add([]byte{23, 3, 3, 0, 5, 1, 2, 3, 4, 5}, uint8(3))
+	f.Add([]byte{21, 3, 3, 0, 2, 1, 0}, uint8(0))
+	f.Add(append([]byte{23, 3, 3, 0x40, 0x11}, make([]byte, 40)...), uint8(7))
+	cfg := testTLSConfig(&testing.T{})
+	f.Fuzz(func(t *testing.T, in []byte, split uint8) {
+		a, b := net.Pipe()
+		defer a.Close()
+		defer b.Close()
+		hc := NewHandshakeConn(b)
+		srv := gotls.Server(hc, cfg)
+		done := make(chan error, 1)
+		go func() { done <- srv.Handshake() }()
+		cli := gotls.Client(a, cfg)
+		if err := cli.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		hc.mem = true
+		w := &wireTLS{tc: srv, hc: hc}
+		var out []byte
+		for len(in) > 0 {
+			n := min(len(in), 1+int(split))
+			var used int
+			var err error
+			before := len(out)
+			out, used, err = w.decode(out, in[:n], 1024)
+			if err != nil {
+				return
+			}
+			if len(out)-before > 1024+16<<10 || used > n {
+				t.Fatalf("decode grew %d bytes, used %d of %d", len(out)-before, used, n)
+			}
+			in = in[used:]
+			if used == 0 {
+				in = in[n:]
+			}
+		}
+	})
+}
