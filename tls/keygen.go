@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // RSA key generation (~50 ms of CPU per 2048-bit key, uninterruptible but for the Go
@@ -73,19 +74,33 @@ func generateKeyInProcess(bits int) (*rsa.PrivateKey, error) {
 	return k, nil
 }
 
-// lowerPriority puts every thread of this process at nice 19 (Linux nice values are per
-// thread) and keeps the calling goroutine on its thread, so the generation runs niced whatever
-// threads the runtime creates later.
+// lowerPriority puts every thread of this process at nice 19 and under the SCHED_IDLE policy
+// (Linux nice values and policies are per thread; threads cloned later inherit both) and keeps
+// the calling goroutine on its thread. SCHED_IDLE matters as much as the nice value: a waking
+// normal thread preempts a SCHED_IDLE one at once, whereas a nice-19 thread may first finish
+// its slice, a few ms on every hop of an established link's message (see RESULTS.md, issue 5).
+// Both are allowed to an unprivileged process (they only lower its priority).
 func lowerPriority() {
 	runtime.LockOSThread()
-	syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), 19)
+	setIdle(syscall.Gettid(), 19)
 	if ents, err := os.ReadDir("/proc/self/task"); err == nil {
 		for _, e := range ents {
 			if tid, err := strconv.Atoi(e.Name()); err == nil {
-				syscall.Setpriority(syscall.PRIO_PROCESS, tid, 19)
+				setIdle(tid, 19)
 			}
 		}
 	}
+}
+
+// schedIdle is Linux's SCHED_IDLE policy number.
+const schedIdle = 5
+
+// setIdle sets thread tid's nice value and the SCHED_IDLE policy. Errors are ignored (where
+// SCHED_IDLE is refused, the nice value alone).
+func setIdle(tid, nice int) {
+	syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice)
+	var param struct{ priority int32 }
+	syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, uintptr(tid), schedIdle, uintptr(unsafe.Pointer(&param)))
 }
 
 // keyPool holds up to size ready keys of one size, made by the crypto helper process (see

@@ -14,7 +14,7 @@ import (
 	"testing"
 )
 
-// niceOf returns the nice value of every thread of process pid.
+// niceOf returns the nice value + 100 × the scheduling policy of every thread of process pid.
 func niceOf(t *testing.T, pid int) []int {
 	t.Helper()
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
@@ -29,9 +29,10 @@ func niceOf(t *testing.T, pid int) []int {
 		}
 		// fields after the ")" of the command: state is field 3, nice field 19
 		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) > 16 {
+		if len(f) > 38 {
 			n, _ := strconv.Atoi(f[16])
-			out = append(out, n)
+			pol, _ := strconv.Atoi(f[38]) // field 41, policy
+			out = append(out, n+100*pol)
 		}
 	}
 	return out
@@ -64,8 +65,8 @@ func TestKeyPoolHelperProcess(t *testing.T) {
 		t.Fatal("no threads seen")
 	}
 	for _, n := range nices {
-		if n != 19 {
-			t.Errorf("helper thread at nice %d, want 19 (all: %v)", n, nices)
+		if n != 19+100*schedIdle {
+			t.Errorf("helper thread at nice+100×policy %d, want 19 and SCHED_IDLE (all: %v)", n, nices)
 			break
 		}
 	}

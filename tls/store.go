@@ -226,8 +226,10 @@ func (s *ServerStore) issue(sourceID string, keys *keyPool) (*Issued, error) {
 		return fail(err)
 	}
 	undo = append(undo, func() { os.Remove(keyPath) })
-	// the scratch file 1.0.33 leaves behind (never read back: no race on it)
-	_ = writeFileAtomic(s.paths.Conf, confText, 0o644)
+	// the scratch file 1.0.33 leaves behind (never read back: no race on it), rewritten in
+	// place like 1.0.33 does, without the temporary file, fsync and rename of an atomic write
+	// (kernel time at the server's priority, per issuance, during a storm)
+	_ = writeFile(s.paths.Conf, confText, 0o644, false)
 	link := ""
 	for i := 0; i < MaxLinkIndex; i++ {
 		cand := filepath.Join(s.paths.SymlinksDir, g.Hash+"."+strconv.Itoa(i))
