@@ -71,8 +71,9 @@ type Options struct {
 	Config    string  `json:"config,omitempty"`
 	StormRate float64 `json:"storm_rate"` // certstorm: msg/s of the established client during the storm
 	// StormNice (certstorm) is the nice value (0-19) the storm clients' processes run at, every
-	// thread: they stand for other machines, so they should not take the server's CPU. 0 (the
-	// zero value): not changed. DefaultOptions: 19.
+	// thread: they stand for other machines, so they should not take the server's CPU. 19 also
+	// puts them under the SCHED_IDLE policy (below any nice value). 0 (the zero value): not
+	// changed. DefaultOptions: 19.
 	StormNice int `json:"storm_nice"`
 	// ProfileDir, when set, makes every aioconn connector the bench starts write a CPU profile
 	// to ProfileDir/<name>.cpu.pprof (AIOCONN_CPUPROFILE), complete once the process stopped.

@@ -75,7 +75,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Int64Var(&o.FileChunk, "file-chunk", 0, "file: send in chunks of this many bytes, as the API does (0: one with_file message)")
 	fs.StringVar(&o.FileDir, "file-dir", "", "file: directory for the source and received files (default the run's temp dir)")
 	fs.Float64Var(&o.StormRate, "storm-rate", d.StormRate, "certstorm: msg/s of the established client")
-	fs.IntVar(&o.StormNice, "storm-nice", d.StormNice, "certstorm: nice value of the storm clients' processes (they stand for other machines; 0: unchanged)")
+	fs.IntVar(&o.StormNice, "storm-nice", d.StormNice, "certstorm: nice value of the storm clients' processes, every thread (they stand for other machines;\n"+
+		"19 also means the SCHED_IDLE policy; 0: unchanged)")
 	fs.StringVar(&o.Path, "path", "", "throughput, reqrep, rate, pubsub: embedded = each application inside its connector's process (no unix socket)")
 	fs.IntVar(&o.NodeClients, "node-clients", 0, "rate with --path embedded: client connectors per bench_node process (default 100);\n"+
 		"certstorm: storm clients per bench_node process (default all in one)")
