@@ -390,8 +390,9 @@ func (p *peer) advanceRx(c *loop.Conn) (bool, error) {
 					// gnet cannot stop reading a socket: while the disk is behind, its input
 					// piles up in memory. Past rxBlockAt buffered bytes the loop waits for the
 					// writer (bounded waits): disk speed becomes the link's backpressure, as in
-					// Python, which writes files on its loop. Streams (TLS) stop reading instead.
-					if c.Stream() || c.InboundBuffered() < rxBlockAt {
+					// Python, which writes files on its loop (TLS and compressed links alike:
+					// their decoded input counts).
+					if c.InboundBuffered() < rxBlockAt {
 						return false, nil // the writer wakes the link
 					}
 					select {

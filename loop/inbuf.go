@@ -2,8 +2,8 @@ package loop
 
 import "io"
 
-// inbuf is a connection's buffered input held by loop itself (a stream's bytes read from its
-// socket, or a transform's decoded bytes): b[r:] is not consumed yet. Owned by one goroutine.
+// inbuf is a connection's buffered input held by loop itself (a transform's decoded bytes, or
+// TLS plaintext waiting for a decoder): b[r:] is not consumed yet. Loop-owned.
 type inbuf struct {
 	b []byte
 	r int

@@ -62,13 +62,12 @@ type Options struct {
 // must be called on the loop (inside a Handler method); Wake, AsyncWrite, Close and the accessors
 // marked so are concurrency-safe.
 type Conn struct {
-	gc      gnet.Conn // nil for a stream (EnrollStream)
-	st      *stream
+	gc      gnet.Conn
 	h       Handler
 	network string
 	woken   atomic.Bool
 	closed  atomic.Bool
-	tf      *transform                // stream transforms (transform.go), loop-owned; nil: none
+	tf      *transform                // byte-stream transforms (transform.go, tlswire.go), loop-owned; nil: none
 	tfPub   atomic.Pointer[transform] // tf, for TransformCounts off the loop
 	encoded atomic.Bool               // tf.enc is set (read by AsyncWrite off the loop)
 	// Ctx belongs to the Handler (set it in OnOpen or before Enroll); loop never touches it.
@@ -81,9 +80,6 @@ func (c *Conn) Peek(n int) ([]byte, error) {
 	if c.tf != nil && c.tf.decoding() {
 		return c.tf.din.peek(n)
 	}
-	if c.st != nil {
-		return c.st.in.peek(n)
-	}
 	return c.gc.Peek(n)
 }
 
@@ -91,9 +87,6 @@ func (c *Conn) Peek(n int) ([]byte, error) {
 func (c *Conn) Discard(n int) (int, error) {
 	if c.tf != nil && c.tf.decoding() {
 		return c.tf.din.discard(n)
-	}
-	if c.st != nil {
-		return c.st.in.discard(n)
 	}
 	return c.gc.Discard(n)
 }
@@ -103,17 +96,11 @@ func (c *Conn) InboundBuffered() int {
 	if c.tf != nil && c.tf.decoding() {
 		return c.tf.din.buffered()
 	}
-	if c.st != nil {
-		return c.st.in.buffered()
-	}
 	return c.gc.InboundBuffered()
 }
 
 // OutboundBuffered is the number of bytes accepted by Write but not yet sent. On the loop only.
 func (c *Conn) OutboundBuffered() int {
-	if c.st != nil {
-		return c.st.outbound()
-	}
 	return c.gc.OutboundBuffered()
 }
 
@@ -122,10 +109,6 @@ func (c *Conn) OutboundBuffered() int {
 func (c *Conn) Write(b []byte) (int, error) {
 	if c.tf != nil && (c.tf.enc != nil || c.tf.wire != nil) {
 		return c.tfWrite(b)
-	}
-	if c.st != nil {
-		c.st.write(b)
-		return len(b), nil
 	}
 	return c.gc.Write(b)
 }
@@ -147,12 +130,7 @@ func (c *Conn) tfWrite(b []byte) (int, error) {
 		}
 		out = t.wireBuf
 	}
-	var err error
-	if c.st != nil {
-		c.st.write(out)
-	} else {
-		_, err = c.gc.Write(out)
-	}
+	_, err := c.gc.Write(out)
 	if cap(t.encBuf) > 1<<20 {
 		t.encBuf = nil
 	}
@@ -166,7 +144,7 @@ func (c *Conn) tfWrite(b []byte) (int, error) {
 }
 
 // WriteFrom writes b on c at once, as Write does, when c is served by the same gnet event loop as
-// from, and reports whether it did; otherwise (another loop, a stream, a transformed or closed
+// from, and reports whether it did; otherwise (another loop, a transformed (TLS, compressed) or closed
 // connection) it does nothing and the caller uses AsyncWrite. It saves the wake-up and the loop
 // iteration of an AsyncWrite. Call it only from a Handler method running for from.
 func (c *Conn) WriteFrom(from *Conn, b []byte) bool {
@@ -186,9 +164,6 @@ func (c *Conn) AsyncWrite(b []byte, done func(err error)) error {
 	if c.encoded.Load() {
 		return c.encodedAsyncWrite(b, done)
 	}
-	if c.st != nil {
-		return c.st.asyncWrite(b, done)
-	}
 	var cb gnet.AsyncCallback
 	if done != nil {
 		cb = func(_ gnet.Conn, err error) error { done(err); return nil }
@@ -205,20 +180,11 @@ func (c *Conn) Wake() error {
 	if c.woken.Swap(true) {
 		return nil
 	}
-	if c.st != nil {
-		c.st.wake()
-		return nil
-	}
 	return c.gc.Wake(nil)
 }
 
 // Close closes the connection (buffered output is flushed first by gnet). Concurrency-safe.
 func (c *Conn) Close() error {
-	if c.st != nil {
-		c.closed.Store(true)
-		c.st.close()
-		return nil
-	}
 	if c.closed.Swap(true) {
 		return nil
 	}
@@ -230,17 +196,11 @@ func (c *Conn) Closed() bool { return c.closed.Load() }
 
 // RemoteAddr is the peer's address. Concurrency-safe.
 func (c *Conn) RemoteAddr() net.Addr {
-	if c.st != nil {
-		return c.st.nc.RemoteAddr()
-	}
 	return c.gc.RemoteAddr()
 }
 
 // LocalAddr is the local address. Concurrency-safe.
 func (c *Conn) LocalAddr() net.Addr {
-	if c.st != nil {
-		return c.st.nc.LocalAddr()
-	}
 	return c.gc.LocalAddr()
 }
 
@@ -249,21 +209,12 @@ func (c *Conn) Network() string { return c.network }
 
 // Fd is the socket's descriptor (for socket options). On the loop only.
 func (c *Conn) Fd() int {
-	if c.st != nil {
-		return -1
-	}
 	return c.gc.Fd()
 }
 
-// Stream reports whether the connection is served by goroutines (EnrollStream) rather than gnet.
-func (c *Conn) Stream() bool { return c.st != nil }
-
-// NetConn is the underlying net.Conn of a stream (e.g. the *tls.Conn), nil for gnet connections.
+// NetConn is the *tls.Conn of a connection enrolled with EnrollTLS, nil for others.
 // Concurrency-safe for reading its state; never read from or write to it directly.
 func (c *Conn) NetConn() net.Conn {
-	if c.st != nil {
-		return c.st.nc
-	}
 	if c.tf != nil && c.tf.wire != nil {
 		return c.tf.wire.tc
 	}
@@ -281,11 +232,6 @@ type Engine struct {
 	runErr   error
 	tcpAddr  net.Addr
 	stopOnce sync.Once
-
-	streamsMu     sync.Mutex
-	streams       map[*stream]struct{}
-	streamsClosed bool
-	streamsWG     sync.WaitGroup
 	gnet.BuiltinEventEngine
 }
 
@@ -499,7 +445,6 @@ func (e *Engine) Stop(timeout time.Duration) error {
 	e.stopOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		e.stopStreams(timeout)
 		// gnet's Stop polls for the end every 500 ms; the engine is over as soon as Rotate
 		// returns (e.done), so wait for that instead.
 		go e.eng.Stop(ctx)

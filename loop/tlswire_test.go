@@ -103,7 +103,7 @@ func TestTLSWireEcho(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Stream() || c.NetConn() != srv {
+			if c.NetConn() != srv {
 				t.Fatal("EnrollTLS: want a gnet connection whose NetConn is the *tls.Conn")
 			}
 			got := make([]byte, len("early bytes"))

@@ -39,6 +39,7 @@ type transform struct {
 	wireBuf []byte   // records of one Write
 	mid     inbuf    // plaintext from wire, waiting for dec (both set)
 	eof     bool     // the TLS peer closed (close_notify): close once the handler ran
+	more    bool     // pumpTLS stopped with work left although din has room: wake again
 
 	mu    sync.Mutex // guards async (AsyncWrite on an encoded connection)
 	async []asyncWrite
@@ -91,9 +92,6 @@ func (c *Conn) SetDecoder(d Decoder) error {
 
 // rawBuffered, rawPeek and rawDiscard reach the bytes as read from the socket.
 func (c *Conn) rawPeek() []byte {
-	if c.st != nil {
-		return c.st.in.b[c.st.in.r:]
-	}
 	b, _ := c.gc.Peek(-1)
 	return b
 }
@@ -101,10 +99,6 @@ func (c *Conn) rawPeek() []byte {
 func (c *Conn) rawDiscard(n int) {
 	if n <= 0 {
 		return // gnet's Discard(0) would drop everything
-	}
-	if c.st != nil {
-		c.st.in.discard(n)
-		return
 	}
 	c.gc.Discard(n)
 }
@@ -148,46 +142,58 @@ func (t *transform) decodeInto(src []byte, room int) (int, error) {
 }
 
 // pumpTLS decrypts the records read into din, or, with a decoder too, into mid and from there
-// through the decoder into din. On the loop only.
+// through the decoder into din, until din is full or no stage can move. On the loop only.
 func (c *Conn) pumpTLS() error {
 	t := c.tf
 	dst := &t.din
 	if t.dec != nil {
 		dst = &t.mid
 	}
-	var err error
-	if room := decodedLimit - dst.buffered(); room > 0 {
-		raw := c.rawPeek()
-		if len(raw) > 0 || t.wire.pending {
-			dst.compact()
-			var used int
-			dst.b, used, err = t.wire.decode(dst.b, raw, room)
-			c.rawDiscard(used)
-			if err == ErrTLSClosed { // the handler still gets what came before it
-				t.eof, err = true, nil
-			}
-			if out := t.wire.takeOut(); len(out) > 0 && c.gc != nil {
-				c.gc.Write(out)
+	moved := false
+	for range 8 {
+		moved = false
+		if room := decodedLimit - dst.buffered(); room > 0 {
+			raw := c.rawPeek()
+			if len(raw) > 0 || t.wire.pending {
+				dst.compact()
+				n := len(dst.b)
+				var used int
+				var err error
+				dst.b, used, err = t.wire.decode(dst.b, raw, room)
+				c.rawDiscard(used)
+				moved = used > 0 || len(dst.b) > n
+				if out := t.wire.takeOut(); len(out) > 0 {
+					c.gc.Write(out)
+				}
+				if err == ErrTLSClosed { // the handler still gets what came before it
+					t.eof, err = true, nil
+				}
+				if err != nil {
+					return err
+				}
 			}
 		}
-	}
-	waiting := c.rawBuffered() > 0 || t.wire.pending
-	if t.dec != nil && err == nil {
-		if room := decodedLimit - t.din.buffered(); room > 0 && t.mid.buffered() > 0 {
-			var used int
-			used, err = t.decodeInto(t.mid.b[t.mid.r:], room)
-			t.mid.discard(used)
+		if t.dec != nil && t.mid.buffered() > 0 {
+			if room := decodedLimit - t.din.buffered(); room > 0 {
+				used, err := t.decodeInto(t.mid.b[t.mid.r:], room)
+				t.mid.discard(used)
+				moved = moved || used > 0
+				if err != nil {
+					return err
+				}
+			}
 		}
-		waiting = waiting || t.mid.buffered() > 0
+		if !moved || t.din.buffered() >= decodedLimit {
+			break
+		}
 	}
-	t.full = waiting && (t.din.buffered() >= decodedLimit || t.mid.buffered() >= decodedLimit)
-	return err
+	waiting := c.rawBuffered() > 0 || t.wire.pending || t.mid.buffered() > 0
+	t.full = waiting && t.din.buffered() >= decodedLimit
+	t.more = waiting && moved && !t.full // stopped by the iteration bound: go on after the handler
+	return nil
 }
 
 func (c *Conn) rawBuffered() int {
-	if c.st != nil {
-		return c.st.in.buffered()
-	}
 	return c.gc.InboundBuffered()
 }
 
@@ -215,9 +221,14 @@ func (c *Conn) beforeTraffic() (int, error) {
 // encoded bytes wait behind decodedLimit (no socket event would call OnTraffic for them).
 func (c *Conn) afterTraffic(before int) {
 	t := c.tf
-	if t.decoding() && t.full && t.din.buffered() < before {
+	if t.decoding() && (t.full && t.din.buffered() < before || t.more) {
 		c.Wake()
 	}
+}
+
+type asyncWrite struct {
+	b    []byte
+	done func(error)
 }
 
 // encodedAsyncWrite queues b for the loop, which encodes and writes it before its next

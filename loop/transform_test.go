@@ -3,6 +3,7 @@ package loop
 import (
 	"bufio"
 	"bytes"
+	gotls "crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -80,31 +81,37 @@ func (s *switcher) OnTraffic(c *Conn) error {
 }
 func (s *switcher) OnClose(c *Conn, err error) { s.closeErr <- err }
 
-func enrollBoth(t *testing.T, e *Engine, nc net.Conn, h Handler, stream bool) {
+// enrollBoth enrolls the server end of a connection, plain or (tls) with EnrollTLS, and returns
+// the client end to test with (a *tls.Conn over a when tls).
+func enrollBoth(t *testing.T, e *Engine, h Handler, tls bool) net.Conn {
 	t.Helper()
-	var err error
-	if stream {
-		_, err = e.EnrollStream(nc, h, nil)
-	} else {
-		_, err = e.Enroll(nc, h, nil)
+	if !tls {
+		a, b := tcpPair(t)
+		if _, err := e.Enroll(b, h, nil); err != nil {
+			t.Fatal(err)
+		}
+		return a
 	}
-	if err != nil {
+	cli, srv, hc := tlsPair(t, gotls.VersionTLS13, nil)
+	if _, err := e.EnrollTLS(srv, hc, h, nil); err != nil {
 		t.Fatal(err)
 	}
+	return cli
 }
 
 // TestTransformSwitch: bytes before the switch line stay plain, bytes after it (even in the same
 // read) are decoded, the answers are encoded, AsyncWrite too, and more than decodedLimit of
-// input flows through (the wake after the limit).
+// input flows through (the wake after the limit); on a plain and on a TLS connection (the
+// transform under the records: plaintext already decrypted when SetDecoder is called goes
+// through the decoder).
 func TestTransformSwitch(t *testing.T) {
 	old := decodedLimit
 	decodedLimit = 64 << 10
 	defer func() { decodedLimit = old }()
 	for _, stream := range []bool{false, true} {
 		e := startEngine(t)
-		a, b := tcpPair(t)
 		h := &switcher{closeErr: make(chan error, 1)}
-		enrollBoth(t, e, b, h, stream)
+		a := enrollBoth(t, e, h, stream)
 		a.SetDeadline(time.Now().Add(30 * time.Second))
 		var x xorUnits
 		body := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz\n"), 30000) // 1.1 MB, many times decodedLimit
@@ -182,7 +189,7 @@ func (r *relay) OnTraffic(c *Conn) error {
 func (r *relay) OnClose(*Conn, error) {}
 
 // TestWriteFrom: on one event loop a handler writes to another gnet connection at once; to a
-// stream connection WriteFrom declines (the caller falls back to AsyncWrite).
+// TLS connection WriteFrom declines (the caller falls back to AsyncWrite).
 func TestWriteFrom(t *testing.T) {
 	dir, _ := os.MkdirTemp("", "lp")
 	defer os.RemoveAll(dir)
@@ -193,12 +200,17 @@ func TestWriteFrom(t *testing.T) {
 	defer e.Stop(5 * time.Second)
 	for _, stream := range []bool{false, true} {
 		a1, a2 := tcpPair(t)
-		b1, b2 := tcpPair(t)
+		var b1 net.Conn
 		var bc *Conn
 		r := &relay{to: func() *Conn { return bc }, direct: make(chan bool, 1)}
 		if stream {
-			bc, err = e.EnrollStream(b2, nop{}, nil)
+			var srv *gotls.Conn
+			var hc *HandshakeConn
+			b1, srv, hc = tlsPair(t, gotls.VersionTLS13, nil)
+			bc, err = e.EnrollTLS(srv, hc, nop{}, nil)
 		} else {
+			var b2 net.Conn
+			b1, b2 = tcpPair(t)
 			bc, err = e.Enroll(b2, nop{}, nil)
 		}
 		if err != nil {
