@@ -70,6 +70,8 @@ type Conn struct {
 	tf      *transform                // byte-stream transforms (transform.go, tlswire.go), loop-owned; nil: none
 	tfPub   atomic.Pointer[transform] // tf, for TransformCounts off the loop
 	encoded atomic.Bool               // tf.enc is set (read by AsyncWrite off the loop)
+	// closeTLS: Close was called on a TLS connection; the loop sends close_notify and closes
+	closeTLS atomic.Bool
 	// Ctx belongs to the Handler (set it in OnOpen or before Enroll); loop never touches it.
 	Ctx any
 }
@@ -187,6 +189,10 @@ func (c *Conn) Wake() error {
 func (c *Conn) Close() error {
 	if c.closed.Swap(true) {
 		return nil
+	}
+	if t := c.tfPub.Load(); t != nil && t.wire != nil { // close_notify first, on the loop
+		c.closeTLS.Store(true)
+		return c.gc.Wake(nil)
 	}
 	return c.gc.Close()
 }
@@ -368,6 +374,10 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	c.woken.Store(false)
+	if c.closeTLS.Load() {
+		c.tf.wire.closeNotify(c)
+		return gnet.Close
+	}
 	if c.tf != nil {
 		before, err := c.beforeTraffic()
 		if err != nil {

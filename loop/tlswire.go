@@ -166,6 +166,15 @@ func (w *wireTLS) takeOut() []byte {
 	return b
 }
 
+// closeNotify writes the close_notify alert (after what the connection buffered), as
+// tls.Conn.Close would; the caller closes the socket next. On the loop only.
+func (w *wireTLS) closeNotify(c *Conn) {
+	w.tc.CloseWrite()
+	if out := w.takeOut(); len(out) > 0 {
+		c.gc.Write(out)
+	}
+}
+
 // EnrollTLS serves a *tls.Conn whose handshake is complete, made over hc, with Handler h on one
 // of the engine's gnet loops: records are decrypted and encrypted on the loop (see above), and
 // the Handler sees plaintext exactly as on a plaintext connection. h.OnOpen runs before

@@ -269,3 +269,38 @@ func FuzzTLSWireDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestTLSWireCloseNotify: Close on a TLS connection (from any goroutine) sends what was written
+// before it, then the close_notify alert, as tls.Conn.Close does, then closes the socket.
+func TestTLSWireCloseNotify(t *testing.T) {
+	e := startEngine(t)
+	cli, srv, hc := tlsPair(t, gotls.VersionTLS12, nil) // 1.2: the alert's record type is visible
+	c, err := e.EnrollTLS(srv, hc, nop{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	c.AsyncWrite([]byte("last words"), func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	raw := cli.NetConn()
+	raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []byte
+	for len(b) >= 5 {
+		n := int(b[3])<<8 | int(b[4])
+		if len(b) < 5+n {
+			break
+		}
+		types = append(types, b[0])
+		b = b[5+n:]
+	}
+	if len(types) != 2 || types[0] != 23 || types[1] != 21 {
+		t.Fatalf("records after the handshake: types %v, want [23 21] (data, close_notify alert)", types)
+	}
+}
