@@ -360,7 +360,8 @@ type helperProc struct {
 	dead    chan struct{} // closed when the reader has seen the pipe end
 	closing atomic.Bool
 	stopped sync.Once
-	badOnce sync.Once
+	// each fallback reason is logged once per helper
+	badOnce, fullOnce, slowOnce sync.Once
 	// counters (tests, reports)
 	remote, fallbacks atomic.Uint64
 }
@@ -370,8 +371,12 @@ type helperReply struct {
 	body   []byte
 }
 
-// errHelperGone: the helper's pipe ended (or it refused a request).
-var errHelperGone = errors.New("tls: crypto helper gone")
+// errHelperGone: the helper's pipe ended (or it refused a request); errHelperTimeout: no
+// reply within the caller's bound.
+var (
+	errHelperGone    = errors.New("tls: crypto helper gone")
+	errHelperTimeout = errors.New("tls: crypto helper did not answer in time")
+)
 
 // startHelper runs this executable as the helper (see above) for keys of bits, keeping the
 // keep newest generated keys for reqSignKey. It returns nil if the helper cannot be started
@@ -511,6 +516,8 @@ func (h *helperProc) call(typ byte, payload []byte, wait time.Duration, stop <-c
 	case <-h.dead:
 	case <-stop:
 	case <-timeout:
+		forget()
+		return helperReply{}, errHelperTimeout
 	}
 	forget()
 	return helperReply{}, errHelperGone
@@ -521,6 +528,9 @@ func (h *helperProc) call(typ byte, payload []byte, wait time.Duration, stop <-c
 func (h *helperProc) sign(path string, kid uint32, pub *rsa.PublicKey, digest []byte, opts crypto.SignerOpts) (sig []byte, ok bool) {
 	if h.signs.Add(1) > maxHelperSigns {
 		h.signs.Add(-1)
+		h.fullOnce.Do(func() {
+			logf("tls: %d signatures waiting for the crypto helper: more are signed in the server", maxHelperSigns)
+		})
 		return nil, false
 	}
 	defer h.signs.Add(-1)
@@ -536,6 +546,11 @@ func (h *helperProc) sign(path string, kid uint32, pub *rsa.PublicKey, digest []
 	p = append(p, digest...)
 	r, err := h.call(typ, p, signWait, nil)
 	if err != nil {
+		if errors.Is(err, errHelperTimeout) {
+			h.slowOnce.Do(func() {
+				logf("tls: the crypto helper did not sign within %v (CPU starved?): signed in the server", signWait)
+			})
+		}
 		return nil, false
 	}
 	if verifyRSA(pub, digest, r.body, opts) != nil {

@@ -393,6 +393,9 @@ func TestRemoteSignerFallback(t *testing.T) {
 	check("full queue", fileSigner)
 	bad.signs.Store(0)
 	unregisterHelper(bad)
+	if msgs := logged(); len(msgs) != 3 || !strings.Contains(msgs[1], "does not verify") || !strings.Contains(msgs[2], "waiting") {
+		t.Errorf("logged %q, want 'is gone', 'does not verify', 'waiting' once each", msgs)
+	}
 
 	// a helper that never answers
 	old := signWait
@@ -404,6 +407,9 @@ func TestRemoteSignerFallback(t *testing.T) {
 	check("mute helper", fileSigner)
 	if mute.fallbacks.Load() != 2 {
 		t.Errorf("mute helper: fallbacks %d", mute.fallbacks.Load())
+	}
+	if msgs := logged(); len(msgs) != 4 || !strings.Contains(msgs[3], "did not sign within") {
+		t.Errorf("logged %q, want a last 'did not sign within' once", msgs)
 	}
 }
 
