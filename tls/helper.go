@@ -31,7 +31,8 @@ import (
 // with its new one — and one per issued certificate (1.0.33's client certificates are
 // self-signed, so that signature is made with the new key itself: there is no CA key). Both run
 // in one helper process, this executable re-executed with keygenEnv set, every thread at nice
-// 19, so that the kernel gives them only the CPU the server's links do not want; the server's
+// 19 and SCHED_IDLE (lowerPriority), so that the kernel gives them only the CPU the server's
+// links do not want; the server's
 // Go runtime never waits for them (a nice-19 thread inside the server would hold one of its Ps,
 // and every garbage collection would wait for it).
 //
