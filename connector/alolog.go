@@ -48,23 +48,6 @@ type aloSeg struct {
 	last  uint64 // last seq written (first-1: none)
 	id    [8]byte
 	hlen  int
-	end   int // recovery: offset after the last intact record (zeros may follow)
-}
-
-// allZero reports whether b holds only zero bytes (the zeros written ahead, aloZeroAhead).
-func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b) != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 type aloMsg struct {
@@ -100,24 +83,8 @@ type aloSender struct {
 	// committer-owned
 	segs  []aloSeg
 	f     *os.File
-	fsize int64 // end of the records in the current segment
-	phys  int64 // the segment file's size: zeros from fsize to phys (see aloZeroAhead)
+	fsize int64
 }
-
-// Zeros written ahead of the records. An fdatasync that must record a new file size commits the
-// filesystem's journal; one that only overwrites blocks already written does not. With one small
-// batch per fdatasync (100 senders at 40 msg/s each) that is the difference between an fsync p99
-// of about 3 ms and about 1 ms on this project's test machine (ext4, benchmarks/RESULTS.md), so
-// a small batch is written into zeros laid down (and made durable) earlier, and when they run out
-// the batch carries aloZeroAhead new ones. A batch of aloZeroBatchMax bytes or more is appended
-// as it is: it already shares one journal commit among many messages, and zeroing ahead of it
-// would double the bytes written. Recovery treats an all-zero tail as the clean end of a segment.
-const (
-	aloZeroAhead    = 256 << 10
-	aloZeroBatchMax = 64 << 10
-)
-
-var aloZeros [aloZeroAhead]byte
 
 func newALOSender(a *aloState, name string, id [8]byte, next uint64) *aloSender {
 	s := &aloSender{a: a, peer: name, stream: id, streamHex: hex.EncodeToString(id[:]), next: next, acked: next - 1,
@@ -341,32 +308,16 @@ func (s *aloSender) write(buf []byte, first, last uint64) error {
 			return err
 		}
 	}
-	end := s.fsize + int64(len(buf))
-	var err error
-	switch {
-	case end <= s.phys: // into zeros written earlier: no new file size to commit
-		_, err = s.f.WriteAt(buf, s.fsize)
-	case len(buf) < aloZeroBatchMax:
-		_, err = unix.Pwritev(int(s.f.Fd()), [][]byte{buf, aloZeros[:]}, s.fsize)
-		if err == nil {
-			s.phys = end + aloZeroAhead
-		}
-	default:
-		_, err = s.f.WriteAt(buf, s.fsize)
-		if err == nil {
-			s.phys = end
-		}
-	}
-	if err != nil {
+	if _, err := s.f.Write(buf); err != nil {
 		// A short write may have left part of a record: cut the file back.
 		s.f.Truncate(s.fsize)
-		s.phys = s.fsize
+		s.f.Seek(s.fsize, 0)
 		return err
 	}
 	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
 		return err
 	}
-	s.fsize = end
+	s.fsize += int64(len(buf))
 	s.segs[len(s.segs)-1].last = last
 	return nil
 }
@@ -393,7 +344,7 @@ func (s *aloSender) roll(first uint64) error {
 		s.f.Close()
 	}
 	seg.hlen = len(h)
-	s.f, s.fsize, s.phys = f, int64(len(h)), int64(len(h))
+	s.f, s.fsize = f, int64(len(h))
 	s.segs = append(s.segs, seg)
 	return nil
 }
@@ -519,8 +470,7 @@ func recoverSender(a *aloState, name string, segs []aloSeg) (*aloSender, error) 
 			sg.last = seq
 			off += aloRecHead + l
 		}
-		sg.end = off
-		if off < len(b) && !allZero(b[off:]) {
+		if off < len(b) {
 			cn.log.Errorf("%s at_least_once log %s: %d damaged or torn bytes at offset %d cut (never acknowledged as durable)",
 				cn.sourceID, sg.path, len(b)-off, off)
 			if err := os.Truncate(sg.path, int64(off)); err != nil {
@@ -547,9 +497,9 @@ func recoverSender(a *aloState, name string, segs []aloSeg) (*aloSender, error) 
 	s.mem, s.memBytes = mem, memBytes
 	s.segs = segs
 	last := &s.segs[len(s.segs)-1]
-	if f, err := os.OpenFile(last.path, os.O_WRONLY, 0); err == nil {
+	if f, err := os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0); err == nil {
 		if st, err := f.Stat(); err == nil {
-			s.f, s.fsize, s.phys = f, int64(last.end), st.Size()
+			s.f, s.fsize = f, st.Size()
 		} else {
 			f.Close()
 		}
