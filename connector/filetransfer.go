@@ -391,8 +391,8 @@ func (p *peer) advanceRx(c *loop.Conn) (bool, error) {
 					// piles up in memory. Past rxBlockAt buffered bytes the loop waits for the
 					// writer (bounded waits): disk speed becomes the link's backpressure, as in
 					// Python, which writes files on its loop (TLS and compressed links alike:
-					// their decoded input counts).
-					if c.InboundBuffered() < rxBlockAt {
+					// Held counts their input before and after decoding).
+					if c.Held() < rxBlockAt {
 						return false, nil // the writer wakes the link
 					}
 					select {

@@ -446,7 +446,7 @@ func (p *peer) process(f codec.Frame, h codec.Header, stream int64) error {
 		if p.blockedSince.IsZero() {
 			p.blockedSince = time.Now()
 		}
-		if time.Since(p.blockedSince) < backpressureMax && p.conn.InboundBuffered() < backpressureInbound {
+		if time.Since(p.blockedSince) < backpressureMax && p.conn.Held() < backpressureInbound {
 			return errBackpressure
 		}
 	}

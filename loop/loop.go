@@ -101,6 +101,17 @@ func (c *Conn) InboundBuffered() int {
 	return c.gc.InboundBuffered()
 }
 
+// Held is every input byte the connection holds for the Handler: as read from the socket and,
+// on a transformed (TLS, compressed) connection, decoded, so that it also counts what waits
+// behind the decoded-bytes cap (for backpressure bounds). On the loop only.
+func (c *Conn) Held() int {
+	n := c.gc.InboundBuffered()
+	if t := c.tf; t != nil && t.decoding() {
+		n += t.din.buffered() + t.mid.buffered()
+	}
+	return n
+}
+
 // OutboundBuffered is the number of bytes accepted by Write but not yet sent. On the loop only.
 func (c *Conn) OutboundBuffered() int {
 	return c.gc.OutboundBuffered()
@@ -221,8 +232,8 @@ func (c *Conn) Fd() int {
 // NetConn is the *tls.Conn of a connection enrolled with EnrollTLS, nil for others.
 // Concurrency-safe for reading its state; never read from or write to it directly.
 func (c *Conn) NetConn() net.Conn {
-	if c.tf != nil && c.tf.wire != nil {
-		return c.tf.wire.tc
+	if t := c.tfPub.Load(); t != nil && t.wire != nil {
+		return t.wire.tc
 	}
 	return nil
 }
@@ -375,8 +386,7 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 	}
 	c.woken.Store(false)
 	if c.closeTLS.Load() {
-		c.tf.wire.closeNotify(c)
-		return gnet.Close
+		return c.closingTLS()
 	}
 	if c.tf != nil {
 		before, err := c.beforeTraffic()
@@ -390,9 +400,63 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 		c.closeErr(err)
 		return gnet.Close
 	}
-	if c.tf != nil && c.tf.eof { // TLS close_notify: a clean close, as a plaintext EOF
+	if t := c.tf; t != nil {
+		if t.rerr != nil { // a bad record after good ones: the handler had the good ones first
+			c.closeErr(t.rerr)
+			return gnet.Close
+		}
+		if t.eof {
+			if !t.waiting() || time.Since(t.eofAt) > tlsCloseFlush {
+				return gnet.Close // TLS close_notify and all before it handled: a clean close
+			}
+			time.AfterFunc(10*time.Millisecond, func() { c.gc.Wake(nil) }) // until handled
+		}
+	}
+	return gnet.None
+}
+
+// drainOnClose gives the Handler, before OnClose, the input a transformed connection still
+// holds behind the decoded-bytes cap when the peer's EOF closes it (gnet closes at EOF at once):
+// as long as the Handler takes some (it cannot wait here: what it leaves is lost, as on a
+// plaintext connection at EOF). On the loop only.
+func (c *Conn) drainOnClose() {
+	t := c.tf
+	if !t.decoding() || t.closing || t.rerr != nil {
+		return
+	}
+	for range 256 {
+		raw, held := c.gc.InboundBuffered(), t.din.buffered()+t.mid.buffered()
+		if c.pump() != nil || t.din.buffered() == 0 {
+			return
+		}
+		if c.h.OnTraffic(c) != nil {
+			return
+		}
+		if c.gc.InboundBuffered() == raw && t.din.buffered()+t.mid.buffered() == held {
+			return // the Handler took nothing more
+		}
+	}
+}
+
+// tlsCloseFlush bounds how long a closing TLS connection waits for its output to drain, or a
+// closed one for its last input to be handled (as tls.Conn.Close bounded its write).
+const tlsCloseFlush = 5 * time.Second
+
+// closingTLS runs Close's part on the loop: the writes queued before Close, then close_notify,
+// then the connection stays open (input ignored) until gnet has sent its buffered output or
+// tlsCloseFlush passed: gnet's own close sends only what the socket takes at once.
+func (c *Conn) closingTLS() gnet.Action {
+	t := c.tf
+	if !t.closing {
+		t.closing = true
+		t.closeAt = time.Now()
+		c.flushAsync()
+		t.wire.closeNotify(c)
+	}
+	if c.gc.OutboundBuffered() == 0 || time.Since(t.closeAt) > tlsCloseFlush {
 		return gnet.Close
 	}
+	time.AfterFunc(10*time.Millisecond, func() { c.gc.Wake(nil) })
 	return gnet.None
 }
 
@@ -405,6 +469,14 @@ func (e *Engine) OnClose(gc gnet.Conn, err error) gnet.Action {
 	c.closed.Store(true)
 	if ce := c.takeCloseErr(); ce != nil && err == nil {
 		err = ce
+	}
+	if t := c.tf; t != nil {
+		c.drainOnClose()
+		if t.wire != nil && !t.closing { // every close of a TLS link ends with close_notify
+			t.closing = true
+			t.wire.closeNotify(c) // gnet sends what the socket takes after OnClose
+		}
+		t.failAsync(ErrClosed)
 	}
 	c.h.OnClose(c, err)
 	return gnet.None

@@ -304,3 +304,124 @@ func TestTLSWireCloseNotify(t *testing.T) {
 		t.Fatalf("records after the handshake: types %v, want [23 21] (data, close_notify alert)", types)
 	}
 }
+
+// TestTLSWireCloseFlush: writes queued before Close (AsyncWrite from another goroutine, 8 MiB,
+// far more than the socket takes at once) all reach the peer, then close_notify: the peer reads
+// every byte and a clean EOF.
+func TestTLSWireCloseFlush(t *testing.T) {
+	e := startEngine(t)
+	cli, srv, hc := tlsPair(t, gotls.VersionTLS13, nil)
+	c, err := e.EnrollTLS(srv, hc, nop{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 8<<20)
+	rand.Read(data)
+	done := make(chan error, 1)
+	c.AsyncWrite(data, func(err error) { done <- err })
+	c.Close()
+	got, err := io.ReadAll(cli)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d of %d bytes before the close, err %v", len(got), len(data), err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("AsyncWrite done: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("AsyncWrite's done never called")
+	}
+}
+
+// counter switches to xorUnits after the line "SWITCH\n" and counts what it consumes after it.
+type counter struct {
+	n      atomic.Int64
+	closed chan error
+	on     bool
+}
+
+func (k *counter) OnOpen(*Conn) {}
+func (k *counter) OnTraffic(c *Conn) error {
+	b, _ := c.Peek(0)
+	if !k.on {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return nil
+		}
+		c.Discard(i + 1)
+		k.on = true
+		if err := c.SetDecoder(xorUnits{}); err != nil {
+			return err
+		}
+		b, _ = c.Peek(0)
+	}
+	k.n.Add(int64(len(b)))
+	c.Discard(len(b))
+	return nil
+}
+func (k *counter) OnClose(_ *Conn, err error) { k.closed <- err }
+
+// TestTLSWireEOFWithDecoder: a peer that writes a burst through a decoder layered on TLS and
+// closes (close_notify) has every byte handled before OnClose, although the close arrives while
+// decoded and undecoded bytes still wait behind the cap.
+func TestTLSWireEOFWithDecoder(t *testing.T) {
+	old := decodedLimit
+	decodedLimit = 16 << 10
+	defer func() { decodedLimit = old }()
+	e := startEngine(t)
+	cli, srv, hc := tlsPair(t, gotls.VersionTLS13, nil)
+	k := &counter{closed: make(chan error, 1)}
+	if _, err := e.EnrollTLS(srv, hc, k, nil); err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("0123456789"), 600000)
+	var x xorUnits
+	cli.Write(append([]byte("SWITCH\n"), x.Encode(nil, body)...))
+	cli.Close()
+	select {
+	case err := <-k.closed:
+		if err != nil || k.n.Load() != int64(len(body)) {
+			t.Fatalf("handled %d of %d bytes before OnClose(%v)", k.n.Load(), len(body), err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnClose")
+	}
+}
+
+// slow consumes at most 1 KiB per call.
+type slow struct {
+	n      atomic.Int64
+	closed chan error
+}
+
+func (k *slow) OnOpen(*Conn) {}
+func (k *slow) OnTraffic(c *Conn) error {
+	b, _ := c.Peek(0)
+	n := min(len(b), 1024)
+	k.n.Add(int64(n))
+	c.Discard(n)
+	return nil
+}
+func (k *slow) OnClose(_ *Conn, err error) { k.closed <- err }
+
+// TestTLSWireDrainAtEOF: input the Handler left when the peer closed (gnet closes at EOF at once)
+// is offered to it before OnClose, as long as it takes some.
+func TestTLSWireDrainAtEOF(t *testing.T) {
+	e := startEngine(t)
+	cli, srv, hc := tlsPair(t, gotls.VersionTLS13, nil)
+	k := &slow{closed: make(chan error, 1)}
+	if _, err := e.EnrollTLS(srv, hc, k, nil); err != nil {
+		t.Fatal(err)
+	}
+	cli.Write(make([]byte, 100<<10))
+	cli.Close()
+	select {
+	case <-k.closed:
+		if k.n.Load() != 100<<10 {
+			t.Fatalf("handled %d of %d bytes before OnClose", k.n.Load(), 100<<10)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnClose")
+	}
+}

@@ -3,6 +3,7 @@ package loop
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Byte-stream transforms (link compression): from a point the Handler chooses, each direction of
@@ -40,6 +41,10 @@ type transform struct {
 	mid     inbuf    // plaintext from wire, waiting for dec (both set)
 	eof     bool     // the TLS peer closed (close_notify): close once the handler ran
 	more    bool     // pumpTLS stopped with work left although din has room: wake again
+	eofAt   time.Time
+	rerr    error // a TLS read error after plaintext that the handler gets first
+	closing bool  // Close's close_notify was written (closingTLS)
+	closeAt time.Time
 
 	mu    sync.Mutex // guards async (AsyncWrite on an encoded connection)
 	async []asyncWrite
@@ -96,6 +101,21 @@ func (c *Conn) rawPeek() []byte {
 	return b
 }
 
+// midSlack is how far plaintext waiting for a decoder (under TLS) may exceed decodedLimit, so
+// that a whole unit always fits (link compression's chunks are at most 256 KiB encoded).
+const midSlack = 1 << 20
+
+// tlsPeekMax bounds the ciphertext offered to crypto/tls per decode: gnet's Peek copies a
+// backlog that wraps its ring buffer, so offering all of a large backlog at each pass would
+// cost in proportion to the backlog each time.
+const tlsPeekMax = 256 << 10
+
+// rawPeekN is rawPeek limited to n bytes.
+func (c *Conn) rawPeekN(n int) []byte {
+	b, _ := c.gc.Peek(min(n, c.gc.InboundBuffered()))
+	return b
+}
+
 func (c *Conn) rawDiscard(n int) {
 	if n <= 0 {
 		return // gnet's Discard(0) would drop everything
@@ -149,11 +169,15 @@ func (c *Conn) pumpTLS() error {
 	if t.dec != nil {
 		dst = &t.mid
 	}
+	limit := decodedLimit
+	if t.dec != nil {
+		limit += midSlack
+	}
 	moved := false
 	for range 8 {
 		moved = false
-		if room := decodedLimit - dst.buffered(); room > 0 {
-			raw := c.rawPeek()
+		if room := limit - dst.buffered(); room > 0 {
+			raw := c.rawPeekN(tlsPeekMax)
 			if len(raw) > 0 || t.wire.pending {
 				dst.compact()
 				n := len(dst.b)
@@ -166,9 +190,16 @@ func (c *Conn) pumpTLS() error {
 					c.gc.Write(out)
 				}
 				if err == ErrTLSClosed { // the handler still gets what came before it
-					t.eof, err = true, nil
+					if !t.eof {
+						t.eof, t.eofAt = true, time.Now()
+					}
+					err = nil
 				}
 				if err != nil {
+					if t.din.buffered() > 0 || t.mid.buffered() > 0 {
+						t.rerr = err // delivered first, closed after the handler (OnTraffic)
+						break
+					}
 					return err
 				}
 			}
@@ -188,7 +219,7 @@ func (c *Conn) pumpTLS() error {
 		}
 	}
 	waiting := c.rawBuffered() > 0 || t.wire.pending || t.mid.buffered() > 0
-	t.full = waiting && t.din.buffered() >= decodedLimit
+	t.full = waiting && (t.din.buffered() >= decodedLimit || t.mid.buffered() >= limit)
 	t.more = waiting && moved && !t.full // stopped by the iteration bound: go on after the handler
 	return nil
 }
@@ -201,6 +232,16 @@ func (c *Conn) rawBuffered() int {
 // the encoder, buffered input through the decoder. It returns the decoded bytes available.
 func (c *Conn) beforeTraffic() (int, error) {
 	t := c.tf
+	c.flushAsync()
+	if err := c.pump(); err != nil {
+		return 0, err
+	}
+	return t.din.buffered(), nil
+}
+
+// flushAsync writes the AsyncWrites queued for the loop, in order. On the loop only.
+func (c *Conn) flushAsync() {
+	t := c.tf
 	t.mu.Lock()
 	async := t.async
 	t.async = nil
@@ -211,10 +252,26 @@ func (c *Conn) beforeTraffic() (int, error) {
 			a.done(nil)
 		}
 	}
-	if err := c.pump(); err != nil {
-		return 0, err
+}
+
+// failAsync reports err to the AsyncWrites that can no longer be written (the connection
+// closed). Concurrency-safe.
+func (t *transform) failAsync(err error) {
+	t.mu.Lock()
+	async := t.async
+	t.async = nil
+	t.mu.Unlock()
+	for _, a := range async {
+		if a.done != nil {
+			a.done(err)
+		}
 	}
-	return t.din.buffered(), nil
+}
+
+// waiting reports whether input is left that the handler has not had: raw bytes, records
+// inside crypto/tls, or bytes waiting for the decoder. On the loop only.
+func (t *transform) waiting() bool {
+	return t.more || t.full || (t.wire != nil && t.wire.pending) || t.mid.buffered() > 0
 }
 
 // afterTraffic wakes the connection again when OnTraffic consumed decoded bytes while more
