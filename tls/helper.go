@@ -81,6 +81,11 @@ const maxHelperSigns = 256
 // signWait bounds how long a signature waits for the helper before it is made in the server.
 var signWait = 2 * time.Second
 
+// helperBackoff: after a signature timed out (the SCHED_IDLE helper gets no CPU while normal
+// threads keep every CPU busy), signatures are made in the server for this long instead of
+// each handshake waiting signWait again.
+var helperBackoff = 10 * time.Second
+
 // logf reports the helper's failures (once each: see helperProc). Tests replace it.
 var logf = log.Printf
 
@@ -363,6 +368,7 @@ type helperProc struct {
 	stopped sync.Once
 	// each fallback reason is logged once per helper
 	badOnce, fullOnce, slowOnce sync.Once
+	slowUntil                   atomic.Int64 // unix ns: after a timeout, sign in the server until then
 	// counters (tests, reports)
 	remote, fallbacks atomic.Uint64
 }
@@ -527,6 +533,9 @@ func (h *helperProc) call(typ byte, payload []byte, wait time.Duration, stop <-c
 // sign asks the helper for a signature of digest (reqSignFile when path is set, else
 // reqSignKey with kid) and verifies it with pub. ok is false when the server must sign itself.
 func (h *helperProc) sign(path string, kid uint32, pub *rsa.PublicKey, digest []byte, opts crypto.SignerOpts) (sig []byte, ok bool) {
+	if time.Now().UnixNano() < h.slowUntil.Load() { // it timed out lately: starved, do not wait again
+		return nil, false
+	}
 	if h.signs.Add(1) > maxHelperSigns {
 		h.signs.Add(-1)
 		h.fullOnce.Do(func() {
@@ -548,6 +557,7 @@ func (h *helperProc) sign(path string, kid uint32, pub *rsa.PublicKey, digest []
 	r, err := h.call(typ, p, signWait, nil)
 	if err != nil {
 		if errors.Is(err, errHelperTimeout) {
+			h.slowUntil.Store(time.Now().Add(helperBackoff).UnixNano())
 			h.slowOnce.Do(func() {
 				logf("tls: the crypto helper did not sign within %v (CPU starved?): signed in the server", signWait)
 			})

@@ -399,14 +399,19 @@ func TestRemoteSignerFallback(t *testing.T) {
 
 	// a helper that never answers
 	old := signWait
-	signWait = 20 * time.Millisecond
+	signWait = 200 * time.Millisecond
 	defer func() { signWait = old }()
 	mute := fakeHelper(t, nil)
 	registerHelper(mute)
 	defer unregisterHelper(mute)
+	start := time.Now()
 	check("mute helper", fileSigner)
 	if mute.fallbacks.Load() != 2 {
 		t.Errorf("mute helper: fallbacks %d", mute.fallbacks.Load())
+	}
+	// after one timeout the next signatures do not wait for the helper (helperBackoff)
+	if el := time.Since(start); el >= 2*signWait-signWait/4 {
+		t.Errorf("mute helper: two signatures took %v: the second waited for the helper too", el)
 	}
 	if msgs := logged(); len(msgs) != 4 || !strings.Contains(msgs[3], "did not sign within") {
 		t.Errorf("logged %q, want a last 'did not sign within' once", msgs)
