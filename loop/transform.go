@@ -27,7 +27,9 @@ type Decoder interface {
 }
 
 // decodedLimit bounds the decoded bytes held for the Handler: past it, encoded bytes wait in
-// the connection's read buffer (and TCP flow control pushes back on the peer). A variable for tests.
+// the connection's read buffer. gnet keeps reading the socket meanwhile (it cannot pause a
+// connection), so the Handler bounds the whole with Conn.Held, as on a plaintext connection.
+// A variable for tests.
 var decodedLimit = 4 << 20
 
 type transform struct {
