@@ -2,7 +2,8 @@
 # Quick check against a later aioconnectors (1.6.3), which interop/run.sh does not drive: an aioconn
 # server and a Python client connector of that version, three messages each way between a Python
 # app on each side (the server's app uses the 1.0.33 API of AIOCONNECTORS_PATH, the client's the
-# API of AIOCONNECTORS_163_PATH). Prints what each app received.
+# API of AIOCONNECTORS_163_PATH). Prints what each app received. SERVER_SENDS=0: the server's app
+# sends nothing (the client's three messages only).
 #
 # Usage: AIOCONN_BIN=... AIOCONNECTORS_PATH=/path/to/1.0.33 AIOCONNECTORS_163_PATH=/path/to/1.6.3 \
 #          interop/check163.sh [plain|allow_all]
@@ -28,7 +29,7 @@ cat > "$D/client.json" <<EOF
  "connector_files_dirpath": "$D/c", "default_logger_dirpath": "$D/c", "send_message_types": ["any"], "recv_message_types": ["any"]}
 EOF
 cat > "$D/app.py" <<'EOF'
-import asyncio, sys
+import asyncio, os, sys
 import aioconnectors
 cfg, name, peer = sys.argv[1], sys.argv[2], sys.argv[3]
 api = aioconnectors.ConnectorAPI(config_file_path=cfg)
@@ -38,11 +39,11 @@ async def on_msg(logger, transport_json, data, binary):
 async def main():
     asyncio.get_event_loop().create_task(api.start_waiting_for_messages(message_type='any', message_received_cb=on_msg))
     await asyncio.sleep(1.5)
-    for i in range(3):
+    for i in range(3 if name != 'server' or os.environ.get('SERVER_SENDS', '1') == '1' else 0):
         kw = {} if peer == '-' else {'destination_id': peer}
         await api.send_message(message_type='any', data=f'{name} says {i}', **kw)
     for _ in range(60):
-        if len(got) >= 3:
+        if len(got) >= 3 or (name != 'server' and os.environ.get('SERVER_SENDS', '1') != '1'):
             break
         await asyncio.sleep(0.1)
     print(name, 'received', len(got), 'of 3:', got, flush=True)
