@@ -48,8 +48,9 @@ type transform struct {
 	closing bool  // Close's close_notify was written (closingTLS)
 	closeAt time.Time
 
-	mu    sync.Mutex // guards async (AsyncWrite on an encoded connection)
-	async []asyncWrite
+	mu        sync.Mutex // guards async and asyncDone (AsyncWrite on an encoded connection)
+	async     []asyncWrite
+	asyncDone bool // the connection closed: no more AsyncWrites
 
 	// byte counts since the switch (read with TransformCounts)
 	plainOut, wireOut, wireIn, plainIn atomic.Int64
@@ -262,6 +263,7 @@ func (t *transform) failAsync(err error) {
 	t.mu.Lock()
 	async := t.async
 	t.async = nil
+	t.asyncDone = true
 	t.mu.Unlock()
 	for _, a := range async {
 		if a.done != nil {
@@ -295,6 +297,10 @@ type asyncWrite struct {
 func (c *Conn) encodedAsyncWrite(b []byte, done func(error)) error {
 	t := c.tf
 	t.mu.Lock()
+	if t.asyncDone { // closed after the caller's check: failAsync has run
+		t.mu.Unlock()
+		return ErrClosed
+	}
 	t.async = append(t.async, asyncWrite{b, done})
 	t.mu.Unlock()
 	return c.Wake()
