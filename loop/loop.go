@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -467,11 +468,16 @@ func (e *Engine) OnClose(gc gnet.Conn, err error) gnet.Action {
 		return gnet.None
 	}
 	c.closed.Store(true)
-	if ce := c.takeCloseErr(); ce != nil && err == nil {
+	ce := c.takeCloseErr()
+	if ce != nil && err == nil {
 		err = ce
 	}
 	if t := c.tf; t != nil {
-		c.drainOnClose()
+		// the peer closed (EOF, or close_notify handled in OnTraffic): what it sent before is
+		// offered to the Handler; not after a local Close or a Handler or decoding error
+		if ce == nil && (t.eof || errors.Is(err, io.EOF)) {
+			c.drainOnClose()
+		}
 		if t.wire != nil && !t.closing { // every close of a TLS link ends with close_notify
 			t.closing = true
 			t.wire.closeNotify(c) // gnet sends what the socket takes after OnClose

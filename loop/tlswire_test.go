@@ -8,10 +8,12 @@ import (
 	gotls "crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"io"
 	"math/big"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -420,6 +422,55 @@ func TestTLSWireDrainAtEOF(t *testing.T) {
 	case <-k.closed:
 		if k.n.Load() != 100<<10 {
 			t.Fatalf("handled %d of %d bytes before OnClose", k.n.Load(), 100<<10)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnClose")
+	}
+}
+
+// liner handles lines; "BAD" is consumed and refused (the connection closes with an error).
+type liner struct {
+	mu     sync.Mutex
+	lines  []string
+	closed chan error
+}
+
+func (k *liner) OnOpen(*Conn) {}
+func (k *liner) OnTraffic(c *Conn) error {
+	for {
+		b, _ := c.Peek(0)
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return nil
+		}
+		line := string(b[:i])
+		c.Discard(i + 1)
+		k.mu.Lock()
+		k.lines = append(k.lines, line)
+		k.mu.Unlock()
+		if line == "BAD" {
+			return errCorrupt
+		}
+	}
+}
+func (k *liner) OnClose(_ *Conn, err error) { k.closed <- err }
+
+// TestTLSWireNoDrainAfterError: a Handler that refused a frame is not offered the input after
+// it when the connection closes (the drain at close is for the peer's EOF only).
+func TestTLSWireNoDrainAfterError(t *testing.T) {
+	e := startEngine(t)
+	cli, srv, hc := tlsPair(t, gotls.VersionTLS13, nil)
+	k := &liner{closed: make(chan error, 1)}
+	if _, err := e.EnrollTLS(srv, hc, k, nil); err != nil {
+		t.Fatal(err)
+	}
+	cli.Write([]byte("ok\nBAD\nAFTER\n"))
+	select {
+	case err := <-k.closed:
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if !errors.Is(err, errCorrupt) || len(k.lines) != 2 {
+			t.Fatalf("OnClose(%v) after lines %q, want the refusal and nothing after BAD", err, k.lines)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no OnClose")
