@@ -29,6 +29,8 @@ var (
 	ErrStopped    = errors.New("loop: engine stopped")
 	ErrNoListener = errors.New("loop: at least one listener is required")
 	ErrClosed     = errors.New("loop: connection closed")
+	// ErrTLSClosed: the peer closed its TLS stream (close_notify); a clean close.
+	ErrTLSClosed = errors.New("loop: TLS peer closed the connection")
 )
 
 // Handler receives the events of the connections it owns. All methods run on the owning event loop.

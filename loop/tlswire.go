@@ -96,8 +96,6 @@ func (h *HandshakeConn) Close() error {
 	return h.Conn.Close()
 }
 
-// ErrTLSClosed: the peer closed its TLS stream (close_notify).
-var ErrTLSClosed = errors.New("loop: TLS peer closed the connection")
 
 // wireTLS is the TLS record layer of a connection served by gnet. Loop-owned.
 type wireTLS struct {

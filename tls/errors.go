@@ -36,6 +36,16 @@ var (
 	ErrTooManyLinks = errors.New("tls: too many symlinks with the same subject hash")
 )
 
+// Crypto helper errors (helper.go), internal: the server then signs or makes the key itself.
+var (
+	// errHelperGone: the helper's pipe ended.
+	errHelperGone = errors.New("tls: crypto helper gone")
+	// errHelperRefused: the helper answered with an error (its text follows), e.g. "busy".
+	errHelperRefused = errors.New("tls: crypto helper refused the request")
+	// errHelperTimeout: no reply within the caller's bound.
+	errHelperTimeout = errors.New("tls: crypto helper did not answer in time")
+)
+
 // NotEmptyError is returned by CreateCertificates when it refuses to overwrite a tree. Error()
 // reads "<Dir> should be empty before starting this process" (the text 1.0.33 logs).
 type NotEmptyError struct{ Dir string }

@@ -378,12 +378,6 @@ type helperReply struct {
 	body   []byte
 }
 
-// errHelperGone: the helper's pipe ended (or it refused a request); errHelperTimeout: no
-// reply within the caller's bound.
-var (
-	errHelperGone    = errors.New("tls: crypto helper gone")
-	errHelperTimeout = errors.New("tls: crypto helper did not answer in time")
-)
 
 // startHelper runs this executable as the helper (see above) for keys of bits, keeping the
 // keep newest generated keys for reqSignKey. It returns nil if the helper cannot be started
@@ -517,7 +511,7 @@ func (h *helperProc) call(typ byte, payload []byte, wait time.Duration, stop <-c
 	select {
 	case r := <-ch:
 		if r.status != 0 {
-			return r, fmt.Errorf("%w: %s", errHelperGone, r.body)
+			return r, fmt.Errorf("%w: %s", errHelperRefused, r.body)
 		}
 		return r, nil
 	case <-h.dead:
