@@ -105,7 +105,7 @@ func runHelper(spec string, in io.Reader, out io.Writer) int {
 		return 2
 	}
 	hs := &helperServer{bits: bits, keep: keep, out: out, keys: map[uint32]*rsa.PrivateKey{},
-		files: map[string]fileKey{}}
+		files: map[string]crypto.Signer{}}
 	keyReqs := make(chan uint32, 4)
 	signReqs := make(chan helperReq, maxHelperSigns)
 	var wg sync.WaitGroup
@@ -176,7 +176,7 @@ type helperServer struct {
 	nextKey    uint32
 	keys       map[uint32]*rsa.PrivateKey
 	order      []uint32 // keys' ids, oldest first
-	files      map[string]fileKey
+	files      map[string]crypto.Signer
 }
 
 func (hs *helperServer) reply(id uint32, status byte, body []byte) {
@@ -275,31 +275,20 @@ func (hs *helperServer) signErr(r helperReq) ([]byte, error) {
 	return k.Sign(rand.Reader, p, opts)
 }
 
-// fileKey is a key file's signer and the file's identity when it was read.
-type fileKey struct {
-	k     crypto.Signer
-	mtime time.Time
-	size  int64
-}
-
-// fileKey returns the signer of the key file at path, read at its first use and again when the
-// file changed (replaced server key); at most 8 files are cached (the cache is reset beyond).
+// fileKey returns the signer of the key file at path, read at its first use (at most 8 files
+// are cached: the cache is reset beyond).
 func (hs *helperServer) fileKey(path string) (crypto.Signer, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
 	hs.mu.Lock()
-	fk, ok := hs.files[path]
+	k := hs.files[path]
 	hs.mu.Unlock()
-	if ok && fk.mtime.Equal(st.ModTime()) && fk.size == st.Size() {
-		return fk.k, nil
+	if k != nil {
+		return k, nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	k, err := parsePrivateKeyPEM(data)
+	k, err = parsePrivateKeyPEM(data)
 	clear(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -308,7 +297,7 @@ func (hs *helperServer) fileKey(path string) (crypto.Signer, error) {
 	if len(hs.files) >= 8 {
 		clear(hs.files)
 	}
-	hs.files[path] = fileKey{k: k, mtime: st.ModTime(), size: st.Size()}
+	hs.files[path] = k
 	hs.mu.Unlock()
 	return k, nil
 }
@@ -388,6 +377,7 @@ type helperReply struct {
 	status byte
 	body   []byte
 }
+
 
 // startHelper runs this executable as the helper (see above) for keys of bits, keeping the
 // keep newest generated keys for reqSignKey. It returns nil if the helper cannot be started

@@ -449,33 +449,3 @@ func fakeHelper(t *testing.T, body func(uint32) []byte) *helperProc {
 	t.Cleanup(h.close)
 	return h
 }
-
-// TestHelperFileKeyReplaced: the helper reads a key file again once it changed (a replaced
-// server key), instead of signing with the old key for its whole life.
-func TestHelperFileKeyReplaced(t *testing.T) {
-	k1, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k2, err := rsa.GenerateKey(rand.Reader, 1536) // another size: the file's size changes
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := writeKeyPEM(t, k1)
-	hs := &helperServer{files: map[string]fileKey{}}
-	got, err := hs.fileKey(path)
-	if err != nil || !got.Public().(*rsa.PublicKey).Equal(&k1.PublicKey) {
-		t.Fatalf("first read: %v", err)
-	}
-	data, err := os.ReadFile(writeKeyPEM(t, k2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	got, err = hs.fileKey(path)
-	if err != nil || !got.Public().(*rsa.PublicKey).Equal(&k2.PublicKey) {
-		t.Fatalf("after the file was replaced the helper still signs with the old key (%v)", err)
-	}
-}
