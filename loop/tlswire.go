@@ -96,7 +96,6 @@ func (h *HandshakeConn) Close() error {
 	return h.Conn.Close()
 }
 
-
 // wireTLS is the TLS record layer of a connection served by gnet. Loop-owned.
 type wireTLS struct {
 	tc *gotls.Conn

@@ -378,7 +378,6 @@ type helperReply struct {
 	body   []byte
 }
 
-
 // startHelper runs this executable as the helper (see above) for keys of bits, keeping the
 // keep newest generated keys for reqSignKey. It returns nil if the helper cannot be started
 // (and logs it once per process).
