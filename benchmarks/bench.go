@@ -252,12 +252,6 @@ type Result struct {
 	Notes   []string    `json:"notes,omitempty"`
 }
 
-// Machine describes where a measurement ran.
-func Machine() string {
-	m := machineInfo()
-	return fmt.Sprintf("%s, %d CPU (%s), %s", m.OS, m.NumCPU, m.CPUModel, m.GoVersion)
-}
-
 func machineInfo() MachineInfo {
 	m := MachineInfo{NumCPU: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {

@@ -94,17 +94,6 @@ func helpText() string {
 	return b.String()
 }
 
-func notYet(name, issue string) func(context.Context, []string, io.Writer, io.Writer) int {
-	return func(_ context.Context, args []string, stdout, stderr io.Writer) int {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			fmt.Fprintf(stdout, "%s: %s\n(not implemented yet in aioconn %s)\n", name, commands[name].summary, Version)
-			return 0
-		}
-		fmt.Fprintf(stderr, "aioconn %s: not implemented yet (tracked by %s)\n", name, issue)
-		return 3
-	}
-}
-
 func runVersion(_ context.Context, args []string, stdout, _ io.Writer) int {
 	if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
 		fmt.Fprintln(stdout, "usage: aioconn version")

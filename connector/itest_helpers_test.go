@@ -114,22 +114,6 @@ func expectClosed(t testing.TB, what string, c net.Conn) {
 	}
 }
 
-// expectSilent checks that nothing arrives on c within d. Only used where the absence of an event
-// can be observed in no other way (a client that must not reconnect).
-func expectSilent(t testing.TB, what string, c net.Conn, d time.Duration) {
-	t.Helper()
-	c.SetReadDeadline(time.Now().Add(d))
-	var b [1]byte
-	n, err := c.Read(b[:])
-	if n > 0 {
-		t.Fatalf("%s: unexpected byte %q", what, b[:n])
-	}
-	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() {
-		t.Fatalf("%s: unexpected %v", what, err)
-	}
-}
-
 // eventually polls cond (every millisecond, at most 5 s) for states that have no signal of their
 // own (queue lengths, counters).
 func eventually(t testing.TB, what string, cond func() bool) {
