@@ -29,8 +29,8 @@ var (
 	ErrStopped    = errors.New("loop: engine stopped")
 	ErrNoListener = errors.New("loop: at least one listener is required")
 	ErrClosed     = errors.New("loop: connection closed")
-	// ErrTLSClosed: the peer closed its TLS stream (close_notify); a clean close.
-	ErrTLSClosed = errors.New("loop: TLS peer closed the connection")
+	// errTLSClosed: the peer closed its TLS stream (close_notify); a clean close.
+	errTLSClosed = errors.New("loop: TLS peer closed the connection")
 )
 
 // Handler receives the events of the connections it owns. All methods run on the owning event loop.
@@ -412,7 +412,7 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 			if !t.waiting() || time.Since(t.eofAt) > tlsCloseFlush {
 				return gnet.Close // TLS close_notify and all before it handled: a clean close
 			}
-			time.AfterFunc(10*time.Millisecond, func() { c.gc.Wake(nil) }) // until handled
+			c.wakeSoon() // until handled
 		}
 	}
 	return gnet.None
@@ -445,6 +445,12 @@ func (c *Conn) drainOnClose() {
 // closed one for its last input to be handled (as tls.Conn.Close bounded its write).
 const tlsCloseFlush = 5 * time.Second
 
+// wakeSoon calls OnTraffic again in 10 ms (a closing TLS connection polling its output, or its
+// last input), past Wake's collapsing and the closed flag. Concurrency-safe.
+func (c *Conn) wakeSoon() {
+	time.AfterFunc(10*time.Millisecond, func() { c.gc.Wake(nil) })
+}
+
 // closingTLS runs Close's part on the loop: the writes queued before Close, then close_notify,
 // then the connection stays open (input ignored) until gnet has sent its buffered output or
 // tlsCloseFlush passed: gnet's own close sends only what the socket takes at once.
@@ -459,7 +465,7 @@ func (c *Conn) closingTLS() gnet.Action {
 	if c.gc.OutboundBuffered() == 0 || time.Since(t.closeAt) > tlsCloseFlush {
 		return gnet.Close
 	}
-	time.AfterFunc(10*time.Millisecond, func() { c.gc.Wake(nil) })
+	c.wakeSoon()
 	return gnet.None
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"time"
 )
 
@@ -135,9 +136,7 @@ func (w *wireTLS) decode(dst, src []byte, limit int) ([]byte, int, error) {
 			w.pending = true
 			return dst, w.hc.off, nil
 		}
-		if cap(dst)-len(dst) < tlsReadChunk {
-			dst = append(dst[:cap(dst)], make([]byte, tlsReadChunk)...)[:len(dst)]
-		}
+		dst = slices.Grow(dst, tlsReadChunk)
 		n, err := w.tc.Read(dst[len(dst):cap(dst)])
 		dst = dst[:len(dst)+n]
 		if err != nil {
@@ -145,7 +144,7 @@ func (w *wireTLS) decode(dst, src []byte, limit int) ([]byte, int, error) {
 				return dst, w.hc.off, nil
 			}
 			if errors.Is(err, io.EOF) {
-				return dst, w.hc.off, ErrTLSClosed
+				return dst, w.hc.off, errTLSClosed
 			}
 			return dst, w.hc.off, fmt.Errorf("loop: TLS read: %w", err)
 		}

@@ -192,7 +192,7 @@ func (c *Conn) pumpTLS() error {
 				if out := t.wire.takeOut(); len(out) > 0 {
 					c.gc.Write(out)
 				}
-				if err == ErrTLSClosed { // the handler still gets what came before it
+				if err == errTLSClosed { // the handler still gets what came before it
 					if !t.eof {
 						t.eof, t.eofAt = true, time.Now()
 					}
