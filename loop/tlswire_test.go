@@ -51,6 +51,28 @@ func (g *gatedConn) Read(b []byte) (int, error) {
 	return g.Conn.Read(b)
 }
 
+// holdConn is the client's socket in tlsPair: while hold is set, writes are kept, and flush
+// sends them with more bytes in one write (so that the server reads them together).
+type holdConn struct {
+	net.Conn
+	hold bool
+	buf  []byte
+}
+
+func (h *holdConn) Write(b []byte) (int, error) {
+	if h.hold {
+		h.buf = append(h.buf, b...)
+		return len(b), nil
+	}
+	return h.Conn.Write(b)
+}
+
+func (h *holdConn) flush(more []byte) error {
+	h.hold = false
+	_, err := h.Conn.Write(append(h.buf, more...))
+	return err
+}
+
 // tlsPair handshakes a client (returned) with a server-side *tls.Conn over a HandshakeConn.
 // early is written by the client right after its handshake, before the server's handshake
 // reads the client's last flight.
@@ -67,7 +89,7 @@ func tlsPair(t *testing.T, version uint16, early []byte) (*gotls.Conn, *gotls.Co
 	srv := gotls.Server(hc, cfg)
 	done := make(chan error, 1)
 	go func() { done <- srv.Handshake() }()
-	cli := gotls.Client(a, cfg)
+	cli := gotls.Client(&holdConn{Conn: a}, cfg)
 	cli.SetDeadline(time.Now().Add(30 * time.Second))
 	if err := cli.Handshake(); err != nil {
 		t.Fatal(err)
@@ -476,3 +498,85 @@ func TestTLSWireNoDrainAfterError(t *testing.T) {
 		t.Fatal("no OnClose")
 	}
 }
+
+// TestTLSWireBadRecordAfterGood: records that authenticate, read together with one that does
+// not, reach the Handler before the connection closes with the TLS error; and a connection
+// closed by a Handler's error ends with close_notify (TLS 1.2: the alert's record type shows).
+func TestTLSWireBadRecordAfterGood(t *testing.T) {
+	e := startEngine(t)
+	cli, srv, hc := tlsPair(t, gotls.VersionTLS12, nil)
+	k := &liner{closed: make(chan error, 1)}
+	if _, err := e.EnrollTLS(srv, hc, k, nil); err != nil {
+		t.Fatal(err)
+	}
+	raw := cli.NetConn().(*holdConn)
+	raw.hold = true
+	cli.Write([]byte("good\n"))
+	if err := raw.flush(append([]byte{23, 3, 3, 0, 40}, bytes.Repeat([]byte{0x5a}, 40)...)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-k.closed:
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if err == nil || !strings.Contains(err.Error(), "TLS read") || len(k.lines) != 1 || k.lines[0] != "good" {
+			t.Fatalf("OnClose(%v) after lines %q, want the good line first, then the TLS read error", err, k.lines)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no OnClose")
+	}
+
+	// a Handler's error: the peer gets close_notify before the socket closes
+	cli2, srv2, hc2 := tlsPair(t, gotls.VersionTLS12, nil)
+	k2 := &liner{closed: make(chan error, 1)}
+	if _, err := e.EnrollTLS(srv2, hc2, k2, nil); err != nil {
+		t.Fatal(err)
+	}
+	cli2.Write([]byte("BAD\n"))
+	if err := <-k2.closed; !errors.Is(err, errCorrupt) {
+		t.Fatalf("OnClose(%v), want the Handler's error", err)
+	}
+	in := cli2.NetConn()
+	in.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(in)
+	if err != nil || len(b) < 5 || b[0] != 21 {
+		t.Fatalf("after the Handler's error the peer read % x (%v), want one alert record", b, err)
+	}
+}
+
+// TestTLSWireHeld: Held counts the ciphertext waiting behind the decoded-bytes cap, so that
+// backpressure bounds see all the input a connection holds (InboundBuffered sees the cap only).
+func TestTLSWireHeld(t *testing.T) {
+	old := decodedLimit
+	decodedLimit = 16 << 10
+	defer func() { decodedLimit = old }()
+	e := startEngine(t)
+	cli, srv, hc := tlsPair(t, gotls.VersionTLS13, nil)
+	held := make(chan [2]int, 64)
+	h := &probe{f: func(c *Conn) { held <- [2]int{c.Held(), c.InboundBuffered()} }}
+	if _, err := e.EnrollTLS(srv, hc, h, nil); err != nil {
+		t.Fatal(err)
+	}
+	cli.Write(make([]byte, 512<<10))
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case v := <-held:
+			if v[1] > decodedLimit+tlsReadChunk {
+				t.Fatalf("InboundBuffered %d beyond the cap", v[1])
+			}
+			if v[0] >= 256<<10 {
+				return // Held sees the backlog although nothing was consumed
+			}
+		case <-deadline:
+			t.Fatal("Held never counted the ciphertext behind the cap")
+		}
+	}
+}
+
+// probe consumes nothing and calls f on every OnTraffic.
+type probe struct{ f func(*Conn) }
+
+func (p *probe) OnOpen(*Conn)            {}
+func (p *probe) OnTraffic(c *Conn) error { p.f(c); return nil }
+func (p *probe) OnClose(*Conn, error)    {}
