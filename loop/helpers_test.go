@@ -64,3 +64,11 @@ func tcpPair(t *testing.T) (net.Conn, net.Conn) {
 	}
 	return a, b
 }
+
+// setDecodedLimit sets decodedLimit for one test; call it before startEngine, so that the
+// restore runs after the engine stopped (cleanups run last first).
+func setDecodedLimit(t *testing.T, n int) {
+	old := decodedLimit
+	decodedLimit = n
+	t.Cleanup(func() { decodedLimit = old })
+}

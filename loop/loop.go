@@ -485,6 +485,9 @@ func (e *Engine) OnClose(gc gnet.Conn, err error) gnet.Action {
 		// offered to the Handler; not after a local Close or a Handler or decoding error
 		if ce == nil && (t.eof || errors.Is(err, io.EOF)) {
 			c.drainOnClose()
+			if t.eof && errors.Is(err, io.EOF) {
+				err = nil // close_notify came before the FIN: a clean TLS close
+			}
 		}
 		if t.wire != nil && !t.closing { // every close of a TLS link ends with close_notify
 			t.closing = true

@@ -115,9 +115,7 @@ func tlsPair(t *testing.T, version uint16, early []byte) (*gotls.Conn, *gotls.Co
 // split come back intact with the decoded-bytes cap far below the transfer (the pending path),
 // AsyncWrite goes through the record layer, and close_notify is a clean close (nil error).
 func TestTLSWireEcho(t *testing.T) {
-	old := decodedLimit
-	decodedLimit = 64 << 10
-	defer func() { decodedLimit = old }()
+	setDecodedLimit(t, 64<<10)
 	for _, v := range []uint16{gotls.VersionTLS12, gotls.VersionTLS13} {
 		t.Run(gotls.VersionName(v), func(t *testing.T) {
 			e := startEngine(t)
@@ -390,9 +388,7 @@ func (k *counter) OnClose(_ *Conn, err error) { k.closed <- err }
 // closes (close_notify) has every byte handled before OnClose, although the close arrives while
 // decoded and undecoded bytes still wait behind the cap.
 func TestTLSWireEOFWithDecoder(t *testing.T) {
-	old := decodedLimit
-	decodedLimit = 16 << 10
-	defer func() { decodedLimit = old }()
+	setDecodedLimit(t, 16<<10)
 	e := startEngine(t)
 	cli, srv, hc := tlsPair(t, gotls.VersionTLS13, nil)
 	k := &counter{closed: make(chan error, 1)}
@@ -547,9 +543,7 @@ func TestTLSWireBadRecordAfterGood(t *testing.T) {
 // TestTLSWireHeld: Held counts the ciphertext waiting behind the decoded-bytes cap, so that
 // backpressure bounds see all the input a connection holds (InboundBuffered sees the cap only).
 func TestTLSWireHeld(t *testing.T) {
-	old := decodedLimit
-	decodedLimit = 16 << 10
-	defer func() { decodedLimit = old }()
+	setDecodedLimit(t, 16<<10)
 	e := startEngine(t)
 	cli, srv, hc := tlsPair(t, gotls.VersionTLS13, nil)
 	held := make(chan [2]int, 64)

@@ -105,9 +105,7 @@ func enrollBoth(t *testing.T, e *Engine, h Handler, tls bool) net.Conn {
 // transform under the records: plaintext already decrypted when SetDecoder is called goes
 // through the decoder).
 func TestTransformSwitch(t *testing.T) {
-	old := decodedLimit
-	decodedLimit = 64 << 10
-	defer func() { decodedLimit = old }()
+	setDecodedLimit(t, 64<<10)
 	for _, stream := range []bool{false, true} {
 		e := startEngine(t)
 		h := &switcher{closeErr: make(chan error, 1)}
