@@ -14,10 +14,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/aioconn/aioconn/config"
 	"github.com/aioconn/aioconn/connector"
+	"golang.org/x/sys/unix"
 )
 
 // StormRes is the outcome of a certificate storm: o.Clients first-time clients released at once
@@ -314,12 +314,12 @@ func (sc *stormClients) renice(pid int) error {
 			if err != nil || done[tid] {
 				continue
 			}
-			if n == 19 { // the lowest nice value: the lowest policy too (best effort)
-				var param struct{ priority int32 }
-				syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, uintptr(tid), schedIdle, uintptr(unsafe.Pointer(&param)))
-			}
 			if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, n); err == nil {
 				done[tid], added = true, true
+			}
+			if n == 19 { // the lowest nice value: the lowest policy too (best effort)
+				attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE, Nice: 19}
+				unix.SchedSetAttr(tid, &attr, 0)
 			}
 		}
 		if !added {
@@ -495,9 +495,6 @@ func closeConnectors(cns []*connector.Connector) {
 
 // keyHelperRole is the process-table role of the server's key generation helper.
 const keyHelperRole = "server key helper"
-
-// schedIdle is Linux's SCHED_IDLE scheduling policy.
-const schedIdle = 5
 
 // adoptKeyHelpers finds the server's key generation helpers (children of its process whose
 // command line starts with "aioconn-keygen", tls/keygen.go) and adds them to the env's

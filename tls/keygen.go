@@ -13,7 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // RSA key generation (~50 ms of CPU per 2048-bit key, uninterruptible but for the Go
@@ -92,15 +93,13 @@ func lowerPriority() {
 	}
 }
 
-// schedIdle is Linux's SCHED_IDLE policy number.
-const schedIdle = 5
-
-// setIdle sets thread tid's nice value and the SCHED_IDLE policy. Errors are ignored (where
-// SCHED_IDLE is refused, the nice value alone).
+// setIdle sets thread tid's nice value and the SCHED_IDLE policy (best effort: where
+// SCHED_IDLE is refused, the nice value alone; sched_setattr keeps the nice value of an idle
+// thread, so both calls are needed).
 func setIdle(tid, nice int) {
 	syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice)
-	var param struct{ priority int32 }
-	syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, uintptr(tid), schedIdle, uintptr(unsafe.Pointer(&param)))
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE, Nice: int32(nice)}
+	unix.SchedSetAttr(tid, &attr, 0)
 }
 
 // keyPool holds up to size ready keys of one size, made by the crypto helper process (see

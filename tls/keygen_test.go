@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"os"
 	"strconv"
 	"strings"
@@ -65,7 +66,7 @@ func TestKeyPoolHelperProcess(t *testing.T) {
 		t.Fatal("no threads seen")
 	}
 	for _, n := range nices {
-		if n != 19+100*schedIdle {
+		if n != 19+100*unix.SCHED_IDLE {
 			t.Errorf("helper thread at nice+100×policy %d, want 19 and SCHED_IDLE (all: %v)", n, nices)
 			break
 		}
