@@ -51,6 +51,18 @@ func (g *gatedConn) Read(b []byte) (int, error) {
 	return g.Conn.Read(b)
 }
 
+// enrollPair makes a TLS pair (tlsPair, no early data) and enrolls its server end on e with
+// Handler h; it returns the client and the server's Conn.
+func enrollPair(t *testing.T, e *Engine, version uint16, h Handler) (*gotls.Conn, *Conn) {
+	t.Helper()
+	cli, srv, hc := tlsPair(t, version, nil)
+	c, err := e.EnrollTLS(srv, hc, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli, c
+}
+
 // holdConn is the client's socket in tlsPair: while hold is set, writes are kept, and flush
 // sends them with more bytes in one write (so that the server reads them together).
 type holdConn struct {
@@ -177,11 +189,8 @@ func TestTLSWireEcho(t *testing.T) {
 // error; the engine keeps serving others.
 func TestTLSWireCorrupt(t *testing.T) {
 	e := startEngine(t)
-	cli, srv, hc := tlsPair(t, gotls.VersionTLS13, nil)
 	h := &echo{closeErr: make(chan error, 1)}
-	if _, err := e.EnrollTLS(srv, hc, h, nil); err != nil {
-		t.Fatal(err)
-	}
+	cli, _ := enrollPair(t, e, gotls.VersionTLS13, h)
 	raw := cli.NetConn()
 	// an application-data record (type 23, TLS 1.2 on the wire) of 40 bytes that is not sealed
 	rec := append([]byte{23, 3, 3, 0, 40}, bytes.Repeat([]byte{0x5a}, 40)...)
@@ -196,11 +205,8 @@ func TestTLSWireCorrupt(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a corrupt record did not close the connection")
 	}
-	cli2, srv2, hc2 := tlsPair(t, gotls.VersionTLS13, nil)
 	h2 := &echo{closeErr: make(chan error, 1)}
-	if _, err := e.EnrollTLS(srv2, hc2, h2, nil); err != nil {
-		t.Fatal(err)
-	}
+	cli2, _ := enrollPair(t, e, gotls.VersionTLS13, h2)
 	cli2.Write([]byte("ping"))
 	got := make([]byte, 4)
 	if _, err := io.ReadFull(cli2, got); err != nil || string(got) != "ping" {
@@ -296,11 +302,7 @@ func FuzzTLSWireDecode(f *testing.F) {
 // before it, then the close_notify alert, as tls.Conn.Close does, then closes the socket.
 func TestTLSWireCloseNotify(t *testing.T) {
 	e := startEngine(t)
-	cli, srv, hc := tlsPair(t, gotls.VersionTLS12, nil) // 1.2: the alert's record type is visible
-	c, err := e.EnrollTLS(srv, hc, nop{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli, c := enrollPair(t, e, gotls.VersionTLS12, nop{}) // 1.2: the alert's record type is visible
 	done := make(chan error, 1)
 	c.AsyncWrite([]byte("last words"), func(err error) { done <- err })
 	if err := <-done; err != nil {
@@ -332,11 +334,7 @@ func TestTLSWireCloseNotify(t *testing.T) {
 // every byte and a clean EOF.
 func TestTLSWireCloseFlush(t *testing.T) {
 	e := startEngine(t)
-	cli, srv, hc := tlsPair(t, gotls.VersionTLS13, nil)
-	c, err := e.EnrollTLS(srv, hc, nop{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli, c := enrollPair(t, e, gotls.VersionTLS13, nop{})
 	data := make([]byte, 8<<20)
 	rand.Read(data)
 	done := make(chan error, 1)
@@ -390,11 +388,8 @@ func (k *counter) OnClose(_ *Conn, err error) { k.closed <- err }
 func TestTLSWireEOFWithDecoder(t *testing.T) {
 	setDecodedLimit(t, 16<<10)
 	e := startEngine(t)
-	cli, srv, hc := tlsPair(t, gotls.VersionTLS13, nil)
 	k := &counter{closed: make(chan error, 1)}
-	if _, err := e.EnrollTLS(srv, hc, k, nil); err != nil {
-		t.Fatal(err)
-	}
+	cli, _ := enrollPair(t, e, gotls.VersionTLS13, k)
 	body := bytes.Repeat([]byte("0123456789"), 600000)
 	var x xorUnits
 	cli.Write(append([]byte("SWITCH\n"), x.Encode(nil, body)...))
@@ -429,11 +424,8 @@ func (k *slow) OnClose(_ *Conn, err error) { k.closed <- err }
 // is offered to it before OnClose, as long as it takes some.
 func TestTLSWireDrainAtEOF(t *testing.T) {
 	e := startEngine(t)
-	cli, srv, hc := tlsPair(t, gotls.VersionTLS13, nil)
 	k := &slow{closed: make(chan error, 1)}
-	if _, err := e.EnrollTLS(srv, hc, k, nil); err != nil {
-		t.Fatal(err)
-	}
+	cli, _ := enrollPair(t, e, gotls.VersionTLS13, k)
 	cli.Write(make([]byte, 100<<10))
 	cli.Close()
 	select {
@@ -477,11 +469,8 @@ func (k *liner) OnClose(_ *Conn, err error) { k.closed <- err }
 // it when the connection closes (the drain at close is for the peer's EOF only).
 func TestTLSWireNoDrainAfterError(t *testing.T) {
 	e := startEngine(t)
-	cli, srv, hc := tlsPair(t, gotls.VersionTLS13, nil)
 	k := &liner{closed: make(chan error, 1)}
-	if _, err := e.EnrollTLS(srv, hc, k, nil); err != nil {
-		t.Fatal(err)
-	}
+	cli, _ := enrollPair(t, e, gotls.VersionTLS13, k)
 	cli.Write([]byte("ok\nBAD\nAFTER\n"))
 	select {
 	case err := <-k.closed:
@@ -500,11 +489,8 @@ func TestTLSWireNoDrainAfterError(t *testing.T) {
 // closed by a Handler's error ends with close_notify (TLS 1.2: the alert's record type shows).
 func TestTLSWireBadRecordAfterGood(t *testing.T) {
 	e := startEngine(t)
-	cli, srv, hc := tlsPair(t, gotls.VersionTLS12, nil)
 	k := &liner{closed: make(chan error, 1)}
-	if _, err := e.EnrollTLS(srv, hc, k, nil); err != nil {
-		t.Fatal(err)
-	}
+	cli, _ := enrollPair(t, e, gotls.VersionTLS12, k)
 	raw := cli.NetConn().(*holdConn)
 	raw.hold = true
 	cli.Write([]byte("good\n"))
@@ -523,11 +509,8 @@ func TestTLSWireBadRecordAfterGood(t *testing.T) {
 	}
 
 	// a Handler's error: the peer gets close_notify before the socket closes
-	cli2, srv2, hc2 := tlsPair(t, gotls.VersionTLS12, nil)
 	k2 := &liner{closed: make(chan error, 1)}
-	if _, err := e.EnrollTLS(srv2, hc2, k2, nil); err != nil {
-		t.Fatal(err)
-	}
+	cli2, _ := enrollPair(t, e, gotls.VersionTLS12, k2)
 	cli2.Write([]byte("BAD\n"))
 	if err := <-k2.closed; !errors.Is(err, errCorrupt) {
 		t.Fatalf("OnClose(%v), want the Handler's error", err)
