@@ -11,11 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aioconn/aioconn/codec"
-	"github.com/aioconn/aioconn/loop"
 	"github.com/aioconn/aioconn/uds"
 )
 
@@ -96,8 +94,6 @@ type aloState struct {
 	byIdx    []*aloTracker // trackers by index (tags carry the index)
 
 	recv *aloRecvState // receiver state file and committer
-
-	syncer atomic.Pointer[loop.Syncer] // the running engine's io_uring, if the kernel has one
 }
 
 // parseALO reads at_least_once from the raw config: absent/false/null = off, true = every type,
@@ -234,31 +230,6 @@ func (a *aloState) close() {
 	a.recv.stop() // first: its last commit may wait for the senders' logs (broker)
 	for _, s := range a.senderList() {
 		s.stop()
-	}
-}
-
-// attach gives the committers an io_uring Syncer on eng (connector start); without io_uring they
-// write and fdatasync themselves.
-func (a *aloState) attach(eng *loop.Engine) {
-	if a == nil {
-		return
-	}
-	sy, err := eng.NewSyncer()
-	if err != nil {
-		a.cn.log.Debugf("%s at_least_once: logs written with fdatasync(2): %v", a.cn.sourceID, err)
-		return
-	}
-	a.syncer.Store(sy)
-}
-
-// detach closes the Syncer before its engine stops; commits in flight finish first, later ones
-// write and fdatasync themselves.
-func (a *aloState) detach() {
-	if a == nil {
-		return
-	}
-	if sy := a.syncer.Swap(nil); sy != nil {
-		sy.Close()
 	}
 }
 

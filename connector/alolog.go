@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"sync/atomic"
 
 	"github.com/aioconn/aioconn/codec"
-	"github.com/aioconn/aioconn/loop"
 	"github.com/valyala/bytebufferpool"
 	"golang.org/x/sys/unix"
 )
@@ -310,35 +308,18 @@ func (s *aloSender) write(buf []byte, first, last uint64) error {
 			return err
 		}
 	}
-	if err := s.writeSync(buf); err != nil {
+	if _, err := s.f.Write(buf); err != nil {
 		// A short write may have left part of a record: cut the file back.
 		s.f.Truncate(s.fsize)
+		s.f.Seek(s.fsize, 0)
+		return err
+	}
+	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
 		return err
 	}
 	s.fsize += int64(len(buf))
 	s.segs[len(s.segs)-1].last = last
 	return nil
-}
-
-// writeSync writes buf at the end of the current segment and fdatasyncs it: through the
-// connector's io_uring Syncer when there is one (the committer then waits parked on a channel,
-// woken by the event loop, instead of in a blocking fdatasync around which a one-P process hands
-// its P between threads), else, or when every slot is busy, with pwrite and fdatasync.
-func (s *aloSender) writeSync(buf []byte) error {
-	fd := int(s.f.Fd())
-	if sy := s.a.syncer.Load(); sy != nil {
-		_, err := sy.WriteSync(fd, buf, s.fsize)
-		if !errors.Is(err, loop.ErrSyncBusy) {
-			if err != nil {
-				return fmt.Errorf("%w: %s: %v", ErrALOLog, s.f.Name(), err)
-			}
-			return nil
-		}
-	}
-	if _, err := s.f.WriteAt(buf, s.fsize); err != nil {
-		return err
-	}
-	return unix.Fdatasync(fd)
 }
 
 // roll closes the current segment and starts one whose first record will be first.
@@ -516,8 +497,7 @@ func recoverSender(a *aloState, name string, segs []aloSeg) (*aloSender, error) 
 	s.mem, s.memBytes = mem, memBytes
 	s.segs = segs
 	last := &s.segs[len(s.segs)-1]
-	// Not O_APPEND: records are written at fsize (pwrite, or io_uring's write at an offset).
-	if f, err := os.OpenFile(last.path, os.O_WRONLY, 0); err == nil {
+	if f, err := os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0); err == nil {
 		if st, err := f.Stat(); err == nil {
 			s.f, s.fsize = f, st.Size()
 		} else {

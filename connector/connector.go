@@ -280,7 +280,6 @@ func (c *Connector) Start() error {
 		return fmt.Errorf("connector: start: %w", err)
 	}
 	c.eng = eng
-	c.alo.attach(eng)
 	if a, ok := eng.TCPAddr().(*net.TCPAddr); ok {
 		c.tcpAddr.Store(a)
 	}
@@ -288,7 +287,6 @@ func (c *Connector) Start() error {
 		t, err := c.startTLS(eng)
 		if err != nil {
 			c.eng = nil
-			c.alo.detach()
 			eng.Stop(5 * time.Second)
 			os.Remove(c.paths.SendToConnector)
 			return err
@@ -334,7 +332,6 @@ func (c *Connector) Stop(hard, shutdown, deleteFiles bool) {
 		c.mu.Unlock()
 		c.unsubscribeOnStop()
 		t.stop()
-		c.alo.detach()
 		eng.Stop(5 * time.Second)
 		c.statsWG.Wait()
 		c.mu.Lock()
