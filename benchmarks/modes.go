@@ -117,13 +117,19 @@ func finish(ph *Phase, clk *clock, sendStart, sendEnd int64, cnt *counter, sent 
 	ph.Latency = latencyOf(cnt.lat)
 	ph.lat = cnt.lat
 	cnt.mu.Unlock()
+	ph.rates(sendStart, sendEnd, end, total, size, e, cpuSelf0)
+}
+
+// rates fills the phase's rates and CPU per message from its counts: elapsed from sendStart to
+// end (the last delivery or the end of sending), the send rate over sendStart..sendEnd.
+func (ph *Phase) rates(sendStart, sendEnd, end, sent int64, size int, e *env, cpuSelf0 time.Duration) {
 	ph.Elapsed = time.Duration(end - sendStart).Seconds()
 	if ph.Elapsed > 0 {
 		ph.Rate = float64(ph.Delivered) / ph.Elapsed
 		ph.MBps = ph.Rate * float64(size) / 1e6
 	}
 	if d := time.Duration(sendEnd - sendStart).Seconds(); d > 0 {
-		ph.SendRate = float64(total) / d
+		ph.SendRate = float64(sent) / d
 	}
 	if ph.Delivered > 0 {
 		ph.CPUPerMsgUs = float64(e.cpuTotal().Microseconds()) / float64(ph.Delivered)
@@ -549,18 +555,7 @@ func pubsubPhase(ph *Phase, names []string, cnts []*counter, n, sendStart, sendE
 		lastRecv = max(lastRecv, c.lastRecv)
 		c.mu.Unlock()
 	}
-	ph.Elapsed = time.Duration(max(lastRecv, sendEnd) - sendStart).Seconds()
-	if ph.Elapsed > 0 {
-		ph.Rate = float64(ph.Delivered) / ph.Elapsed
-		ph.MBps = ph.Rate * float64(size) / 1e6
-	}
-	if d := time.Duration(sendEnd - sendStart).Seconds(); d > 0 {
-		ph.SendRate = float64(n) / d
-	}
-	if ph.Delivered > 0 {
-		ph.CPUPerMsgUs = float64(e.cpuTotal().Microseconds()) / float64(ph.Delivered)
-		ph.BenchCPUUs = float64((selfCPU() - cpuSelf0).Microseconds()) / float64(ph.Delivered)
-	}
+	ph.rates(sendStart, sendEnd, max(lastRecv, sendEnd), n, size, e, cpuSelf0)
 }
 
 // runReqrep: a client application (package api, SendMessageAwaitResponse with request_id) and
