@@ -7,7 +7,8 @@
 # env: REPEAT, OUT, ONLY=<name substring>, WRITE=1, PY=1 (also the Python 1.0.33 runs, needs
 # AIOCONNECTORS_PATH), BIG=1 (also the 4 GB file transfers: needs ~13 GB free in FILEDIR),
 # FILEDIR (default the bench's temp dir), SKIP_RATE=1 (skip the long rate scenarios),
-# BIG_REPEAT (runs of each 4 GB transfer, default 1).
+# BIG_REPEAT (runs of each 4 GB transfer, default 1). A run's RUN_ENV (e.g.
+# AIOCONN_AT_LEAST_ONCE=true) is put in the environment of the bench and of its connectors.
 set -u
 BIN=${1:-bin/aioconn}
 REPEAT=${REPEAT:-3}
@@ -15,6 +16,7 @@ OUT=${OUT:-$(mktemp -d)}
 HERE=$(dirname "$0")
 RESULTS=${RESULTS:-$HERE/../RESULTS.md}
 FILEDIR=${FILEDIR:-}
+RUN_ENV=
 mkdir -p "$OUT"
 # the commit the binary was presumably built from (HEAD when the runs start)
 [ -f "$OUT/commit" ] || git -C "$HERE" log -1 --format='%h %s' > "$OUT/commit" 2>/dev/null
@@ -22,12 +24,12 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 run() { # name, args...
   name=$1; shift
   case "$name" in *${ONLY:-}*) ;; *) return ;; esac
-  echo "$*" > "$OUT/$name.cmd"
+  echo "${RUN_ENV:+$RUN_ENV }$*" > "$OUT/$name.cmd"
   i=1
   while [ $i -le "${N:-$REPEAT}" ]; do
-    echo "== $name #$i: $BIN bench $* (load $(load))" >&2
+    echo "== $name #$i: ${RUN_ENV:+$RUN_ENV }$BIN bench $* (load $(load))" >&2
     before=$(load)
-    timeout 900 "$BIN" bench "$@" --json --quiet > "$OUT/$name.$i.json" || echo "   (exit $?)" >&2
+    env ${RUN_ENV:-} timeout 900 "$BIN" bench "$@" --json --quiet > "$OUT/$name.$i.json" || echo "   (exit $?)" >&2
     echo "{\"name\": \"$name\", \"run\": $i, \"load_before\": \"$before\", \"load_after\": \"$(load)\"}" > "$OUT/$name.$i.load"
     i=$((i + 1))
   done
@@ -45,6 +47,13 @@ fi
 run go-pubsub-10 --mode pubsub --subscribers 10 --count 300000
 run go-pubsub-100 --mode pubsub --subscribers 100 --count 100000
 run go-reqrep --mode reqrep --count 20000 --duration 5s --concurrency 16
+run go-embedded-throughput-100 --path embedded --mode throughput --count 5000000 --size 100
+RUN_ENV=AIOCONN_AT_LEAST_ONCE=true
+run go-alo-throughput-100 --mode throughput --count 2000000 --size 100
+if [ "${SKIP_RATE:-0}" != 1 ]; then
+  run go-alo-rate-100x40 --clients 100 --rate 40 --duration 20s
+fi
+RUN_ENV=
 run go-file-100m --mode file --file-size 100000000 $(fd)
 run go-persist-300k --mode persist --count 300000 --size 100
 run go-certstorm-200 --mode certstorm --clients 200 --storm-rate 1000
