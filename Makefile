@@ -3,6 +3,9 @@ GO      ?= go
 BIN     ?= bin/aioconn
 PKGS    ?= ./...
 FUZZTIME ?= 20s
+# Shrinking an interesting input may take 60 s by default, which eats short runs of the targets
+# that write files or open sockets: bound it.
+FUZZMIN ?= 200x
 
 .PHONY: build test lint vet fmtcheck bench fuzz demo clean
 
@@ -31,7 +34,7 @@ bench:
 fuzz:
 	@for pkg in $$($(GO) list $(PKGS)); do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMIN) $$pkg || exit 1; \
 	  done; \
 	done
 
