@@ -87,9 +87,8 @@ func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 				hosted = no.Subscribers + 1
 			}
 		}
-		// Certstorm clients are TLS: their links run on goroutines (loop streams, the runtime's
-		// netpoller), not on the event loops, which only serve the idle unix sockets; the node
-		// keeps every CPU, as create_connector does for TLS.
+		// Certstorm clients are 200 TLS connectors in one process whose handshakes (crypto/tls, on
+		// goroutines) come all at once; the node keeps every CPU so that they run side by side.
 		if storm && os.Getenv("GOMAXPROCS") == "" {
 			os.Setenv("GOMAXPROCS", strconv.Itoa(runtime.NumCPU()))
 		} else if hosted > 1 && os.Getenv("GOMAXPROCS") == "" {

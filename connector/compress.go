@@ -22,7 +22,7 @@ import (
 // The compressed stream is codec's chunk format: each flush of the link (a batch of whole frames)
 // is compressed on its own. A corrupt chunk closes the connection with an error naming the peer
 // (a client then reconnects). A Python peer never advertises nor answers, so it never sees any of
-// this. Compression happens on the link's own goroutine (event loop or TLS stream driver).
+// this. Compression happens on the link's event loop (under the TLS records in TLS modes).
 
 const aloZType = "_aioconn_z"
 

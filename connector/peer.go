@@ -79,6 +79,7 @@ type peer struct {
 	certName    string      // strict server: the client name its certificate maps to
 	sslDone     bool        // strict server: `_ssl` handled, nothing more is read
 	certStored  atomic.Bool // client: new certificate stored, reconnect at once
+	certPending bool        // client: the _ssl reply is being stored (loop-owned)
 	authPending atomic.Bool // plaintext server: AuthClient has not answered yet
 	ka          *keepAlive  // client keep-alive (keepalive.go)
 	authDenied  atomic.Bool // plaintext server: AuthClient refused the connection

@@ -295,7 +295,9 @@ func (p *peer) issueCertificate(f codec.Frame, h *codec.Header) error {
 }
 
 // receiveCertificate is the client's side of the `_ssl` exchange: store the certificate and key,
-// then close so that the client reconnects at once with them.
+// then close so that the client reconnects at once with them. It runs on the event loop, so the
+// files are written on a goroutine (two atomic writes with fsyncs), which then closes the link; the
+// link reads nothing more meanwhile (a 1.0.33 server sends nothing after `_ssl`).
 func (p *peer) receiveCertificate(mt []byte, f codec.Frame) error {
 	cn := p.cn
 	var rep struct {
@@ -306,16 +308,22 @@ func (p *peer) receiveCertificate(mt []byte, f codec.Frame) error {
 	if string(mt) != "_ssl" || json.Unmarshal(f.Data, &rep) != nil || rep.Cmd != "set_new_certificate" {
 		return fmt.Errorf("connector: expected _ssl set_new_certificate from the server, got type %s", mt)
 	}
-	// The stream's own goroutine: a short blocking write does not hold any event loop.
-	if err := ctls.StoreClientCertificate(cn.cfg.CertificatesDirectoryPath, cn.cfg.ClientName, []byte(rep.Crt), []byte(rep.Key)); err != nil {
-		return fmt.Errorf("connector: storing the new client certificate: %w", err)
+	if p.certPending {
+		return nil
 	}
-	cn.log.Infof("%s received its certificate; reconnecting with it", cn.sourceID)
-	p.certStored.Store(true)
-	return errReconnectNow
+	p.certPending = true
+	conn := p.conn
+	go func() {
+		if err := ctls.StoreClientCertificate(cn.cfg.CertificatesDirectoryPath, cn.cfg.ClientName, []byte(rep.Crt), []byte(rep.Key)); err != nil {
+			cn.log.Errorf("%s storing the new client certificate: %v", cn.sourceID, err)
+		} else {
+			cn.log.Infof("%s received its certificate; reconnecting with it", cn.sourceID)
+			p.certStored.Store(true)
+		}
+		conn.Close()
+	}()
+	return nil
 }
-
-var errReconnectNow = fmt.Errorf("connector: reconnecting with the new certificate")
 
 // tlsState returns the current run's TLS state (nil when use_ssl is false or not running).
 func (c *Connector) tlsState() *tlsRun {
