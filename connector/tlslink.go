@@ -300,6 +300,9 @@ func (p *peer) issueCertificate(f codec.Frame, h *codec.Header) error {
 // link reads nothing more meanwhile (a 1.0.33 server sends nothing after `_ssl`).
 func (p *peer) receiveCertificate(mt []byte, f codec.Frame) error {
 	cn := p.cn
+	if p.certPending { // anything after the reply is dropped: the link closes once it is stored
+		return nil
+	}
 	var rep struct {
 		Cmd string `json:"cmd"`
 		Crt string `json:"crt"`
@@ -307,9 +310,6 @@ func (p *peer) receiveCertificate(mt []byte, f codec.Frame) error {
 	}
 	if string(mt) != "_ssl" || json.Unmarshal(f.Data, &rep) != nil || rep.Cmd != "set_new_certificate" {
 		return fmt.Errorf("connector: expected _ssl set_new_certificate from the server, got type %s", mt)
-	}
-	if p.certPending {
-		return nil
 	}
 	p.certPending = true
 	conn := p.conn
