@@ -21,24 +21,34 @@ mkdir -p "$OUT"
 # the commit the binary was presumably built from (HEAD when the runs start)
 [ -f "$OUT/commit" ] || git -C "$HERE" log -1 --format='%h %s' > "$OUT/commit" 2>/dev/null
 load() { cut -d' ' -f1-3 /proc/loadavg; }
-run() { # name, args...
-  name=$1; shift
+# one run number i of scenario name: runi i name args...
+runi() {
+  i=$1; name=$2; shift 2
   case "$name" in *${ONLY:-}*) ;; *) return ;; esac
   echo "${RUN_ENV:+$RUN_ENV }$*" > "$OUT/$name.cmd"
-  i=1
-  while [ $i -le "${N:-$REPEAT}" ]; do
-    echo "== $name #$i: ${RUN_ENV:+$RUN_ENV }$BIN bench $* (load $(load))" >&2
-    before=$(load)
-    env ${RUN_ENV:-} timeout 900 "$BIN" bench "$@" --json --quiet > "$OUT/$name.$i.json" || echo "   (exit $?)" >&2
-    echo "{\"name\": \"$name\", \"run\": $i, \"load_before\": \"$before\", \"load_after\": \"$(load)\"}" > "$OUT/$name.$i.load"
-    i=$((i + 1))
+  echo "== $name #$i: ${RUN_ENV:+$RUN_ENV }$BIN bench $* (load $(load))" >&2
+  before=$(load)
+  env ${RUN_ENV:-} timeout 900 "$BIN" bench "$@" --json --quiet > "$OUT/$name.$i.json" || echo "   (exit $?)" >&2
+  echo "{\"name\": \"$name\", \"run\": $i, \"load_before\": \"$before\", \"load_after\": \"$(load)\"}" > "$OUT/$name.$i.load"
+}
+run() { # name, args...: N (default REPEAT) runs in a row
+  r=1
+  while [ $r -le "${N:-$REPEAT}" ]; do
+    runi $r "$@"
+    r=$((r + 1))
   done
 }
 fd() { [ -n "$FILEDIR" ] && echo "--file-dir $FILEDIR"; }
-run go-throughput-100 --mode throughput --count 2000000 --size 100
+# The TLS scenarios are compared with plaintext (issue 5: TLS >= 75 %): their runs alternate with
+# the plaintext ones so that a noisy minute does not fall on one side only.
+r=1
+while [ $r -le "$REPEAT" ]; do
+  runi $r go-throughput-100 --mode throughput --count 2000000 --size 100
+  runi $r go-tls-throughput-100 --tls --mode throughput --count 2000000 --size 100
+  runi $r go-tls-allow-all-throughput-100 --tls-allow-all --mode throughput --count 2000000 --size 100
+  r=$((r + 1))
+done
 run go-throughput-1k --mode throughput --count 1000000 --size 1024
-run go-tls-throughput-100 --tls --mode throughput --count 2000000 --size 100
-run go-tls-allow-all-throughput-100 --tls-allow-all --mode throughput --count 2000000 --size 100
 if [ "${SKIP_RATE:-0}" != 1 ]; then
   run go-rate-100x40 --clients 100 --rate 40 --duration 20s
   run go-rate-100x1000 --clients 100 --rate 1000 --duration 10s

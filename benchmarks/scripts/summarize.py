@@ -259,7 +259,16 @@ tb, tm = med_rate("go-tls-throughput-100")
 if tb:
     P(f"| 5 | TLS throughput 100 B: goal 1 300 000 msg/s | {fmt(tb)} / {fmt(tm)} | {yes(tm >= 1.3e6)} |")
 if tb and pb:
-    P(f"| 5 | TLS ≥ 75 % of plaintext (resolution) | {tb / pb * 100:.0f} % / {tm / pm * 100:.0f} % (plaintext {fmt(pb)} / {fmt(pm)}) | {yes(tm >= 0.75 * pm)} |")
+    # standard.sh alternates the TLS and plaintext runs: run k of one is paired with run k of the
+    # other, and the median of the pairs' ratios decides
+    def rates_of(n):
+        return [ph["rate"] if ph else None for ph in
+                (next(iter(r.get("phases", [])), None) if r else None for r in runs.get(n, []))]
+    pairs = [t / q for t, q in zip(rates_of("go-tls-throughput-100"), rates_of("go-throughput-100")) if t and q]
+    if pairs:
+        med = statistics.median(pairs)
+        P(f"| 5 | TLS ≥ 75 % of plaintext (resolution) | pairs {', '.join(f'{x * 100:.0f} %' for x in pairs)} "
+          f"(median {med * 100:.0f} %; best runs {tb / pb * 100:.0f} %) | {yes(med >= 0.75)} |")
 for n in stN:
     ok = [(ph, r) for ph, r in phases(n, "during storm") if ph.get("storm")]
     if ok:
