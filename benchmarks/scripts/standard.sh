@@ -58,6 +58,7 @@ run go-pubsub-10 --mode pubsub --subscribers 10 --count 300000
 run go-pubsub-100 --mode pubsub --subscribers 100 --count 100000
 run go-reqrep --mode reqrep --count 20000 --duration 5s --concurrency 16
 run go-embedded-throughput-100 --path embedded --mode throughput --count 10000000 --window 64000 --size 100
+run go-embedded-batch-throughput-100 --path embedded --mode throughput --count 10000000 --window 64000 --batch 128 --size 100
 RUN_ENV=AIOCONN_AT_LEAST_ONCE=true
 run go-alo-throughput-100 --mode throughput --count 2000000 --size 100
 if [ "${SKIP_RATE:-0}" != 1 ]; then
