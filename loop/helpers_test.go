@@ -72,3 +72,15 @@ func setDecodedLimit(t *testing.T, n int) {
 	decodedLimit = n
 	t.Cleanup(func() { decodedLimit = old })
 }
+
+// waitClosed returns what a Handler's OnClose sent on ch, failing the test with msg after 10 s.
+func waitClosed(t *testing.T, ch <-chan error, msg string) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal(msg)
+		return nil
+	}
+}

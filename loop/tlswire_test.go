@@ -173,13 +173,9 @@ func TestTLSWireEcho(t *testing.T) {
 				t.Fatalf("AsyncWrite: %q, %v", got, err)
 			}
 			cli.Close()
-			select {
-			case err := <-h.closeErr:
-				if err != nil {
-					t.Fatalf("OnClose err = %v, want nil after close_notify", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("OnClose not called after close_notify")
+			err = waitClosed(t, h.closeErr, "OnClose not called after close_notify")
+			if err != nil {
+				t.Fatalf("OnClose err = %v, want nil after close_notify", err)
 			}
 		})
 	}
@@ -197,13 +193,9 @@ func TestTLSWireCorrupt(t *testing.T) {
 	if _, err := raw.Write(rec); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-h.closeErr:
-		if err == nil || !strings.Contains(err.Error(), "TLS read") {
-			t.Fatalf("OnClose err = %v, want the TLS read error", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a corrupt record did not close the connection")
+	err := waitClosed(t, h.closeErr, "a corrupt record did not close the connection")
+	if err == nil || !strings.Contains(err.Error(), "TLS read") {
+		t.Fatalf("OnClose err = %v, want the TLS read error", err)
 	}
 	h2 := &echo{closeErr: make(chan error, 1)}
 	cli2, _ := enrollPair(t, e, gotls.VersionTLS13, h2)
@@ -394,13 +386,9 @@ func TestTLSWireEOFWithDecoder(t *testing.T) {
 	var x xorUnits
 	cli.Write(append([]byte("SWITCH\n"), x.Encode(nil, body)...))
 	cli.Close()
-	select {
-	case err := <-k.closed:
-		if err != nil || k.n.Load() != int64(len(body)) {
-			t.Fatalf("handled %d of %d bytes before OnClose(%v)", k.n.Load(), len(body), err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no OnClose")
+	err := waitClosed(t, k.closed, "no OnClose")
+	if err != nil || k.n.Load() != int64(len(body)) {
+		t.Fatalf("handled %d of %d bytes before OnClose(%v)", k.n.Load(), len(body), err)
 	}
 }
 
@@ -428,13 +416,9 @@ func TestTLSWireDrainAtEOF(t *testing.T) {
 	cli, _ := enrollPair(t, e, gotls.VersionTLS13, k)
 	cli.Write(make([]byte, 100<<10))
 	cli.Close()
-	select {
-	case <-k.closed:
-		if k.n.Load() != 100<<10 {
-			t.Fatalf("handled %d of %d bytes before OnClose", k.n.Load(), 100<<10)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no OnClose")
+	waitClosed(t, k.closed, "no OnClose")
+	if k.n.Load() != 100<<10 {
+		t.Fatalf("handled %d of %d bytes before OnClose", k.n.Load(), 100<<10)
 	}
 }
 
@@ -472,15 +456,11 @@ func TestTLSWireNoDrainAfterError(t *testing.T) {
 	k := &liner{closed: make(chan error, 1)}
 	cli, _ := enrollPair(t, e, gotls.VersionTLS13, k)
 	cli.Write([]byte("ok\nBAD\nAFTER\n"))
-	select {
-	case err := <-k.closed:
-		k.mu.Lock()
-		defer k.mu.Unlock()
-		if !errors.Is(err, errCorrupt) || len(k.lines) != 2 {
-			t.Fatalf("OnClose(%v) after lines %q, want the refusal and nothing after BAD", err, k.lines)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no OnClose")
+	err := waitClosed(t, k.closed, "no OnClose")
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !errors.Is(err, errCorrupt) || len(k.lines) != 2 {
+		t.Fatalf("OnClose(%v) after lines %q, want the refusal and nothing after BAD", err, k.lines)
 	}
 }
 
@@ -497,15 +477,11 @@ func TestTLSWireBadRecordAfterGood(t *testing.T) {
 	if err := raw.flush(append([]byte{23, 3, 3, 0, 40}, bytes.Repeat([]byte{0x5a}, 40)...)); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-k.closed:
-		k.mu.Lock()
-		defer k.mu.Unlock()
-		if err == nil || !strings.Contains(err.Error(), "TLS read") || len(k.lines) != 1 || k.lines[0] != "good" {
-			t.Fatalf("OnClose(%v) after lines %q, want the good line first, then the TLS read error", err, k.lines)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no OnClose")
+	err := waitClosed(t, k.closed, "no OnClose")
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if err == nil || !strings.Contains(err.Error(), "TLS read") || len(k.lines) != 1 || k.lines[0] != "good" {
+		t.Fatalf("OnClose(%v) after lines %q, want the good line first, then the TLS read error", err, k.lines)
 	}
 
 	// a Handler's error: the peer gets close_notify before the socket closes
