@@ -6,8 +6,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/aioconn/aioconn/loop"
 	ctls "github.com/aioconn/aioconn/tls"
 )
 
@@ -79,4 +82,70 @@ func TestTLSAllowAll(t *testing.T) {
 	waitPeers(t, srv, "client1 identified", func(p []string) bool { return len(p) == 1 && p[0] == "client1" })
 	waitPeers(t, cli, "client connected", func(p []string) bool { return len(p) == 1 })
 	exchange(t, srv, cli)
+}
+
+type nopLoopHandler struct{}
+
+func (nopLoopHandler) OnOpen(*loop.Conn)          {}
+func (nopLoopHandler) OnTraffic(*loop.Conn) error { return nil }
+func (nopLoopHandler) OnClose(*loop.Conn, error)  {}
+
+// TestTLSCertificateStoredOffLoop: a first-time client stores the certificate the server issued
+// off its event loop: while the store is held, the loop still enrolls a connection; once it is
+// released the client reconnects with the certificate and is identified.
+func TestTLSCertificateStoredOffLoop(t *testing.T) {
+	t.Setenv("AIOCONN_LOOPS", "1") // one loop: the enrolled connection goes to the link's loop
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	storeClientCertificate = func(dir, name string, crt, key []byte) error {
+		once.Do(func() { close(entered) })
+		<-release
+		return ctls.StoreClientCertificate(dir, name, crt, key)
+	}
+	t.Cleanup(func() { storeClientCertificate = ctls.StoreClientCertificate }) // after the connectors close
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	srv, cli, _ := tlsPair(t, false)
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client never stored a certificate")
+	}
+	cli.mu.Lock()
+	eng := cli.eng
+	cli.mu.Unlock()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	done := make(chan error, 1)
+	go func() {
+		c, err := eng.Enroll(nc, nopLoopHandler{}, nil)
+		if err == nil {
+			c.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		unblock()
+		t.Fatal("the client's event loop was blocked while the certificate was being stored")
+	}
+	unblock()
+	waitPeers(t, srv, "client1 identified by certificate", func(p []string) bool { return len(p) == 1 && p[0] == "client1" })
 }

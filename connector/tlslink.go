@@ -294,6 +294,10 @@ func (p *peer) issueCertificate(f codec.Frame, h *codec.Header) error {
 	return nil
 }
 
+// storeClientCertificate is ctls.StoreClientCertificate; tests hold it to check that the loop
+// goes on meanwhile.
+var storeClientCertificate = ctls.StoreClientCertificate
+
 // receiveCertificate is the client's side of the `_ssl` exchange: store the certificate and key,
 // then close so that the client reconnects at once with them. It runs on the event loop, so the
 // files are written on a goroutine (two atomic writes with fsyncs), which then closes the link; the
@@ -314,7 +318,7 @@ func (p *peer) receiveCertificate(mt []byte, f codec.Frame) error {
 	p.certPending = true
 	conn := p.conn
 	go func() {
-		if err := ctls.StoreClientCertificate(cn.cfg.CertificatesDirectoryPath, cn.cfg.ClientName, []byte(rep.Crt), []byte(rep.Key)); err != nil {
+		if err := storeClientCertificate(cn.cfg.CertificatesDirectoryPath, cn.cfg.ClientName, []byte(rep.Crt), []byte(rep.Key)); err != nil {
 			cn.log.Errorf("%s storing the new client certificate: %v", cn.sourceID, err)
 		} else {
 			cn.log.Infof("%s received its certificate; reconnecting with it", cn.sourceID)
