@@ -1,6 +1,9 @@
 package connector
 
 import (
+	"bytes"
+	gotls "crypto/tls"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aioconn/aioconn/codec"
 	"github.com/aioconn/aioconn/loop"
 	ctls "github.com/aioconn/aioconn/tls"
 )
@@ -148,4 +152,46 @@ func TestTLSCertificateStoredOffLoop(t *testing.T) {
 	}
 	unblock()
 	waitPeers(t, srv, "client1 identified by certificate", func(p []string) bool { return len(p) == 1 && p[0] == "client1" })
+}
+
+// TestTLSClientDropsAfterCertificate: a frame a server sends after its `_ssl` reply is dropped
+// while the client stores the certificate, and the client then reconnects at once with it, even
+// with enable_client_try_reconnect false (without the drop, the frame would close the link
+// before the store ends and the client would never come back).
+func TestTLSClientDropsAfterCertificate(t *testing.T) {
+	dir := shortDir(t)
+	certs := filepath.Join(dir, "c")
+	if err := ctls.CreateCertificates(certs, nil); err != nil {
+		t.Fatal(err)
+	}
+	srv := fakeTLSServ(t, certs, gotls.RequireAnyClientCert)
+	newConnector(t, dir, `{"is_server": false, "client_name": "client1", "server_sockaddr": ["127.0.0.1", `+
+		strconv.Itoa(srv.port())+`], "use_ssl": true, "ssl_allow_all": false, "enable_client_try_reconnect": false,
+ "certificates_directory_path": "`+certs+`", "connector_files_dirpath": "$DIR", "default_logger_dirpath": "$DIR",
+ "send_message_types": ["any"], "recv_message_types": ["any"], "debug_msg_counts": false}`, nil)
+	c := srv.accept(t)
+	if fr, err := readFrameWithin(c, 10*time.Second); err != nil || !bytes.Contains(fr.f.JSON, []byte(`"_ssl"`)) {
+		t.Fatalf("expected the client's _ssl request: %s %v", fr.f.JSON, err)
+	}
+	p := ctls.NewPaths(certs)
+	crt, err1 := os.ReadFile(p.ClientDefaultPEM)
+	key, err2 := os.ReadFile(p.ClientDefaultKey)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	reply, _ := json.Marshal(map[string]string{"cmd": "set_new_certificate", "crt": string(crt), "key": string(key)})
+	out := codec.AppendFrame(nil, []byte(`{"message_type": "_ssl"}`), reply, nil, false)
+	out = codec.AppendFrame(out, []byte(`{"message_type": "any", "source_id": "x"}`), []byte("late"), nil, false)
+	if _, err := c.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	again := srv.accept(t)
+	if err := again.Handshake(); err != nil {
+		t.Fatalf("reconnection: %v", err)
+	}
+	if pem, _ := p.ClientOwnCert("client1"); len(again.ConnectionState().PeerCertificates) != 1 {
+		t.Fatal("reconnection without a client certificate")
+	} else if _, err := os.Stat(pem); err != nil {
+		t.Fatalf("certificate not stored: %v", err)
+	}
 }
