@@ -36,12 +36,13 @@ import (
 // Go runtime never waits for them (a nice-19 thread inside the server would hold one of its Ps,
 // and every garbage collection would wait for it).
 //
-// Pipe protocol, version 2 (keygenEnv = "2:<bits>:<keep>"): the server writes requests to the
+// Pipe protocol, version 3 (keygenEnv = "3:<bits>:<keep>"): the server writes requests to the
 // helper's stdin and reads replies from its stdout; requests may be pipelined, replies come in
 // any order and carry the request's id. Integers are big-endian.
 //
-//	request: type u8 | id u32 | len u32 | payload[len]        (len <= maxHelperFrame)
-//	reply:   id u32 | status u8 | len u32 | body[len]          (status 0: ok, 1: error text)
+//	frame:   id u32 | kind u8 | len u32 | body[len]   (len <= maxHelperFrame)
+//	request: kind = type (below), body = payload
+//	reply:   kind = status (0: ok, 1: error text), id = the request's
 //
 //	reqKey      (1) payload empty. Body: keyID u32 | PKCS#1 DER of a fresh RSA-<bits> key
 //	                (e = 65537). The helper keeps the key under keyID (the <keep> newest keys)
@@ -65,6 +66,10 @@ import (
 // the signature is made in the server with serialSigner (one at a time). The helper is killed
 // by PID by Issuer.Close; it also ends at EOF on its stdin (the server closed it or died).
 
+// helperProtocol is the pipe protocol's version, the first field of keygenEnv: a helper started
+// from a binary replaced on disk meanwhile refuses a spec of another version.
+const helperProtocol = "3"
+
 const (
 	reqKey      byte = 1
 	reqSignFile byte = 2
@@ -73,6 +78,33 @@ const (
 
 // maxHelperFrame bounds a request or reply body (a path, a digest, a key of up to 16384 bits).
 const maxHelperFrame = 64 << 10
+
+// errHelperFrame: a frame announced a body longer than maxHelperFrame.
+var errHelperFrame = errors.New("tls: crypto helper frame too long")
+
+// appendHelperFrame appends one frame of the pipe protocol (both directions) to b.
+func appendHelperFrame(b []byte, id uint32, kind byte, body []byte) []byte {
+	b = append(binary.BigEndian.AppendUint32(b, id), kind)
+	return append(binary.BigEndian.AppendUint32(b, uint32(len(body))), body...)
+}
+
+// readHelperFrame reads one frame of the pipe protocol (both directions) from r, hdr being the
+// caller's scratch header. The body is new memory owned by the caller.
+func readHelperFrame(r io.Reader, hdr *[9]byte) (id uint32, kind byte, body []byte, err error) {
+	if _, err = io.ReadFull(r, hdr[:]); err != nil {
+		return 0, 0, nil, err
+	}
+	id, kind = binary.BigEndian.Uint32(hdr[:4]), hdr[4]
+	n := binary.BigEndian.Uint32(hdr[5:])
+	if n > maxHelperFrame {
+		return 0, 0, nil, fmt.Errorf("%w: %d bytes", errHelperFrame, n)
+	}
+	body = make([]byte, n)
+	if _, err = io.ReadFull(r, body); err != nil {
+		return 0, 0, nil, err
+	}
+	return id, kind, body, nil
+}
 
 // maxHelperSigns is the number of signature requests a server keeps in flight to its helper;
 // more are signed in the server (serialSigner). A request is ~100 bytes: 256 fit in the pipe.
@@ -94,13 +126,13 @@ var logf = log.Printf
 // spec. The caller has lowered the process's priority.
 func runHelper(spec string, in io.Reader, out io.Writer) int {
 	f := strings.Split(spec, ":")
-	if len(f) != 3 || f[0] != "2" {
-		fmt.Fprintf(os.Stderr, "tls: crypto helper: bad %s=%q\n", keygenEnv, spec)
-		return 2
+	var bits, keep int
+	var err1, err2 error
+	if len(f) == 3 {
+		bits, err1 = strconv.Atoi(f[1])
+		keep, err2 = strconv.Atoi(f[2])
 	}
-	bits, err1 := strconv.Atoi(f[1])
-	keep, err2 := strconv.Atoi(f[2])
-	if err1 != nil || err2 != nil || bits < 1024 || bits > 16384 || keep < 1 || keep > 1<<16 {
+	if len(f) != 3 || f[0] != helperProtocol || err1 != nil || err2 != nil || bits < 1024 || bits > 16384 || keep < 1 || keep > 1<<16 {
 		fmt.Fprintf(os.Stderr, "tls: crypto helper: bad %s=%q\n", keygenEnv, spec)
 		return 2
 	}
@@ -129,16 +161,9 @@ func runHelper(spec string, in io.Reader, out io.Writer) int {
 	}()
 	var hdr [9]byte
 	for !hs.broken.Load() {
-		if _, err := io.ReadFull(in, hdr[:]); err != nil {
-			return 0
-		}
-		typ, id, n := hdr[0], binary.BigEndian.Uint32(hdr[1:5]), binary.BigEndian.Uint32(hdr[5:9])
-		if n > maxHelperFrame {
-			return 0 // the stream cannot be resynchronised
-		}
-		payload := make([]byte, n)
-		if _, err := io.ReadFull(in, payload); err != nil {
-			return 0
+		id, typ, payload, err := readHelperFrame(in, &hdr)
+		if err != nil {
+			return 0 // EOF, or a length the stream cannot be resynchronised after
 		}
 		switch typ {
 		case reqKey:
@@ -180,11 +205,7 @@ type helperServer struct {
 }
 
 func (hs *helperServer) reply(id uint32, status byte, body []byte) {
-	buf := make([]byte, 9, 9+len(body))
-	binary.BigEndian.PutUint32(buf, id)
-	buf[4] = status
-	binary.BigEndian.PutUint32(buf[5:], uint32(len(body)))
-	buf = append(buf, body...)
+	buf := appendHelperFrame(make([]byte, 0, 9+len(body)), id, status, body)
 	hs.wmu.Lock()
 	_, err := hs.out.Write(buf)
 	hs.wmu.Unlock()
@@ -403,7 +424,7 @@ func spawnHelper(bits, keep int) (*helperProc, error) {
 	}
 	cmd := exec.Command(exe)
 	cmd.Args = []string{"aioconn-keygen"}
-	cmd.Env = []string{keygenEnv + "=2:" + strconv.Itoa(bits) + ":" + strconv.Itoa(keep), "GOMAXPROCS=2"}
+	cmd.Env = []string{keygenEnv + "=" + helperProtocol + ":" + strconv.Itoa(bits) + ":" + strconv.Itoa(keep), "GOMAXPROCS=2"}
 	cmd.Stderr = nil
 	// Own process group: a terminal's ^C reaches the server, which then closes the pool. No
 	// Pdeathsig: it fires when the forking thread exits, which Go may do to a locked thread;
@@ -448,15 +469,8 @@ func (h *helperProc) read(r io.Reader) {
 	}()
 	var hdr [9]byte
 	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return
-		}
-		id, n := binary.BigEndian.Uint32(hdr[:4]), binary.BigEndian.Uint32(hdr[5:9])
-		if n > maxHelperFrame {
-			return
-		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(r, body); err != nil {
+		id, status, body, err := readHelperFrame(r, &hdr)
+		if err != nil {
 			return
 		}
 		h.mu.Lock()
@@ -464,7 +478,7 @@ func (h *helperProc) read(r io.Reader) {
 		delete(h.waiting, id)
 		h.mu.Unlock()
 		if ch != nil {
-			ch <- helperReply{hdr[4], body} // buffered: never blocks
+			ch <- helperReply{status, body} // buffered: never blocks
 		}
 	}
 }
@@ -484,11 +498,7 @@ func (h *helperProc) call(typ byte, payload []byte, wait time.Duration, stop <-c
 	id := h.nextID
 	h.waiting[id] = ch
 	h.mu.Unlock()
-	frame := make([]byte, 9, 9+len(payload))
-	frame[0] = typ
-	binary.BigEndian.PutUint32(frame[1:], id)
-	binary.BigEndian.PutUint32(frame[5:], uint32(len(payload)))
-	frame = append(frame, payload...)
+	frame := appendHelperFrame(make([]byte, 0, 9+len(payload)), id, typ, payload)
 	h.wmu.Lock()
 	_, err := h.w.Write(frame)
 	h.wmu.Unlock()

@@ -5,12 +5,9 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
 	"encoding/binary"
-	"encoding/pem"
+	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -22,14 +19,7 @@ func FuzzHelperSignRequest(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		f.Fatal(err)
-	}
-	path := filepath.Join(f.TempDir(), "k.key")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		f.Fatal(err)
-	}
+	path := writeKeyPEM(f, k)
 	d := make([]byte, 32)
 	head := appendSigHead(nil, pssHash)
 	file := binary.BigEndian.AppendUint16(append([]byte(nil), head...), uint16(len(path)))
@@ -76,6 +66,36 @@ func FuzzHelperReplies(f *testing.F) {
 				t.Fatalf("reply of %d bytes", len(r.body))
 			}
 		default:
+		}
+	})
+}
+
+// FuzzHelperFrame: the pipe protocol's frame reader (both directions) never panics, never
+// returns a body over maxHelperFrame, and what it reads encodes back to the bytes it consumed.
+func FuzzHelperFrame(f *testing.F) {
+	f.Add(appendHelperFrame(nil, 1, reqKey, nil))
+	f.Add(appendHelperFrame(appendHelperFrame(nil, 7, reqSignKey, []byte("abc")), 8, 1, []byte("busy")))
+	f.Add([]byte{0, 0, 0, 1, 0, 0xff, 0xff, 0xff, 0xff})
+	f.Add([]byte{0, 0, 0, 1, 0, 0, 0, 0, 9, 'x'})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := bytes.NewReader(data)
+		var hdr [9]byte
+		for {
+			at := len(data) - r.Len()
+			id, kind, body, err := readHelperFrame(r, &hdr)
+			if err != nil {
+				if errors.Is(err, errHelperFrame) && binary.BigEndian.Uint32(data[at+5:]) <= maxHelperFrame {
+					t.Fatalf("refused a length within the bound: %v", err)
+				}
+				return
+			}
+			if len(body) > maxHelperFrame {
+				t.Fatalf("body of %d bytes", len(body))
+			}
+			end := len(data) - r.Len()
+			if got := appendHelperFrame(nil, id, kind, body); !bytes.Equal(got, data[at:end]) {
+				t.Fatalf("re-encoded %x, read from %x", got, data[at:end])
+			}
 		}
 	})
 }

@@ -59,7 +59,7 @@ func captureLog(t *testing.T) func() []string {
 	}
 }
 
-func writeKeyPEM(t *testing.T, k *rsa.PrivateKey) string {
+func writeKeyPEM(t testing.TB, k *rsa.PrivateKey) string {
 	t.Helper()
 	der, err := x509.MarshalPKCS8PrivateKey(k)
 	if err != nil {
@@ -77,12 +77,12 @@ var pssHash = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: cry
 // The helper's protocol, both ends in-process: keys with ids, signatures with a generated key
 // (once) and with a key file (PKCS#1 v1.5 and PSS), refusals, exit status 0 at EOF.
 func TestHelperProtocol(t *testing.T) {
-	for _, bad := range []string{"", "1:1024", "2:1024", "2:512:4", "2:x:4", "2:99999:4", "2:1024:0", "2:1024:x"} {
+	for _, bad := range []string{"", "1:1024", "3:1024", "2:1024:4", "3:512:4", "3:x:4", "3:99999:4", "3:1024:0", "3:1024:x"} {
 		if got := runHelper(bad, strings.NewReader(""), io.Discard); got != 2 {
 			t.Errorf("spec %q: status %d, want 2", bad, got)
 		}
 	}
-	h, st := inProcHelper(t, "2:1024:2")
+	h, st := inProcHelper(t, "3:1024:2")
 	keys := map[uint32]*rsa.PrivateKey{}
 	var ids []uint32
 	for i := 0; i < 3; i++ {
@@ -151,8 +151,8 @@ func TestHelperProtocol(t *testing.T) {
 		t.Error("call after close")
 	}
 	// a closed output ends the helper quietly
-	req := []byte{reqKey, 0, 0, 0, 1, 0, 0, 0, 0, reqKey, 0, 0, 0, 2, 0, 0, 0, 0}
-	if got := runHelper("2:1024:1", strings.NewReader(string(req)), errWriter{}); got != 0 {
+	req := appendHelperFrame(appendHelperFrame(nil, 1, reqKey, nil), 2, reqKey, nil)
+	if got := runHelper("3:1024:1", strings.NewReader(string(req)), errWriter{}); got != 0 {
 		t.Errorf("status %d on a write error", got)
 	}
 }
@@ -426,21 +426,14 @@ func fakeHelper(t *testing.T, body func(uint32) []byte) *helperProc {
 		defer outW.Close()
 		var hdr [9]byte
 		for {
-			if _, err := io.ReadFull(inR, hdr[:]); err != nil {
-				return
-			}
-			if _, err := io.CopyN(io.Discard, inR, int64(binary.BigEndian.Uint32(hdr[5:]))); err != nil {
+			id, _, _, err := readHelperFrame(inR, &hdr)
+			if err != nil {
 				return
 			}
 			if body == nil {
 				continue
 			}
-			id := binary.BigEndian.Uint32(hdr[1:5])
-			b := body(id)
-			rep := binary.BigEndian.AppendUint32(nil, id)
-			rep = append(rep, 0)
-			rep = binary.BigEndian.AppendUint32(rep, uint32(len(b)))
-			if _, err := outW.Write(append(rep, b...)); err != nil {
+			if _, err := outW.Write(appendHelperFrame(nil, id, 0, body(id))); err != nil {
 				return
 			}
 		}

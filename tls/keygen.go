@@ -48,9 +48,6 @@ const DefaultKeyPool = 16
 // keyWait bounds how long an issuance waits for the helper before generating its key itself.
 const keyWait = 20 * time.Second
 
-// maxKeyDER bounds the size of one key read from the helper (a 16384-bit PKCS#1 key is ~9 KiB).
-const maxKeyDER = 64 << 10
-
 func init() {
 	if v, ok := os.LookupEnv(keygenEnv); ok {
 		lowerPriority()
