@@ -87,7 +87,7 @@ func TestKeyPoolHelperProcess(t *testing.T) {
 // If the helper dies, issuance goes on with keys made in-process.
 func TestIssuerHelperDies(t *testing.T) {
 	base := newTree(t, fastTemplate)
-	s, _ := OpenServerStore(base)
+	s := openStore(t, base)
 	is := NewIssuerWith(s, IssuerOptions{Workers: 1, Queue: 4, KeyPool: 1})
 	defer is.Close()
 	if is.keys == nil {
@@ -110,7 +110,7 @@ func TestIssuerHelperDies(t *testing.T) {
 // are all distinct, of the template's size, and stored 0600 with their certificate.
 func TestIssuerKeysDistinct(t *testing.T) {
 	base := newTree(t, fastTemplate)
-	s, _ := OpenServerStore(base)
+	s := openStore(t, base)
 	is := NewIssuerWith(s, IssuerOptions{Workers: 3, Queue: 64, KeyPool: 2})
 	defer is.Close()
 	const n = 12
@@ -177,7 +177,7 @@ func TestIssuerKeysDistinct(t *testing.T) {
 // KeyPool < 0: no helper; issuance still works (in-process keys).
 func TestIssuerNoPool(t *testing.T) {
 	base := newTree(t, fastTemplate)
-	s, _ := OpenServerStore(base)
+	s := openStore(t, base)
 	is := NewIssuerWith(s, IssuerOptions{Workers: 1, Queue: 1, KeyPool: -1})
 	defer is.Close()
 	if is.keys != nil || is.pooled() != -1 {

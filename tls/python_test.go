@@ -219,7 +219,7 @@ func TestPythonSSLClientGoServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, _ := OpenServerStore(base)
+	s := openStore(t, base)
 	run := func(wantName string) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

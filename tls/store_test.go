@@ -314,7 +314,7 @@ func TestIssuerConcurrent(t *testing.T) {
 
 func TestIssuerQueueFullAndClose(t *testing.T) {
 	base := newTree(t, fastTemplate)
-	s, _ := OpenServerStore(base)
+	s := openStore(t, base)
 	is := NewIssuer(s, 1, 1)
 	started, release := make(chan struct{}), make(chan struct{})
 	results := make(chan error, 3)
@@ -362,7 +362,7 @@ func TestIssuerQueueFullAndClose(t *testing.T) {
 
 func TestDeleteOnServer(t *testing.T) {
 	base := newTree(t, fastTemplate)
-	s, _ := OpenServerStore(base)
+	s := openStore(t, base)
 	p := s.Paths()
 	for _, n := range []string{"a", "b", "c"} {
 		if _, err := s.Issue(n); err != nil {

@@ -18,7 +18,7 @@ func TestClientStorage(t *testing.T) {
 	if c != p.ClientDefaultPEM || k != p.ClientDefaultKey || !def {
 		t.Errorf("before: %s %s %v", c, k, def)
 	}
-	s, _ := OpenServerStore(base)
+	s := openStore(t, base)
 	iss, err := s.Issue("client1")
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func TestHandshakeStrict(t *testing.T) {
 	}
 
 	// enrolment: the server issues, the client stores, the next handshake uses the new pair
-	s, _ := OpenServerStore(base)
+	s := openStore(t, base)
 	iss, err := s.Issue("client1")
 	if err != nil {
 		t.Fatal(err)
