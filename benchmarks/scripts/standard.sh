@@ -7,8 +7,8 @@
 # env: REPEAT, OUT, ONLY=<name substring>, WRITE=1, PY=1 (also the Python 1.0.33 runs, needs
 # AIOCONNECTORS_PATH), BIG=1 (also the 4 GB file transfers: needs ~13 GB free in FILEDIR),
 # FILEDIR (default the bench's temp dir), SKIP_RATE=1 (skip the long rate scenarios),
-# BIG_REPEAT (runs of each 4 GB transfer, default 1). A run's RUN_ENV (e.g.
-# AIOCONN_AT_LEAST_ONCE=true) is put in the environment of the bench and of its connectors.
+# BIG_REPEAT (runs of each 4 GB transfer, default 1). The at_least_once scenarios set RUN_ENV
+# (AIOCONN_AT_LEAST_ONCE=true), which goes into the environment of the bench and its connectors.
 set -u
 BIN=${1:-bin/aioconn}
 REPEAT=${REPEAT:-3}
@@ -41,12 +41,12 @@ run() { # name, args...: N (default REPEAT) runs in a row
 fd() { [ -n "$FILEDIR" ] && echo "--file-dir $FILEDIR"; }
 # The TLS scenarios are compared with plaintext (issue 5: TLS >= 75 %): their runs alternate with
 # the plaintext ones so that a noisy minute does not fall on one side only.
-r=1
-while [ $r -le "$REPEAT" ]; do
-  runi $r go-throughput-100 --mode throughput --count 2000000 --size 100
-  runi $r go-tls-throughput-100 --tls --mode throughput --count 2000000 --size 100
-  runi $r go-tls-allow-all-throughput-100 --tls-allow-all --mode throughput --count 2000000 --size 100
-  r=$((r + 1))
+k=1
+while [ $k -le "$REPEAT" ]; do
+  runi $k go-throughput-100 --mode throughput --count 2000000 --size 100
+  runi $k go-tls-throughput-100 --tls --mode throughput --count 2000000 --size 100
+  runi $k go-tls-allow-all-throughput-100 --tls-allow-all --mode throughput --count 2000000 --size 100
+  k=$((k + 1))
 done
 run go-throughput-1k --mode throughput --count 1000000 --size 1024
 if [ "${SKIP_RATE:-0}" != 1 ]; then
