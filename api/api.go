@@ -452,7 +452,13 @@ func (a *API) SendMessageAwaitResponse(ctx context.Context, o SendOptions) (*Mes
 	var m *Message
 	if err == nil {
 		mm := frameMessage(fm)
-		m = mm.Clone() // the reader's buffer serves the connection's next request
+		if a.preserve {
+			// the reader's buffer serves the connection's next request; a reply too large for it
+			// was read into fr.big, which an idle connection must not keep
+			m, fr.big = mm.Clone(), nil
+		} else {
+			m = &mm // the reader goes with its connection
+		}
 	}
 	if !stop() || err != nil || !a.preserve { // cancelled (closed), failed, or one request per connection
 		a.untrack(c)

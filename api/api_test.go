@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -396,6 +397,17 @@ func TestAwaitReusesConnection(t *testing.T) {
 			if got := conns.Load(); got != want {
 				t.Fatalf("%d connections for 7 requests, want %d", got, want)
 			}
+			// a reply larger than the reader's buffer: the idle connection does not keep it
+			if err := ask(10, strings.Repeat("x", 64<<10)); err != nil {
+				t.Fatal(err)
+			}
+			a.mu.Lock()
+			for _, ic := range a.idle {
+				if ic.fr.big != nil {
+					t.Errorf("an idle connection keeps a %d-byte reply buffer", cap(ic.fr.big))
+				}
+			}
+			a.mu.Unlock()
 		})
 	}
 }
