@@ -104,23 +104,15 @@ func runPersist(ctx context.Context, e *env, o *Options, res *Result) error {
 	}
 	close(stop)
 	spill := Phase{Name: "persist spill", Sent: n}
-	spill.Elapsed = time.Duration(lastGrow - sendStart).Seconds()
 	if size >= want {
 		spill.Delivered = n
 	} else {
 		spill.Delivered = max(0, size-(want-recLen*n)) / recLen
 		spill.Lost = n - spill.Delivered
 	}
+	spill.rates(sendStart, sendEnd, lastGrow, n, 0, e, cpuSelf0)
 	if spill.Elapsed > 0 {
-		spill.Rate = float64(spill.Delivered) / spill.Elapsed
-		spill.MBps = float64(size) / spill.Elapsed / 1e6
-	}
-	if d := time.Duration(sendEnd - sendStart).Seconds(); d > 0 {
-		spill.SendRate = float64(n) / d
-	}
-	if spill.Delivered > 0 {
-		spill.CPUPerMsgUs = float64(e.cpuTotal().Microseconds()) / float64(spill.Delivered)
-		spill.BenchCPUUs = float64((selfCPU() - cpuSelf0).Microseconds()) / float64(spill.Delivered)
+		spill.MBps = float64(size) / spill.Elapsed / 1e6 // bytes written to the file
 	}
 	res.Phases = append(res.Phases, spill)
 	if size < want {
