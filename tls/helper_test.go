@@ -414,7 +414,7 @@ func TestRemoteSignerFallback(t *testing.T) {
 // through, for the test's duration.
 func startTestKeyPool(t *testing.T) *keyPool {
 	t.Helper()
-	p := startKeyPool(1024, 1)
+	p := startKeyPool(1024, 1, 1)
 	if p == nil {
 		t.Fatal("helper did not start")
 	}

@@ -79,7 +79,7 @@ func NewIssuerWith(store *ServerStore, o IssuerOptions) *Issuer {
 			size = DefaultKeyPool
 		}
 		if bits, ok := store.keyBits(); ok {
-			is.keys = startKeyPool(bits, size)
+			is.keys = startKeyPool(bits, size, workers)
 		}
 	}
 	is.wg.Add(workers)

@@ -116,12 +116,13 @@ type pooledKey struct {
 	id uint32
 }
 
-// startKeyPool starts the helper and the goroutine that keeps the pool full. It returns nil
-// (callers then generate keys and sign in-process) if the helper cannot be started.
-func startKeyPool(bits, size int) *keyPool {
+// startKeyPool starts the helper and the goroutine that keeps the pool full, for an Issuer with
+// workers issuance goroutines. It returns nil (callers then generate keys and sign in-process) if
+// the helper cannot be started.
+func startKeyPool(bits, size, workers int) *keyPool {
 	// the helper keeps the keys not yet signed with: the pool's, the one feed holds, and those
 	// the workers are signing with
-	h := startHelper(bits, size+64)
+	h := startHelper(bits, size+1+workers)
 	if h == nil {
 		return nil
 	}

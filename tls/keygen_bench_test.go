@@ -66,7 +66,7 @@ func keygenLatency(b *testing.B, mode string, keys int) {
 		case "idle":
 			time.Sleep(time.Second)
 		case "helper":
-			p := startKeyPool(2048, 1)
+			p := startKeyPool(2048, 1, 1)
 			if p == nil {
 				b.Error("no helper")
 				return

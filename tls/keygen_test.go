@@ -6,13 +6,15 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // niceOf returns the nice value + 100 × the scheduling policy of every thread of process pid.
@@ -42,12 +44,17 @@ func niceOf(t *testing.T, pid int) []int {
 // The pool runs this executable as a helper at nice 19, hands out distinct keys of its size
 // (each once), refills, and stops the helper on close.
 func TestKeyPoolHelperProcess(t *testing.T) {
-	p := startKeyPool(1024, 3)
+	p := startKeyPool(1024, 3, 1)
 	if p == nil {
 		t.Fatal("helper did not start")
 	}
 	pid := p.h.cmd.Process.Pid
 	seen := map[string]bool{}
+	// the helper keeps every key not signed with yet: the pool's 3, the one feed holds, and one
+	// per worker (an eviction would send an issuance's self-signature back to the server)
+	if !slices.Contains(p.h.cmd.Env, keygenEnv+"="+helperProtocol+":1024:5") {
+		t.Fatalf("helper environment %q, want it to keep 3+1+1 keys", p.h.cmd.Env)
+	}
 	for i := 0; i < 8; i++ { // more than the pool holds: the helper keeps making keys
 		k, _ := p.take()
 		if k == nil {
