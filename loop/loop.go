@@ -446,9 +446,14 @@ func (c *Conn) drainOnClose() {
 const tlsCloseFlush = 5 * time.Second
 
 // wakeSoon calls OnTraffic again in 10 ms (a closing TLS connection polling its output, or its
-// last input), past Wake's collapsing and the closed flag. Concurrency-safe.
+// last input), past Wake's collapsing and the closed flag. One timer per connection, re-armed:
+// every socket event meanwhile calls it again. Loop-owned (c.tf set); OnClose stops the timer.
 func (c *Conn) wakeSoon() {
-	time.AfterFunc(10*time.Millisecond, func() { c.gc.Wake(nil) })
+	if t := c.tf; t.soon != nil {
+		t.soon.Reset(10 * time.Millisecond)
+		return
+	}
+	c.tf.soon = time.AfterFunc(10*time.Millisecond, func() { c.gc.Wake(nil) })
 }
 
 // closingTLS runs Close's part on the loop: the writes queued before Close, then close_notify,
@@ -494,6 +499,9 @@ func (e *Engine) OnClose(gc gnet.Conn, err error) gnet.Action {
 			t.wire.closeNotify(c) // gnet sends what the socket takes after OnClose
 		}
 		t.failAsync(ErrClosed)
+		if t.soon != nil {
+			t.soon.Stop()
+		}
 	}
 	c.h.OnClose(c, err)
 	return gnet.None

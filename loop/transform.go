@@ -47,6 +47,7 @@ type transform struct {
 	rerr    error // a TLS read error after plaintext that the handler gets first
 	closing bool  // Close's close_notify was written (closingTLS)
 	closeAt time.Time
+	soon    *time.Timer // wakeSoon's, re-armed (one per connection); loop-owned
 
 	mu        sync.Mutex // guards async and asyncDone (AsyncWrite on an encoded connection)
 	async     []asyncWrite
