@@ -327,15 +327,12 @@ func TestTLSWireCloseNotify(t *testing.T) {
 func TestTLSWireCloseFlush(t *testing.T) {
 	e := startEngine(t)
 	cli, c := enrollPair(t, e, gotls.VersionTLS13, nop{})
-	data := make([]byte, 8<<20)
+	data := make([]byte, 32<<20) // far more than the socket takes at once
 	rand.Read(data)
 	done := make(chan error, 1)
 	c.AsyncWrite(data, func(err error) { done <- err })
 	c.Close()
-	got, err := io.ReadAll(cli)
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read %d of %d bytes before the close, err %v", len(got), len(data), err)
-	}
+	// done runs on the loop in Close's turn, before the peer reads anything
 	select {
 	case err := <-done:
 		if err != nil {
@@ -343,6 +340,10 @@ func TestTLSWireCloseFlush(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("AsyncWrite's done never called")
+	}
+	got, err := io.ReadAll(cli)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %d of %d bytes before the close, err %v", len(got), len(data), err)
 	}
 }
 
