@@ -73,8 +73,6 @@ type Conn struct {
 	tf      *transform                // byte-stream transforms (transform.go, tlswire.go), loop-owned; nil: none
 	tfPub   atomic.Pointer[transform] // tf, for TransformCounts off the loop
 	encoded atomic.Bool               // tf.enc is set (read by AsyncWrite off the loop)
-	// closeTLS: Close was called on a TLS connection; the loop sends close_notify and closes
-	closeTLS atomic.Bool
 	// Ctx belongs to the Handler (set it in OnOpen or before Enroll); loop never touches it.
 	Ctx any
 }
@@ -199,13 +197,15 @@ func (c *Conn) Wake() error {
 	return c.gc.Wake(nil)
 }
 
-// Close closes the connection (buffered output is flushed first by gnet). Concurrency-safe.
+// Close closes the connection. A TLS connection first writes what was queued before Close, then
+// close_notify, and waits (at most tlsCloseFlush) for gnet to send its output; a plaintext one is
+// closed by gnet, which writes only what the socket takes at once of any buffered output.
+// Concurrency-safe.
 func (c *Conn) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
 	if t := c.tfPub.Load(); t != nil && t.wire != nil { // close_notify first, on the loop
-		c.closeTLS.Store(true)
 		return c.gc.Wake(nil)
 	}
 	return c.gc.Close()
@@ -388,10 +388,10 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	c.woken.Store(false)
-	if c.closeTLS.Load() {
-		return c.closingTLS()
-	}
-	if c.tf != nil {
+	if t := c.tf; t != nil {
+		if t.wire != nil && c.closed.Load() { // Close was called: close_notify, then close
+			return c.closingTLS()
+		}
 		before, err := c.beforeTraffic()
 		if err != nil {
 			c.closeErr(err)
