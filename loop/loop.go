@@ -494,8 +494,7 @@ func (e *Engine) OnClose(gc gnet.Conn, err error) gnet.Action {
 				err = nil // close_notify came before the FIN: a clean TLS close
 			}
 		}
-		if t.wire != nil && !t.closing { // every close of a TLS link ends with close_notify
-			t.closing = true
+		if t.wire != nil { // every close of a TLS link ends with close_notify (sent once by crypto/tls)
 			t.wire.closeNotify(c) // gnet sends what the socket takes after OnClose
 		}
 		t.failAsync(ErrClosed)
