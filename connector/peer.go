@@ -77,9 +77,8 @@ type peer struct {
 	// TLS (tlslink.go)
 	defaultCert bool        // strict mode: the connection uses the default client certificate
 	certName    string      // strict server: the client name its certificate maps to
-	sslDone     bool        // strict server: `_ssl` handled, nothing more is read
+	sslDone     bool        // `_ssl` handled (strict server) or its reply being stored (client): nothing more is read
 	certStored  atomic.Bool // client: new certificate stored, reconnect at once
-	certPending bool        // client: the _ssl reply is being stored (loop-owned)
 	authPending atomic.Bool // plaintext server: AuthClient has not answered yet
 	ka          *keepAlive  // client keep-alive (keepalive.go)
 	authDenied  atomic.Bool // plaintext server: AuthClient refused the connection

@@ -214,14 +214,16 @@ func (p *peer) firstFrames() bool {
 // check. It reports whether the frame was consumed (err closes the connection).
 func (p *peer) tlsControl(mt []byte, f codec.Frame, h *codec.Header) (bool, error) {
 	cn := p.cn
+	// after `_ssl` nothing more is read on that connection: 1.0.33's server does so, and our
+	// client while it stores the certificate before it reconnects
+	if p.sslDone {
+		return true, nil
+	}
 	if p.client {
 		if p.defaultCert {
 			return true, p.receiveCertificate(mt, f)
 		}
 		return false, nil
-	}
-	if p.sslDone { // after `_ssl`, a 1.0.33 server reads nothing more on that connection
-		return true, nil
 	}
 	switch string(mt) {
 	case "_ssl":
@@ -304,9 +306,6 @@ var storeClientCertificate = ctls.StoreClientCertificate
 // link reads nothing more meanwhile (a 1.0.33 server sends nothing after `_ssl`).
 func (p *peer) receiveCertificate(mt []byte, f codec.Frame) error {
 	cn := p.cn
-	if p.certPending { // anything after the reply is dropped: the link closes once it is stored
-		return nil
-	}
 	var rep struct {
 		Cmd string `json:"cmd"`
 		Crt string `json:"crt"`
@@ -315,7 +314,7 @@ func (p *peer) receiveCertificate(mt []byte, f codec.Frame) error {
 	if string(mt) != "_ssl" || json.Unmarshal(f.Data, &rep) != nil || rep.Cmd != "set_new_certificate" {
 		return fmt.Errorf("connector: expected _ssl set_new_certificate from the server, got type %s", mt)
 	}
-	p.certPending = true
+	p.sslDone = true // anything after the reply is dropped: the link closes once it is stored
 	conn := p.conn
 	go func() {
 		if err := storeClientCertificate(cn.cfg.CertificatesDirectoryPath, cn.cfg.ClientName, []byte(rep.Crt), []byte(rep.Key)); err != nil {
