@@ -19,7 +19,7 @@ import (
 	"time"
 )
 
-func testTLSConfig(t *testing.T) *gotls.Config {
+func testTLSConfig(t testing.TB) *gotls.Config {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -181,6 +181,10 @@ func TestTLSWireEcho(t *testing.T) {
 	}
 }
 
+// badRecord is an application-data record (type 23, TLS 1.2 on the wire) of 40 bytes that is
+// not sealed: it does not authenticate.
+var badRecord = append([]byte{23, 3, 3, 0, 40}, bytes.Repeat([]byte{0x5a}, 40)...)
+
 // TestTLSWireCorrupt: a record that does not authenticate closes the connection with the TLS
 // error; the engine keeps serving others.
 func TestTLSWireCorrupt(t *testing.T) {
@@ -188,9 +192,7 @@ func TestTLSWireCorrupt(t *testing.T) {
 	h := &echo{closeErr: make(chan error, 1)}
 	cli, _ := enrollPair(t, e, gotls.VersionTLS13, h)
 	raw := cli.NetConn()
-	// an application-data record (type 23, TLS 1.2 on the wire) of 40 bytes that is not sealed
-	rec := append([]byte{23, 3, 3, 0, 40}, bytes.Repeat([]byte{0x5a}, 40)...)
-	if _, err := raw.Write(rec); err != nil {
+	if _, err := raw.Write(badRecord); err != nil {
 		t.Fatal(err)
 	}
 	err := waitClosed(t, h.closeErr, "a corrupt record did not close the connection")
@@ -251,7 +253,7 @@ func FuzzTLSWireDecode(f *testing.F) {
 	f.Add([]byte{23, 3, 3, 0, 5, 1, 2, 3, 4, 5}, uint8(3))
 	f.Add([]byte{21, 3, 3, 0, 2, 1, 0}, uint8(0))
 	f.Add(append([]byte{23, 3, 3, 0x40, 0x11}, make([]byte, 40)...), uint8(7))
-	cfg := testTLSConfig(&testing.T{})
+	cfg := testTLSConfig(f)
 	f.Fuzz(func(t *testing.T, in []byte, split uint8) {
 		a, b := net.Pipe()
 		defer a.Close()
@@ -475,7 +477,7 @@ func TestTLSWireBadRecordAfterGood(t *testing.T) {
 	raw := cli.NetConn().(*holdConn)
 	raw.hold = true
 	cli.Write([]byte("good\n"))
-	if err := raw.flush(append([]byte{23, 3, 3, 0, 40}, bytes.Repeat([]byte{0x5a}, 40)...)); err != nil {
+	if err := raw.flush(badRecord); err != nil {
 		t.Fatal(err)
 	}
 	err := waitClosed(t, k.closed, "no OnClose")
