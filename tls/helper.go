@@ -2,7 +2,6 @@ package tls
 
 import (
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -48,7 +47,7 @@ import (
 //	                (e = 65537). The helper keeps the key under keyID (the <keep> newest keys)
 //	                so that reqSignKey can sign with it.
 //	reqSignFile (2) payload: sigHead | pathLen u16 | path | digest. Sign with the private key
-//	                of the PEM file at path (PKCS#8, PKCS#1 or SEC 1, the same file the
+//	                of the PEM file at path (an RSA key, PKCS#8 or PKCS#1, the same file the
 //	                server loaded), read once and cached. Body: the signature.
 //	reqSignKey  (3) payload: sigHead | keyID u32 | digest. Sign with a key this helper made and
 //	                forget it (an issued certificate's self-signature). Body: the signature.
@@ -137,7 +136,7 @@ func runHelper(spec string, in io.Reader, out io.Writer) int {
 		return 2
 	}
 	hs := &helperServer{bits: bits, keep: keep, out: out, keys: map[uint32]*rsa.PrivateKey{},
-		files: map[string]crypto.Signer{}}
+		files: map[string]*rsa.PrivateKey{}}
 	keyReqs := make(chan uint32, 4)
 	signReqs := make(chan helperReq, maxHelperSigns)
 	var wg sync.WaitGroup
@@ -201,7 +200,7 @@ type helperServer struct {
 	nextKey    uint32
 	keys       map[uint32]*rsa.PrivateKey
 	order      []uint32 // keys' ids, oldest first
-	files      map[string]crypto.Signer
+	files      map[string]*rsa.PrivateKey
 }
 
 func (hs *helperServer) reply(id uint32, status byte, body []byte) {
@@ -258,7 +257,7 @@ func (hs *helperServer) signErr(r helperReq) ([]byte, error) {
 		return nil, err
 	}
 	p = p[6:]
-	var k crypto.Signer
+	var k *rsa.PrivateKey
 	switch r.typ {
 	case reqSignFile:
 		if len(p) < 2 || len(p) < 2+int(binary.BigEndian.Uint16(p)) {
@@ -288,17 +287,12 @@ func (hs *helperServer) signErr(r helperReq) ([]byte, error) {
 	if h := opts.HashFunc(); !h.Available() || len(p) != h.Size() {
 		return nil, fmt.Errorf("digest of %d bytes for hash %d", len(p), h)
 	}
-	if _, ok := k.(*ecdsa.PrivateKey); ok {
-		if _, pss := opts.(*rsa.PSSOptions); pss {
-			return nil, errors.New("PSS with an ECDSA key")
-		}
-	}
 	return k.Sign(rand.Reader, p, opts)
 }
 
 // fileKey returns the signer of the key file at path, read at its first use (at most 8 files
 // are cached: the cache is reset beyond).
-func (hs *helperServer) fileKey(path string) (crypto.Signer, error) {
+func (hs *helperServer) fileKey(path string) (*rsa.PrivateKey, error) {
 	hs.mu.Lock()
 	k := hs.files[path]
 	hs.mu.Unlock()
@@ -323,9 +317,10 @@ func (hs *helperServer) fileKey(path string) (crypto.Signer, error) {
 	return k, nil
 }
 
-// parsePrivateKeyPEM returns the first private key of a PEM text (PKCS#8, PKCS#1 or SEC 1),
-// as crypto/tls.LoadX509KeyPair accepts them.
-func parsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
+// parsePrivateKeyPEM returns the first private key of a PEM text, which must be an RSA key
+// (PKCS#1 or PKCS#8): only RSA keys sign through the helper (serverSigner keeps every other
+// key type in the server).
+func parsePrivateKeyPEM(data []byte) (*rsa.PrivateKey, error) {
 	for {
 		var b *pem.Block
 		b, data = pem.Decode(data)
@@ -338,16 +333,15 @@ func parsePrivateKeyPEM(data []byte) (crypto.Signer, error) {
 		if k, err := x509.ParsePKCS1PrivateKey(b.Bytes); err == nil {
 			return k, nil
 		}
-		if k, err := x509.ParsePKCS8PrivateKey(b.Bytes); err == nil {
-			if s, ok := k.(crypto.Signer); ok {
-				return s, nil
-			}
-			return nil, errors.New("unsupported private key type")
+		k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+		if err != nil {
+			return nil, errors.New("unparsable private key")
 		}
-		if k, err := x509.ParseECPrivateKey(b.Bytes); err == nil {
-			return k, nil
+		rk, ok := k.(*rsa.PrivateKey)
+		if !ok {
+			return nil, errors.New("not an RSA private key")
 		}
-		return nil, errors.New("unparsable private key")
+		return rk, nil
 	}
 }
 

@@ -2,10 +2,13 @@ package tls
 
 import (
 	"bytes"
-	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/binary"
+	"encoding/pem"
 	"errors"
 	"io"
 	"testing"
@@ -36,7 +39,7 @@ func FuzzHelperSignRequest(f *testing.F) {
 				return
 			}
 		}
-		hs := &helperServer{keys: map[uint32]*rsa.PrivateKey{7: k}, files: map[string]crypto.Signer{}}
+		hs := &helperServer{keys: map[uint32]*rsa.PrivateKey{7: k}, files: map[string]*rsa.PrivateKey{}}
 		sig, err := hs.signErr(helperReq{typ: typ, id: 1, payload: payload})
 		if err == nil && len(sig) == 0 {
 			t.Fatal("no signature and no error")
@@ -96,6 +99,32 @@ func FuzzHelperFrame(f *testing.F) {
 			if got := appendHelperFrame(nil, id, kind, body); !bytes.Equal(got, data[at:end]) {
 				t.Fatalf("re-encoded %x, read from %x", got, data[at:end])
 			}
+		}
+	})
+}
+
+// FuzzParsePrivateKeyPEM: the helper's key file decoder returns an RSA key or an error for any
+// text, never a panic; seeded with PKCS#1 and PKCS#8 RSA keys, an EC key, and a certificate
+// block before a key.
+func FuzzParsePrivateKeyPEM(f *testing.F) {
+	k, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p8, _ := x509.MarshalPKCS8PrivateKey(k)
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ec8, _ := x509.MarshalPKCS8PrivateKey(ec)
+	ecDER, _ := x509.MarshalECPrivateKey(ec)
+	block := func(typ string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}) }
+	f.Add(block("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(k)))
+	f.Add(block("PRIVATE KEY", p8))
+	f.Add(block("PRIVATE KEY", ec8))
+	f.Add(block("EC PRIVATE KEY", ecDER))
+	f.Add(append(block("CERTIFICATE", []byte{1, 2, 3}), block("PRIVATE KEY", p8)...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rk, err := parsePrivateKeyPEM(data)
+		if (rk == nil) == (err == nil) {
+			t.Fatalf("key %v with error %v", rk != nil, err)
 		}
 	})
 }
