@@ -265,6 +265,10 @@ func machineInfo() MachineInfo {
 	return m
 }
 
+// ALONote starts the note of a run whose connectors had AIOCONN_AT_LEAST_ONCE in their
+// environment (the rest is its value).
+const ALONote = "connectors' environment: AIOCONN_AT_LEAST_ONCE="
+
 // Run executes one scenario: it starts the connectors it needs (and only those), drives them
 // through their unix sockets, stops them by PID and returns the figures. Every wait is bounded;
 // cancelling ctx stops the run early (the partial figures are returned with ctx's error).
@@ -336,6 +340,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if e.ext != nil {
 		res.Notes = append(res.Notes, e.ext.note())
+	}
+	// the connectors inherit the bench's environment; create_connector (cli.AtLeastOnceEnv)
+	// applies at_least_once from this variable: say so, the figures depend on it
+	if v := os.Getenv("AIOCONN_AT_LEAST_ONCE"); v != "" {
+		res.Notes = append(res.Notes, ALONote+v)
 	}
 	if o.TLS != TLSOff {
 		res.Notes = append(res.Notes, "tls: "+o.TLS+" (certificates made for the run by create_certificates"+

@@ -241,6 +241,26 @@ func TestSmoke(t *testing.T) {
 		if res.Phases[0].Reordered != 0 {
 			t.Errorf("reordered %d on one connection", res.Phases[0].Reordered)
 		}
+		for _, nt := range res.Notes {
+			if strings.HasPrefix(nt, ALONote) {
+				t.Errorf("note %q without AIOCONN_AT_LEAST_ONCE set", nt)
+			}
+		}
+	})
+	// the run says when its connectors had at_least_once from the environment (summarize.py
+	// refuses issue 10's figures without it)
+	t.Run("throughput-at-least-once", func(t *testing.T) {
+		t.Setenv("AIOCONN_AT_LEAST_ONCE", "true")
+		o := smokeOptions(bin)
+		o.Mode, o.Count, o.Window, o.Size = ModeThroughput, 2000, 500, 64
+		res, err := Run(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkLossless(t, res.Phases[0])
+		if !slices.Contains(res.Notes, ALONote+"true") {
+			t.Errorf("notes %q, want %q", res.Notes, ALONote+"true")
+		}
 	})
 	t.Run("pubsub", func(t *testing.T) {
 		o := smokeOptions(bin)
