@@ -360,7 +360,7 @@ func TestSmoke(t *testing.T) {
 		}
 		st := res.Phases[1].Storm
 		if st == nil || st.Issued != 3 || st.Connected != 3 || st.AllServedS <= 0 || st.Processes != 2 || st.ReleaseS <= 0 ||
-			st.StartFailed != 0 || st.Nice != 19 || st.NicedThreads < 2 {
+			st.StartFailed != 0 || res.Options.StormNice != 19 || st.NicedThreads < 2 {
 			t.Fatalf("storm %+v", st)
 		}
 		roles := map[string]ProcStats{}

@@ -43,9 +43,8 @@ type StormRes struct {
 	// P99BySecondMs is the established client's p99 latency of the messages sent in each second
 	// of the storm (its arrivals in order, StreamRate per second; the last second may be partial).
 	P99BySecondMs []float64 `json:"p99_by_second_ms,omitempty"`
-	// Nice is the nice value the storm clients' processes were put at (Options.StormNice) and
-	// NicedThreads the number of their threads set to it (0: none changed).
-	Nice         int `json:"nice"`
+	// NicedThreads is the number of the storm clients' threads put at Options.StormNice (0: none
+	// changed).
 	NicedThreads int `json:"niced_threads,omitempty"`
 }
 
@@ -389,7 +388,7 @@ func (sc *stormClients) poll() error {
 // their CPU to the run's process table.
 func (sc *stormClients) finish(st *StormRes) error {
 	st.LaunchS, st.ReleaseS = sc.launchS, sc.releaseS
-	st.Nice, st.NicedThreads = sc.o.StormNice, sc.nicedThreads
+	st.NicedThreads = sc.nicedThreads
 	if sc.ns == nil {
 		st.Processes = len(sc.procs)
 		for _, p := range sc.procs {
