@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/aioconn/aioconn/codec"
+
+	"golang.org/x/sys/unix"
 )
 
 func repoRoot(t testing.TB) string {
@@ -823,4 +825,35 @@ func benchRateFloor(b *testing.B) {
 	b.ReportMetric(l.P99, "p99-µs")
 	b.ReportMetric(l.P999, "p99.9-µs")
 	b.ReportMetric(l.Max, "max-µs")
+}
+
+// TestRenice: renice puts every thread of a process at the storm's nice value, and at 19 under
+// SCHED_IDLE too; at 0 it changes nothing.
+func TestRenice(t *testing.T) {
+	for _, n := range []int{19, 7, 0} {
+		cmd := exec.Command("sleep", "30")
+		if err := cmd.Start(); err != nil {
+			t.Skip("no sleep command:", err)
+		}
+		sc := &stormClients{o: &Options{StormNice: n}}
+		err := sc.renice(cmd.Process.Pid)
+		attr, aerr := unix.SchedGetAttr(cmd.Process.Pid, 0)
+		nice, perr := syscall.Getpriority(syscall.PRIO_PROCESS, cmd.Process.Pid)
+		cmd.Process.Kill()
+		cmd.Wait()
+		if err != nil || aerr != nil || perr != nil {
+			t.Fatalf("nice %d: %v %v %v", n, err, aerr, perr)
+		}
+		// the raw getpriority system call returns 20 - nice
+		wantPolicy := uint32(0) // SCHED_OTHER
+		if n == 19 {
+			wantPolicy = unix.SCHED_IDLE
+		}
+		if 20-nice != n || attr.Policy != wantPolicy {
+			t.Errorf("nice %d: the process runs at nice %d, policy %d (want %d)", n, 20-nice, attr.Policy, wantPolicy)
+		}
+		if want := map[bool]int{true: 1, false: 0}[n != 0]; sc.nicedThreads != want {
+			t.Errorf("nice %d: %d threads changed, want %d", n, sc.nicedThreads, want)
+		}
+	}
 }
