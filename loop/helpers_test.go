@@ -32,7 +32,7 @@ func (nop) OnOpen(*Conn)          {}
 func (nop) OnTraffic(*Conn) error { return nil }
 func (nop) OnClose(*Conn, error)  {}
 
-func startEngine(t *testing.T) *Engine {
+func startEngine(t testing.TB) *Engine {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "lp")
 	if err != nil {
@@ -47,7 +47,7 @@ func startEngine(t *testing.T) *Engine {
 	return e
 }
 
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+func tcpPair(t testing.TB) (net.Conn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

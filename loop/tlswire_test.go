@@ -53,7 +53,7 @@ func (g *gatedConn) Read(b []byte) (int, error) {
 
 // enrollPair makes a TLS pair (tlsPair, no early data) and enrolls its server end on e with
 // Handler h; it returns the client and the server's Conn.
-func enrollPair(t *testing.T, e *Engine, version uint16, h Handler) (*gotls.Conn, *Conn) {
+func enrollPair(t testing.TB, e *Engine, version uint16, h Handler) (*gotls.Conn, *Conn) {
 	t.Helper()
 	cli, srv, hc := tlsPair(t, version, nil)
 	c, err := e.EnrollTLS(srv, hc, h, nil)
@@ -88,7 +88,7 @@ func (h *holdConn) flush(more []byte) error {
 // tlsPair handshakes a client (returned) with a server-side *tls.Conn over a HandshakeConn.
 // early is written by the client right after its handshake, before the server's handshake
 // reads the client's last flight.
-func tlsPair(t *testing.T, version uint16, early []byte) (*gotls.Conn, *gotls.Conn, *HandshakeConn) {
+func tlsPair(t testing.TB, version uint16, early []byte) (*gotls.Conn, *gotls.Conn, *HandshakeConn) {
 	t.Helper()
 	a, b := tcpPair(t)
 	cfg := testTLSConfig(t)
