@@ -19,11 +19,12 @@ type apiConn struct {
 	name         []byte // destination peer of the current frame
 	mtype        []byte // message_type of the current frame
 	closeAfter   bool
-	blockedSince time.Time   // when backpressure on this connection began (zero: not blocked)
-	retry        bool        // the current frame is being retried after backpressure (already counted)
-	aloSender    *aloSender  // at_least_once: the log the last routed frame went to (nil: none)
-	aloSeq       uint64      // and its sequence number there
-	rewake       atomic.Bool // a retry wake is scheduled
+	blockedSince time.Time        // when backpressure on this connection began (zero: not blocked)
+	retry        bool             // the current frame is being retried after backpressure (already counted)
+	aloSender    *aloSender       // at_least_once: the log the last routed frame went to (nil: none)
+	aloSeq       uint64           // and its sequence number there
+	rewake       atomic.Bool      // a retry wake is scheduled
+	memo         codec.HeaderMemo // the application's last header (most repeat it)
 
 	// frames routed to one peer at one priority, pushed to its queue together (flushPending):
 	// one ring lock per batch instead of per frame
@@ -155,7 +156,7 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error 
 		cn.stats.msgRecvdUDS.Add(1) // counted when read, as Python does (LOCAL §4.2 step 1)
 	}
 	var hd codec.Header
-	f, err := codec.ParseBodyHeader(fr[codec.LenPrefix:], &hd)
+	f, err := codec.ParseBodyHeaderMemo(fr[codec.LenPrefix:], &hd, &a.memo)
 	if err != nil {
 		cn.log.Errorf("%s queue_send_to_connector_put : %v", cn.sourceID, err)
 		return err

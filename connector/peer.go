@@ -51,6 +51,7 @@ type peer struct {
 	ident    atomic.Bool
 
 	// loop-owned
+	memo         codec.HeaderMemo // the peer's last header (handleFrame)
 	out          []byte
 	pending      []qmsg
 	scratch      []byte
@@ -380,7 +381,7 @@ func (h *peerHandler) OnClose(c *loop.Conn, err error) {
 // included). fr is only valid during the call.
 func (p *peer) handleFrame(fr []byte) error {
 	var h codec.Header
-	f, err := codec.ParseBodyHeader(fr[codec.LenPrefix:], &h)
+	f, err := codec.ParseBodyHeaderMemo(fr[codec.LenPrefix:], &h, &p.memo)
 	if err != nil {
 		p.cn.log.Warnf("%s dropping malformed frame from %s: %v", p.cn.sourceID, p.name, err)
 		return nil
