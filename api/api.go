@@ -131,6 +131,7 @@ func New(cfg *config.APIOptions) (*API, error) {
 		conns:    map[net.Conn]struct{}{},
 	}
 	a.id.sourceID = cfg.SourceID()
+	a.id.memo = new(memoSlot)
 	if !cfg.IsServer {
 		a.id.defaultDest = cfg.PeerNameOfServer()
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -60,14 +61,53 @@ func TestHeaderEncoding(t *testing.T) {
 			`{"message_type": "t", "source_id": "client1", "destination_id": "('127.0.0.1', 10673)", "request_id": 0, "response_id": ""}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := appendHeader(nil, &tc.id, &tc.o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b = appendTail(b, &tc.o)
 			want := codec.AppendFrame(nil, []byte(tc.want), tc.o.Data, tc.o.Binary, len(tc.o.Binary) > 0)
-			mustEqualBytes(t, "frame", b, want)
+			// without a memo, then with one: encoded, remembered, copied from the memo
+			for _, memo := range []*memoSlot{nil, new(memoSlot)} {
+				tc.id.memo = memo
+				for range 2 {
+					b, err := appendHeader(nil, &tc.id, &tc.o)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b = appendTail(b, &tc.o)
+					mustEqualBytes(t, "frame", b, want)
+				}
+			}
 		})
+	}
+}
+
+// TestHeaderMemoSwitches: a sender alternating between options gets each one's own header from
+// the memo, never the previous one's.
+func TestHeaderMemoSwitches(t *testing.T) {
+	opts := []SendOptions{
+		{MessageType: "t"},
+		{MessageType: "t", DestinationID: "d"},
+		{MessageType: "u"},
+		{MessageType: "t", Binary: []byte{1}},
+		{MessageType: "t", AwaitResponse: true},
+		{MessageType: "t", WaitForAck: true},
+		{MessageType: "t", MessageTypePublish: "p"},
+		{MessageType: "t", RequestID: 1},
+		{MessageType: "t", ResponseID: "r"},
+		{MessageType: "t", WithFile: &WithFile{SrcPath: "/a"}},
+		{},
+	}
+	plain := ident{sourceID: "client1", defaultDest: "srv", defaultType: "any", hasDefType: true}
+	memo := plain
+	memo.memo = new(memoSlot)
+	for i := range 3 * len(opts) {
+		o := &opts[(i*7)%len(opts)]
+		want, err := appendHeader(nil, &plain, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendHeader([]byte("prefix"), &memo, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustEqualBytes(t, fmt.Sprintf("header %d (options %+v)", i, *o), got[len("prefix"):], want)
 	}
 }
 

@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/aioconn/aioconn/codec"
 )
@@ -110,6 +112,7 @@ const (
 
 // header fields that do not come from SendOptions.
 type ident struct {
+	memo        *memoSlot // the last header encoded (appendHeader; nil: none kept)
 	sourceID    string
 	defaultDest string // client: str(server_sockaddr); server: ""
 	defaultType string // send_message_types[0] or ""
@@ -159,16 +162,25 @@ func appendHeader(dst []byte, id *ident, o *SendOptions) ([]byte, error) {
 		}
 		mt = id.defaultType
 	}
+	dest := o.DestinationID
+	if dest == "" {
+		dest = id.defaultDest
+	}
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0, 0, 0)
 	jstart := len(dst)
+	// Most applications send one kind of message over and over: the same header is then
+	// copied from the memo instead of encoded again (Python string escaping per key and value).
+	memoable := id.memo != nil && o.RequestID == nil && o.ResponseID == nil && o.WithFile == nil
+	if m := id.memo.load(memoable); m != nil && m.matches(mt, dest, o) {
+		dst = append(dst, m.json...)
+		return finishHeader(dst, start, jstart, mt, o)
+	}
 	ob := codec.NewObj(dst)
 	ob.Str(keyMessageType, mt)
 	ob.Str(keySourceID, id.sourceID)
-	if dest := o.DestinationID; dest != "" {
+	if dest != "" {
 		ob.Str(keyDestinationID, dest)
-	} else if id.defaultDest != "" {
-		ob.Str(keyDestinationID, id.defaultDest)
 	}
 	if err := appendID(&ob, keyRequestID, o.RequestID); err != nil {
 		return dst[:start], err
@@ -213,6 +225,44 @@ func appendHeader(dst []byte, id *ident, o *SendOptions) ([]byte, error) {
 		ob.Str(keyMessageTypePublish, o.MessageTypePublish)
 	}
 	dst = ob.End()
+	if memoable && len(dst)-jstart <= maxHeaderMemo {
+		id.memo.p.Store(&headerMemo{mt: mt, dest: dest, pub: o.MessageTypePublish, bin: len(o.Binary) > 0,
+			await: o.AwaitResponse, ack: o.WaitForAck, json: bytes.Clone(dst[jstart:])})
+	}
+	return finishHeader(dst, start, jstart, mt, o)
+}
+
+// maxHeaderMemo is the longest transport JSON appendHeader remembers.
+const maxHeaderMemo = 512
+
+// headerMemo is the last header appendHeader encoded without request, response or file keys,
+// with what it was encoded from. Immutable once stored (shared by concurrent senders).
+type headerMemo struct {
+	mt, dest, pub   string
+	bin, await, ack bool
+	json            []byte
+}
+
+// memoSlot holds an API's header memo; concurrent senders share it.
+type memoSlot struct{ p atomic.Pointer[headerMemo] }
+
+// load returns the memo when use is true and there is one.
+func (s *memoSlot) load(use bool) *headerMemo {
+	if !use {
+		return nil
+	}
+	return s.p.Load()
+}
+
+// matches reports whether o (with mt and dest resolved) encodes to m.json.
+func (m *headerMemo) matches(mt, dest string, o *SendOptions) bool {
+	return m.mt == mt && m.dest == dest && m.pub == o.MessageTypePublish && m.bin == (len(o.Binary) > 0) &&
+		m.await == o.AwaitResponse && m.ack == o.WaitForAck
+}
+
+// finishHeader checks the sizes of the header appended at dst[start:] (JSON from jstart) and
+// writes its length prefixes; on error dst is returned as it was before the header.
+func finishHeader(dst []byte, start, jstart int, mt string, o *SendOptions) ([]byte, error) {
 	jl := len(dst) - jstart
 	if jl > codec.MaxJSON {
 		return dst[:start], fmt.Errorf("%w: transport JSON of %d bytes (max %d) for type %q", ErrTooLarge, jl, codec.MaxJSON, mt)
