@@ -3,6 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -46,5 +49,16 @@ func TestBenchEmbeddedModes(t *testing.T) {
 	errb.Reset()
 	if code := runBenchNode(context.Background(), []string{"--mode", "certstorm", "--role", "clients", "--dir", t.TempDir(), "--port", "1"}, &out, &errb); code != 2 {
 		t.Errorf("bench_node certstorm without --cert-dir: exit %d", code)
+	}
+	out.Reset()
+	errb.Reset()
+	if code := runBenchHost(context.Background(), nil, &out, &errb); code != 2 {
+		t.Errorf("bench_host without a config: exit %d", code)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"is_server": true,`), 0o644)
+	errb.Reset()
+	if code := runBenchHost(context.Background(), []string{bad}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "bad.json") {
+		t.Errorf("bench_host with a bad config: exit %d, stderr %q", code, errb.String())
 	}
 }

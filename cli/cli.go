@@ -47,6 +47,7 @@ func init() {
 		{"check_config", "validate a config file; exit 2 listing every problem", runCheckConfig},
 		{"version", "print aioconn's version", runVersion},
 		{"bench_node", "child process of bench --path embedded (not listed)", runBenchNode},
+		{"bench_host", "child process of bench --host-clients (not listed)", runBenchHost},
 	}
 	commands = make(map[string]*command, len(list))
 	for _, c := range list {

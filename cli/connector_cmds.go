@@ -38,34 +38,9 @@ func runCreateConnector(ctx context.Context, args []string, stdout, stderr io.Wr
 		return code
 	}
 	fmt.Fprintf(stderr, "Creating connector with config file %s\n", path)
-	cfg, err := config.Load(path)
-	if err != nil {
-		printConfigErrors(stderr, err)
-		return 2
-	}
-	// AIOCONN_AT_LEAST_ONCE (a JSON value: true, or a list of types) applies at_least_once when the
-	// file does not set it: a hook for `aioconn bench`, whose connectors inherit the environment.
-	if v := os.Getenv(AtLeastOnceEnv); v != "" && json.Valid([]byte(v)) {
-		if _, inFile := cfg.Raw["at_least_once"]; !inFile {
-			if cfg.Raw == nil {
-				cfg.Raw = map[string]json.RawMessage{}
-			}
-			cfg.Raw["at_least_once"] = json.RawMessage(v)
-		}
-	}
-	// AIOCONN_LINK_COMPRESSION (s2 or zstd) applies link_compression when the file does not set it
-	// (the same kind of hook, for `aioconn bench` and the interop runner).
-	if v := os.Getenv(LinkCompressionEnv); v != "" {
-		if _, inFile := cfg.Raw["link_compression"]; !inFile {
-			if v != "s2" && v != "zstd" && v != "off" {
-				fmt.Fprintf(stderr, "%s: %q is not s2, zstd or off\n", LinkCompressionEnv, v)
-				return 2
-			}
-			if v == "off" {
-				v = ""
-			}
-			cfg.LinkCompression = v
-		}
+	cfg, code := loadConnectorConfig(path, stderr)
+	if cfg == nil {
+		return code
 	}
 	if prof := os.Getenv("AIOCONN_CPUPROFILE"); prof != "" { // profiling hook for benchmarks/RESULTS.md
 		if f, err := os.Create(prof); err == nil {
@@ -110,6 +85,42 @@ func runCreateConnector(ctx context.Context, args []string, stdout, stderr io.Wr
 	}
 	fmt.Fprintln(stdout, "Connector stopped !")
 	return 0
+}
+
+// loadConnectorConfig loads a connector's config file and applies the environment hooks of
+// create_connector (AtLeastOnceEnv, LinkCompressionEnv); on error it prints why and returns a nil
+// config with the exit code.
+func loadConnectorConfig(path string, stderr io.Writer) (*config.Options, int) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		printConfigErrors(stderr, err)
+		return nil, 2
+	}
+	// AIOCONN_AT_LEAST_ONCE (a JSON value: true, or a list of types) applies at_least_once when the
+	// file does not set it: a hook for `aioconn bench`, whose connectors inherit the environment.
+	if v := os.Getenv(AtLeastOnceEnv); v != "" && json.Valid([]byte(v)) {
+		if _, inFile := cfg.Raw["at_least_once"]; !inFile {
+			if cfg.Raw == nil {
+				cfg.Raw = map[string]json.RawMessage{}
+			}
+			cfg.Raw["at_least_once"] = json.RawMessage(v)
+		}
+	}
+	// AIOCONN_LINK_COMPRESSION (s2 or zstd) applies link_compression when the file does not set it
+	// (the same kind of hook, for `aioconn bench` and the interop runner).
+	if v := os.Getenv(LinkCompressionEnv); v != "" {
+		if _, inFile := cfg.Raw["link_compression"]; !inFile {
+			if v != "s2" && v != "zstd" && v != "off" {
+				fmt.Fprintf(stderr, "%s: %q is not s2, zstd or off\n", LinkCompressionEnv, v)
+				return nil, 2
+			}
+			if v == "off" {
+				v = ""
+			}
+			cfg.LinkCompression = v
+		}
+	}
+	return cfg, 0
 }
 
 // MetricsListenEnv, when set and the config file has no metrics_listen, is the metrics_listen of
