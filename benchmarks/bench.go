@@ -63,6 +63,10 @@ type Options struct {
 	// NodeClients, with PathEmbedded and ModeRate, is the client connectors one bench_node
 	// process hosts (0: defaultNodeClients).
 	NodeClients int `json:"node_clients,omitempty"`
+	// HostClients, on the socket path with the aioconn target (rate, pubsub), runs the client
+	// connectors that many per process (`aioconn bench_host`: each its own sockets, TCP connection
+	// and identity) instead of one process each (0 or 1).
+	HostClients int `json:"host_clients,omitempty"`
 	// Batch, with PathEmbedded, is the messages per api.SendMessages call (0 or 1: SendMessage
 	// per message).
 	Batch int `json:"batch,omitempty"`

@@ -147,6 +147,31 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("procs %+v", res.Procs)
 		}
 	})
+	t.Run("rate-hosted", func(t *testing.T) {
+		o := smokeOptions(bin)
+		// 3 client connectors in two bench_host processes (2 + 1), driven over their sockets
+		o.Clients, o.HostClients, o.Rate, o.Duration = 3, 2, 50, 300*time.Millisecond
+		o.ProfileDir = t.TempDir()
+		res, err := Run(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Phases) != 1 || res.Phases[0].Sent != 3*15 {
+			t.Fatalf("phases %+v", res.Phases)
+		}
+		checkLossless(t, res.Phases[0])
+		if len(res.Procs) != 2 || res.Procs[1].Role != "client" || res.Procs[1].Count != 2 || res.Procs[1].PeakRSSMBMax <= 0 {
+			t.Errorf("procs %+v", res.Procs)
+		}
+		if !strings.Contains(strings.Join(res.Notes, "\n"), "3 client connectors, 2 per process") {
+			t.Errorf("notes %q", res.Notes)
+		}
+		for _, n := range []string{"host1", "host2"} {
+			if st, err := os.Stat(filepath.Join(o.ProfileDir, n+".cpu.pprof")); err != nil || st.Size() == 0 {
+				t.Errorf("profile of %s: %v", n, err)
+			}
+		}
+	})
 	t.Run("throughput-embedded", func(t *testing.T) {
 		o := smokeOptions(bin)
 		o.Mode, o.Path, o.Count, o.Window, o.Size = ModeThroughput, PathEmbedded, 5000, 400, 64

@@ -219,10 +219,14 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 	finish(&ph, clk, sendStart, sendEnd, cnt, counts, o.Size, e, cpuSelf0)
 	res.Phases = append(res.Phases, ph)
 	wait, slices := schedStat(0)
-	res.Notes = append(res.Notes, fmt.Sprintf("%d client connector processes (one per client), 1 server process; "+
+	hosting := fmt.Sprintf("%d client connector processes (one per client)", len(clients))
+	if e.hostClients > 1 && e.target == TargetGo {
+		hosting = fmt.Sprintf("%d client connectors, %d per process (--host-clients)", len(clients), e.hostClients)
+	}
+	res.Notes = append(res.Notes, fmt.Sprintf("%s, 1 server process; "+
 		"latency from the send timestamp written just before the write to the client's unix socket; "+
 		"the bench process (all applications) waited %.1f ms for a CPU over %d time slices",
-		len(clients), float64(wait-wait0)/1e6, slices-slices0))
+		hosting, float64(wait-wait0)/1e6, slices-slices0))
 	if perr != nil {
 		return perr
 	}

@@ -45,6 +45,11 @@ type env struct {
 	// fileType is the dst_type file mode uses with an external server ("" = fileDstType).
 	fileType string
 
+	// hostClients > 1: client connectors are started that many per `aioconn bench_host` process
+	// (Options.HostClients); hosts counts those processes.
+	hostClients int
+	hosts       int
+
 	mu    sync.Mutex
 	procs []*proc
 	// embedded: the bench_node processes of --path embedded (they report their own figures).
@@ -70,7 +75,8 @@ type proc struct {
 // newEnv creates a short temp directory (unix socket paths are limited to 108 bytes) and picks a
 // free 127.0.0.1 port for the server.
 func newEnv(o *Options) (*env, error) {
-	e := &env{target: o.Target, bin: o.Bin, pyPath: o.PythonPath, python: "python3", host: "127.0.0.1", tls: o.TLS, profDir: o.ProfileDir}
+	e := &env{target: o.Target, bin: o.Bin, pyPath: o.PythonPath, python: "python3", host: "127.0.0.1", tls: o.TLS, profDir: o.ProfileDir,
+		hostClients: o.HostClients}
 	if e.target == TargetGo && e.bin == "" {
 		return nil, ErrNoBinary
 	}
@@ -211,6 +217,38 @@ func (e *env) launch(p *proc) error {
 	return nil
 }
 
+// launchHost starts one `aioconn bench_host` process running the prepared connectors ps side by
+// side (Options.HostClients). The process is listed once in e.procs (its CPU and RSS count once,
+// under ps[0]'s role); every member shares its PID and exit.
+func (e *env) launchHost(ps []*proc) error {
+	args := []string{"bench_host"}
+	for _, p := range ps {
+		args = append(args, p.cfgPath)
+	}
+	cmd := exec.Command(e.bin, args...)
+	e.mu.Lock()
+	e.hosts++
+	name := fmt.Sprintf("host%d", e.hosts)
+	e.mu.Unlock()
+	if e.profDir != "" {
+		cmd.Env = append(os.Environ(), "AIOCONN_CPUPROFILE="+filepath.Join(e.profDir, name+".cpu.pprof"))
+	}
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = io.Discard, io.Discard, nil
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // as launch: the bench stops it by PID
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("benchmarks: start %s host of %d connectors: %w", ps[0].role, len(ps), err)
+	}
+	hp := &proc{name: name, role: ps[0].role, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(hp.done) }()
+	for _, p := range ps {
+		p.pid, p.done = hp.pid, hp.done
+	}
+	e.mu.Lock()
+	e.procs = append(e.procs, hp)
+	e.mu.Unlock()
+	return nil
+}
+
 // waitSocket waits until the connector listens on its send-to-connector socket.
 func (e *env) waitSocket(ctx context.Context, p *proc, timeout time.Duration) error {
 	path := p.opts.SendToConnectorPath()
@@ -268,11 +306,22 @@ func (e *env) startServer(ctx context.Context, extra map[string]any, timeout tim
 func (e *env) startClients(ctx context.Context, prefix, role string, n int, extra map[string]any, timeout time.Duration) ([]*proc, error) {
 	ps := make([]*proc, n)
 	for i := range n {
-		p, err := e.start(fmt.Sprintf("%s%d", prefix, i+1), role, extra)
+		var err error
+		if e.hostClients > 1 && e.target == TargetGo {
+			ps[i], err = e.prepare(fmt.Sprintf("%s%d", prefix, i+1), role, extra)
+		} else {
+			ps[i], err = e.start(fmt.Sprintf("%s%d", prefix, i+1), role, extra)
+		}
 		if err != nil {
 			return nil, err
 		}
-		ps[i] = p
+	}
+	if e.hostClients > 1 && e.target == TargetGo {
+		for first := 0; first < n; first += e.hostClients {
+			if err := e.launchHost(ps[first:min(n, first+e.hostClients)]); err != nil {
+				return nil, err
+			}
+		}
 	}
 	errs := make(chan error, n)
 	sem := make(chan struct{}, 16)

@@ -80,6 +80,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.StringVar(&o.Path, "path", "", "throughput, reqrep, rate, pubsub: embedded = each application inside its connector's process (no unix socket)")
 	fs.IntVar(&o.NodeClients, "node-clients", 0, "rate with --path embedded: client connectors per bench_node process (default 100);\n"+
 		"certstorm: storm clients per bench_node process (default all in one)")
+	fs.IntVar(&o.HostClients, "host-clients", 0, "rate and pubsub on the socket path: client connectors per process (aioconn bench_host;\n"+
+		"each keeps its own sockets, TCP connection and identity; default one process per client)")
 	fs.IntVar(&o.Batch, "batch", 0, "with --path embedded: messages per SendMessages call (default one SendMessage per message)")
 	tlsStrict := fs.Bool("tls", false, "strict TLS (use_ssl, certificates made for the run)")
 	tlsAll := fs.Bool("tls-allow-all", false, "allow-all TLS (use_ssl, ssl_allow_all)")
