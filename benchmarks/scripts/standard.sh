@@ -9,6 +9,9 @@
 # FILEDIR (default the bench's temp dir), SKIP_RATE=1 (skip the long rate scenarios),
 # BIG_REPEAT (runs of each 4 GB transfer, default 1). The at_least_once scenarios set RUN_ENV
 # (AIOCONN_AT_LEAST_ONCE=true), which goes into the environment of the bench and its connectors.
+# NATS=1 also measures a nats-server on this machine with the same rate and request/reply
+# workloads (benchmarks/natsref, built here; NATS_SERVER: the nats-server binary, default the one
+# on PATH), each run alternating with aioconn's run of the same scenario.
 set -u
 BIN=${1:-bin/aioconn}
 REPEAT=${REPEAT:-3}
@@ -31,6 +34,27 @@ runi() {
   env ${RUN_ENV:-} timeout 900 "$BIN" bench "$@" --json --quiet > "$OUT/$name.$i.json" || echo "   (exit $?)" >&2
   echo "{\"name\": \"$name\", \"run\": $i, \"load_before\": \"$before\", \"load_after\": \"$(load)\"}" > "$OUT/$name.$i.load"
 }
+NATS_PID=
+if [ "${NATS:-0}" = 1 ]; then
+  (cd "$HERE/../natsref" && go build -o "$OUT/natsref" .) || exit 1
+  NATS_PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
+  "${NATS_SERVER:-nats-server}" -a 127.0.0.1 -p "$NATS_PORT" > "$OUT/nats-server.log" 2>&1 &
+  NATS_PID=$!
+  trap 'kill $NATS_PID 2>/dev/null' EXIT
+  "${NATS_SERVER:-nats-server}" --version > "$OUT/nats-version" 2>&1
+  sleep 1
+  "$OUT/natsref" --url "nats://127.0.0.1:$NATS_PORT" --mode rate --duration 2s > /dev/null 2>&1 # warm-up
+fi
+# one NATS run number i of scenario name (NATS=1 only): natsi i name natsref-args...
+natsi() {
+  i=$1; name=$2; shift 2
+  [ -n "$NATS_PID" ] || return 0
+  case "$name" in *${ONLY:-}*) ;; *) return ;; esac
+  echo "== $name #$i: natsref $* (load $(load))" >&2
+  before=$(load)
+  timeout 600 "$OUT/natsref" --url "nats://127.0.0.1:$NATS_PORT" "$@" --json > "$OUT/$name.$i.nats" || echo "   (exit $?)" >&2
+  echo "{\"name\": \"$name\", \"run\": $i, \"load_before\": \"$before\", \"load_after\": \"$(load)\", \"args\": \"$*\"}" > "$OUT/$name.$i.natsload"
+}
 run() { # name, args...: N (default REPEAT) runs in a row
   r=1
   while [ $r -le "${N:-$REPEAT}" ]; do
@@ -50,13 +74,25 @@ while [ $k -le "$REPEAT" ]; do
 done
 run go-throughput-1k --mode throughput --count 1000000 --size 1024
 if [ "${SKIP_RATE:-0}" != 1 ]; then
-  run go-rate-100x40 --clients 100 --rate 40 --duration 20s
+  # alternating: one client connector process per client, all in one process (--host-clients), NATS
+  k=1
+  while [ $k -le "$REPEAT" ]; do
+    runi $k go-rate-100x40 --clients 100 --rate 40 --duration 20s
+    runi $k go-rate-100x40-hosted --clients 100 --rate 40 --duration 20s --host-clients 100
+    natsi $k nats-rate-100x40 --mode rate --clients 100 --rate 40 --duration 20s --size 100
+    k=$((k + 1))
+  done
   run go-rate-100x1000 --clients 100 --rate 1000 --duration 10s
   run go-rate-100x4000 --clients 100 --rate 4000 --duration 10s
 fi
 run go-pubsub-10 --mode pubsub --subscribers 10 --count 300000
 run go-pubsub-100 --mode pubsub --subscribers 100 --count 100000
-run go-reqrep --mode reqrep --count 20000 --duration 5s --concurrency 16
+k=1
+while [ $k -le "$REPEAT" ]; do
+  runi $k go-reqrep --mode reqrep --count 20000 --duration 5s --concurrency 16
+  natsi $k nats-reqrep --mode reqrep --count 20000 --size 100
+  k=$((k + 1))
+done
 run go-embedded-throughput-100 --path embedded --mode throughput --count 10000000 --window 64000 --size 100
 run go-embedded-batch-throughput-100 --path embedded --mode throughput --count 10000000 --window 64000 --batch 128 --size 100
 RUN_ENV=AIOCONN_AT_LEAST_ONCE=true

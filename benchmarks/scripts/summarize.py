@@ -38,7 +38,7 @@ for f in sorted(glob.glob(os.path.join(d, "*.json")), key=run_key):
         cmds[name] = open(cf).read().strip()
 
 order = ["go-throughput-100", "go-tls-throughput-100", "go-tls-allow-all-throughput-100", "go-throughput-1k",
-         "go-rate-100x40", "go-rate-100x1000", "go-rate-100x4000", "go-pubsub-10", "go-pubsub-100", "go-reqrep",
+         "go-rate-100x40", "go-rate-100x40-hosted", "go-rate-100x1000", "go-rate-100x4000", "go-pubsub-10", "go-pubsub-100", "go-reqrep",
          "go-embedded-throughput-100", "go-embedded-batch-throughput-100", "go-alo-throughput-100",
          "go-alo-rate-100x40", "go-file-100m", "go-file-4g", "go-file-4g-chunked", "go-persist-300k",
          "go-certstorm-200"]
@@ -282,6 +282,7 @@ def p99_row(n, issue, bound, what):
 
 
 p99_row("go-rate-100x40", 4, 250, "rate 100×40")
+p99_row("go-rate-100x40-hosted", 4, 250, "rate 100×40, the 100 client connectors in one process")
 pb, pm = med_rate("go-throughput-100")
 tb, tm = med_rate("go-tls-throughput-100")
 if tb:
@@ -357,6 +358,54 @@ if ab and alo_set("go-alo-throughput-100"):
 if alo_set("go-alo-rate-100x40"):
     p99_row("go-alo-rate-100x40", 10, 5000, "at_least_once rate 100×40")
 P("")
+
+# NATS=1: natsref runs against a nats-server on this machine, alternating with ours (NAME.N.nats)
+nats = {}  # name -> [(result, load)]
+for f in sorted(glob.glob(os.path.join(d, "*.nats")), key=run_key):
+    name = os.path.basename(f).rsplit(".", 2)[0]
+    try:
+        res = json.load(open(f))
+        ld = json.load(open(f[:-5] + ".natsload"))
+    except Exception:
+        continue
+    nats.setdefault(name, []).append((res, ld))
+if nats:
+    ver = ""
+    vf = os.path.join(d, "nats-version")
+    if os.path.exists(vf):
+        ver = open(vf).read().strip()
+    P("## NATS on the same machine")
+    P("")
+    P(f"`benchmarks/natsref` (nats.go client) against `{ver or 'nats-server'}` on 127.0.0.1, the same workloads "
+      "(100 publisher connections in one process at 40 msg/s each into one subscriber; sequential request/reply), "
+      "each run right after aioconn's run of the same scenario. Best and median run by p99 (rate) or p50 (reqrep).")
+    P("")
+    P("| scenario | natsref arguments | runs | lost (all runs) | p50 µs best / median | p99 µs best / median | p99.9 µs (median run) | aioconn, same scenario (best / median) |")
+    P("|---|---|---|---|---|---|---|---|")
+
+    def lat(r, k):
+        return (r.get("latency_us") or {}).get(k)
+
+    def ours_of(n, k, pn=None):
+        its = phases(n, pn) if pn else phases(n)
+        if not its:
+            return ""
+        ob, om = best_median(its, key=lambda x: -((x[0].get("latency") or {}).get(k + "_us", 1e12)))
+        g = lambda r: (r[0].get("latency") or {}).get(k + "_us")
+        return f"{n}: {k} {us(g(ob), 1)} / {us(g(om), 1)} µs"
+
+    for name, items in sorted(nats.items()):
+        key = "p50" if "reqrep" in name else "p99"
+        items = sorted(items, key=lambda x: lat(x[0], key) or 1e12)
+        b, m = items[0][0], items[(len(items) - 1) // 2][0]
+        lost = sum(x[0].get("lost", 0) for x in items)
+        if "reqrep" in name:
+            ours = ours_of("go-reqrep", "p50", "reqrep sequential")
+        else:
+            ours = "; ".join(o for o in (ours_of("go-rate-100x40", "p99"), ours_of("go-rate-100x40-hosted", "p99")) if o)
+        P(f"| {name} | `{items[0][1].get('args', '')}` | {len(items)} | {lost} | {us(lat(b, 'p50'), 1)} / {us(lat(m, 'p50'), 1)} | "
+          f"{us(lat(b, 'p99'), 1)} / {us(lat(m, 'p99'), 1)} | {us(lat(m, 'p99_9'), 1)} | {ours} |")
+    P("")
 
 text = "\n".join(out) + "\n"
 if "--rewrite" in opt:
