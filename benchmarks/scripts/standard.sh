@@ -70,6 +70,7 @@ while [ $k -le "$REPEAT" ]; do
   runi $k go-throughput-100 --mode throughput --count 2000000 --size 100
   runi $k go-tls-throughput-100 --tls --mode throughput --count 2000000 --size 100
   runi $k go-tls-allow-all-throughput-100 --tls-allow-all --mode throughput --count 2000000 --size 100
+  natsi $k nats-throughput-100 --mode throughput --count 2000000 --size 100
   k=$((k + 1))
 done
 run go-throughput-1k --mode throughput --count 1000000 --size 1024

@@ -395,6 +395,15 @@ if nats:
         return f"{n}: {k} {us(g(ob), 1)} / {us(g(om), 1)} µs"
 
     for name, items in sorted(nats.items()):
+        if "throughput" in name:
+            rs = sorted((x[0].get("delivered_per_s") or 0 for x in items), reverse=True)
+            lost = sum(x[0].get("lost", 0) for x in items)
+            ob, om = med_rate("go-throughput-100")
+            eb, em = med_rate("go-embedded-throughput-100")
+            P(f"| {name} | `{items[0][1].get('args', '')}` | {len(items)} | {lost} | delivered {fmt(rs[0])} / "
+              f"{fmt(rs[(len(rs) - 1) // 2])} msg/s | — | — | go-throughput-100: {fmt(ob)} / {fmt(om)}; "
+              f"go-embedded-throughput-100: {fmt(eb)} / {fmt(em)} msg/s |")
+            continue
         key = "p50" if "reqrep" in name else "p99"
         items = sorted(items, key=lambda x: lat(x[0], key) or 1e12)
         b, m = items[0][0], items[(len(items) - 1) // 2][0]
