@@ -65,7 +65,9 @@ type Options struct {
 	NodeClients int `json:"node_clients,omitempty"`
 	// HostClients, on the socket path with the aioconn target (rate, pubsub), runs the client
 	// connectors that many per process (`aioconn bench_host`: each its own sockets, TCP connection
-	// and identity) instead of one process each (0 or 1).
+	// and identity); 1 runs one process per client. 0 means all in one process in rate mode (as
+	// `nats bench` hosts its clients: 100 Go runtimes on a small machine measure their own
+	// contention more than the path, benchmarks/RESULTS.md) and one process each in pubsub mode.
 	HostClients int `json:"host_clients,omitempty"`
 	// Batch, with PathEmbedded, is the messages per api.SendMessages call (0 or 1: SendMessage
 	// per message).
@@ -139,6 +141,12 @@ func (o *Options) fill() error {
 	}
 	if o.Subscribers <= 0 {
 		o.Subscribers = d.Subscribers
+	}
+	if o.HostClients < 0 {
+		return fmt.Errorf("%w: host clients %d", ErrBadOptions, o.HostClients)
+	}
+	if o.HostClients == 0 && o.Mode == ModeRate && o.Path != PathEmbedded {
+		o.HostClients = o.Clients
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = d.Concurrency

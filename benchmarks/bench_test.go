@@ -134,7 +134,7 @@ func TestSmoke(t *testing.T) {
 	ctx := context.Background()
 	t.Run("rate", func(t *testing.T) {
 		o := smokeOptions(bin)
-		o.Clients, o.Rate, o.Duration = 3, 50, 300*time.Millisecond
+		o.Clients, o.HostClients, o.Rate, o.Duration = 3, 1, 50, 300*time.Millisecond // one process each
 		res, err := Run(ctx, o)
 		if err != nil {
 			t.Fatal(err)
@@ -163,7 +163,7 @@ func TestSmoke(t *testing.T) {
 		if len(res.Procs) != 2 || res.Procs[1].Role != "client" || res.Procs[1].Count != 2 || res.Procs[1].PeakRSSMBMax <= 0 {
 			t.Errorf("procs %+v", res.Procs)
 		}
-		if !strings.Contains(strings.Join(res.Notes, "\n"), "3 client connectors, 2 per process") {
+		if !strings.Contains(strings.Join(res.Notes, "\n"), "3 client connectors, 2 per process (aioconn bench_host") {
 			t.Errorf("notes %q", res.Notes)
 		}
 		for _, n := range []string{"host1", "host2"} {
@@ -565,6 +565,7 @@ func TestOptionsErrors(t *testing.T) {
 		{Mode: ModePersist, Path: PathEmbedded, Bin: "x"},
 		{Mode: ModeThroughput, Path: PathEmbedded, TLS: TLSStrict, Bin: "x"},
 		{Mode: ModeThroughput, Path: "shm", Bin: "x"},
+		{HostClients: -1, Bin: "x"},
 	} {
 		if _, err := Run(context.Background(), o); !errors.Is(err, ErrBadOptions) {
 			t.Errorf("%+v: err %v", o, err)

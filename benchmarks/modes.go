@@ -221,7 +221,7 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 	wait, slices := schedStat(0)
 	hosting := fmt.Sprintf("%d client connector processes (one per client)", len(clients))
 	if e.hostClients > 1 && e.target == TargetGo {
-		hosting = fmt.Sprintf("%d client connectors, %d per process (--host-clients)", len(clients), e.hostClients)
+		hosting = fmt.Sprintf("%d client connectors, %d per process (aioconn bench_host; --host-clients 1: one process each)", len(clients), e.hostClients)
 	}
 	res.Notes = append(res.Notes, fmt.Sprintf("%s, 1 server process; "+
 		"latency from the send timestamp written just before the write to the client's unix socket; "+

@@ -21,7 +21,7 @@ unix sockets as applications do, counts every message by sequence number at the 
 a table (or --json) and stops exactly the processes it started.
 
 modes:
-  rate        (default) --clients N client connectors, one process each, each sending --rate msg/s
+  rate        (default) --clients N client connectors (all in one process unless --host-clients), each sending --rate msg/s
               of --size bytes for --duration to one server; loss, duplicates, latency percentiles
   throughput  one client → server as fast as an in-flight --window allows (--count, --duration cap)
   pubsub      one publisher → --subscribers N through a pubsub_central_broker server
@@ -57,7 +57,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.SetOutput(stderr)
 	o := d
 	fs.StringVar(&o.Mode, "mode", d.Mode, "scenario: rate, throughput, pubsub, reqrep, file")
-	fs.IntVar(&o.Clients, "clients", d.Clients, "rate: client connectors (one process each)")
+	fs.IntVar(&o.Clients, "clients", d.Clients, "rate: client connectors (see --host-clients)")
 	fs.Float64Var(&o.Rate, "rate", d.Rate, "rate: messages per second per client")
 	fs.IntVar(&o.Size, "size", d.Size, "data bytes per message (at least 20: sequence number and timestamp)")
 	fs.DurationVar(&o.Duration, "duration", d.Duration, "rate: sending time; other modes: cap on sending time")
@@ -81,7 +81,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&o.NodeClients, "node-clients", 0, "rate with --path embedded: client connectors per bench_node process (default 100);\n"+
 		"certstorm: storm clients per bench_node process (default all in one)")
 	fs.IntVar(&o.HostClients, "host-clients", 0, "rate and pubsub on the socket path: client connectors per process (aioconn bench_host;\n"+
-		"each keeps its own sockets, TCP connection and identity; default one process per client)")
+		"each keeps its own sockets, TCP connection and identity); 1: one process per client;\n"+
+		"default: all in one process in rate mode, one process each in pubsub mode")
 	fs.IntVar(&o.Batch, "batch", 0, "with --path embedded: messages per SendMessages call (default one SendMessage per message)")
 	tlsStrict := fs.Bool("tls", false, "strict TLS (use_ssl, certificates made for the run)")
 	tlsAll := fs.Bool("tls-allow-all", false, "allow-all TLS (use_ssl, ssl_allow_all)")
