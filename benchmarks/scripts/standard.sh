@@ -75,11 +75,12 @@ while [ $k -le "$REPEAT" ]; do
 done
 run go-throughput-1k --mode throughput --count 1000000 --size 1024
 if [ "${SKIP_RATE:-0}" != 1 ]; then
-  # alternating: one client connector process per client, all in one process (--host-clients), NATS
+  # alternating: the 100 client connectors in one process (the default), one process per client
+  # (--host-clients 1), NATS
   k=1
   while [ $k -le "$REPEAT" ]; do
     runi $k go-rate-100x40 --clients 100 --rate 40 --duration 20s
-    runi $k go-rate-100x40-hosted --clients 100 --rate 40 --duration 20s --host-clients 100
+    runi $k go-rate-100x40-procs --clients 100 --rate 40 --duration 20s --host-clients 1
     natsi $k nats-rate-100x40 --mode rate --clients 100 --rate 40 --duration 20s --size 100
     k=$((k + 1))
   done
@@ -99,7 +100,12 @@ run go-embedded-batch-throughput-100 --path embedded --mode throughput --count 1
 RUN_ENV=AIOCONN_AT_LEAST_ONCE=true
 run go-alo-throughput-100 --mode throughput --count 2000000 --size 100
 if [ "${SKIP_RATE:-0}" != 1 ]; then
-  run go-alo-rate-100x40 --clients 100 --rate 40 --duration 20s
+  k=1
+  while [ $k -le "$REPEAT" ]; do
+    runi $k go-alo-rate-100x40 --clients 100 --rate 40 --duration 20s
+    runi $k go-alo-rate-100x40-procs --clients 100 --rate 40 --duration 20s --host-clients 1
+    k=$((k + 1))
+  done
 fi
 RUN_ENV=
 run go-file-100m --mode file --file-size 100000000 $(fd)

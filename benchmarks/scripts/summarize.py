@@ -38,9 +38,9 @@ for f in sorted(glob.glob(os.path.join(d, "*.json")), key=run_key):
         cmds[name] = open(cf).read().strip()
 
 order = ["go-throughput-100", "go-tls-throughput-100", "go-tls-allow-all-throughput-100", "go-throughput-1k",
-         "go-rate-100x40", "go-rate-100x40-hosted", "go-rate-100x1000", "go-rate-100x4000", "go-pubsub-10", "go-pubsub-100", "go-reqrep",
+         "go-rate-100x40", "go-rate-100x40-procs", "go-rate-100x1000", "go-rate-100x4000", "go-pubsub-10", "go-pubsub-100", "go-reqrep",
          "go-embedded-throughput-100", "go-embedded-batch-throughput-100", "go-alo-throughput-100",
-         "go-alo-rate-100x40", "go-file-100m", "go-file-4g", "go-file-4g-chunked", "go-persist-300k",
+         "go-alo-rate-100x40", "go-alo-rate-100x40-procs", "go-file-100m", "go-file-4g", "go-file-4g-chunked", "go-persist-300k",
          "go-certstorm-200"]
 names = [n for n in order if n in runs] + sorted(n for n in runs if n not in order)
 
@@ -284,7 +284,7 @@ def p99_row(n, issue, bound, what):
 
 
 p99_row("go-rate-100x40", 4, 250, "rate 100×40")
-p99_row("go-rate-100x40-hosted", 4, 250, "rate 100×40, the 100 client connectors in one process")
+p99_row("go-rate-100x40-procs", 4, 250, "rate 100×40, one client connector process per client (`--host-clients 1`)")
 pb, pm = med_rate("go-throughput-100")
 tb, tm = med_rate("go-tls-throughput-100")
 if tb:
@@ -351,7 +351,7 @@ def alo_set(n):
 
 
 ALO_NOTE = "connectors' environment: AIOCONN_AT_LEAST_ONCE="  # benchmarks.ALONote
-for n in ("go-alo-throughput-100", "go-alo-rate-100x40"):
+for n in ("go-alo-throughput-100", "go-alo-rate-100x40", "go-alo-rate-100x40-procs"):
     if runs.get(n) and not alo_set(n):
         P(f"| 10 | {n} | at_least_once not set in some run's environment: the figures do not count | **no** |")
 ab, am = med_rate("go-alo-throughput-100")
@@ -359,6 +359,8 @@ if ab and alo_set("go-alo-throughput-100"):
     P(f"| 10 | at_least_once throughput 100 B ≥ 300 000 msg/s | {fmt(ab)} / {fmt(am)} | {yes(am >= 3e5)} |")
 if alo_set("go-alo-rate-100x40"):
     p99_row("go-alo-rate-100x40", 10, 5000, "at_least_once rate 100×40")
+if alo_set("go-alo-rate-100x40-procs"):
+    p99_row("go-alo-rate-100x40-procs", 10, 5000, "at_least_once rate 100×40, one process per client (`--host-clients 1`)")
 P("")
 
 # NATS=1: natsref runs against a nats-server on this machine, alternating with ours (NAME.N.nats)
@@ -413,7 +415,7 @@ if nats:
         if "reqrep" in name:
             ours = ours_of("go-reqrep", "p50", "reqrep sequential")
         else:
-            ours = "; ".join(o for o in (ours_of("go-rate-100x40", "p99"), ours_of("go-rate-100x40-hosted", "p99")) if o)
+            ours = "; ".join(o for o in (ours_of("go-rate-100x40", "p99"), ours_of("go-rate-100x40-procs", "p99")) if o)
         P(f"| {name} | `{items[0][1].get('args', '')}` | {len(items)} | {lost} | {us(lat(b, 'p50'), 1)} / {us(lat(m, 'p50'), 1)} | "
           f"{us(lat(b, 'p99'), 1)} / {us(lat(m, 'p99'), 1)} | {us(lat(m, 'p99_9'), 1)} | {ours} |")
     P("")
