@@ -48,6 +48,7 @@ type counter struct {
 	probes    int64
 	lat       []int64 // ns, one per first arrival
 	keepLat   bool
+	latFrom   int64 // clock time: arrivals sent before it are counted but keep no latency (warm-up)
 	lastRecv  int64 // clock time of the last counted arrival
 	firstRecv int64
 	unique    atomic.Int64 // first arrivals (for windows and progress)
@@ -117,8 +118,8 @@ func (c *counter) addBatch(datas [][]byte, now int64) {
 			c.ooo++
 		}
 		c.last[st] = int64(seq)
-		if c.keepLat {
-			c.lat = append(c.lat, now-int64(binary.LittleEndian.Uint64(d[12:])))
+		if ts := int64(binary.LittleEndian.Uint64(d[12:])); c.keepLat && ts >= c.latFrom {
+			c.lat = append(c.lat, now-ts)
 		}
 		if n == 0 && c.firstRecv == 0 {
 			c.firstRecv = now

@@ -176,12 +176,15 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 	}); err != nil {
 		return err
 	}
-	perClient := max(int64(o.Rate*o.Duration.Seconds()), 1)
+	perClient := max(int64(o.Rate*(o.Warmup+o.Duration).Seconds()), 1)
 	sent := make([]atomic.Int64, len(conns))
 	e.markCPU()
 	cpuSelf0 := selfCPU()
 	wait0, slices0 := schedStat(0)
 	sendStart := clk.now()
+	cnt.mu.Lock()
+	cnt.latFrom = sendStart + int64(o.Warmup)
+	cnt.mu.Unlock()
 	stop := make(chan struct{})
 	go progress(o, stop, func() string {
 		var s int64
@@ -216,9 +219,16 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 	drain(ctx, o, total, cnt.unique.Load)
 	close(stop)
 	ph := Phase{Name: "rate"}
+	cnt.mu.Lock() // in arrival order until finish sorts it
+	ph.P99BySecondMs = p99BySecond(cnt.lat, int(float64(len(clients))*o.Rate))
+	cnt.mu.Unlock()
 	finish(&ph, clk, sendStart, sendEnd, cnt, counts, o.Size, e, cpuSelf0)
 	res.Phases = append(res.Phases, ph)
 	wait, slices := schedStat(0)
+	if o.Warmup > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("rate: the first %v of sending (--warmup) are counted (loss, duplicates, rates, CPU) "+
+			"but left out of the latency figures and the p99 per second", o.Warmup))
+	}
 	hosting := fmt.Sprintf("%d client connector processes (one per client)", len(clients))
 	if e.hostClients > 1 && e.target == TargetGo {
 		hosting = fmt.Sprintf("%d client connectors, %d per process (aioconn bench_host; --host-clients 1: one process each)", len(clients), e.hostClients)

@@ -22,6 +22,9 @@ func (r *Result) Params() string {
 	switch o.Mode {
 	case ModeRate:
 		s = fmt.Sprintf("%d clients × %g msg/s for %v", o.Clients, o.Rate, o.Duration)
+		if o.Warmup > 0 {
+			s += fmt.Sprintf(" after a %v warm-up", o.Warmup)
+		}
 	case ModeThroughput:
 		s = fmt.Sprintf("up to %d messages or %v, window %d", o.Count, o.Duration, o.Window)
 	case ModePubsub:
@@ -81,6 +84,13 @@ func WriteTable(w io.Writer, res *Result) {
 		tw.Flush()
 	}
 	for _, p := range res.Phases {
+		if len(p.P99BySecondMs) > 0 {
+			fmt.Fprintf(w, "\n%s: p99 of each second of arrivals, ms:", p.Name)
+			for _, v := range p.P99BySecondMs {
+				fmt.Fprintf(w, " %.2f", v)
+			}
+			fmt.Fprintln(w)
+		}
 		if f := p.File; f != nil {
 			fmt.Fprintf(w, "\nfile: %d bytes in %d message(s): %.3f s, %.1f MB/s, verified %v (sha256 %s)%s\n",
 				f.Bytes, f.Chunks, f.Seconds, f.MBps, f.Verified, f.SHA256, map[bool]string{true: " " + f.Note, false: ""}[f.Note != ""])

@@ -61,6 +61,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Float64Var(&o.Rate, "rate", d.Rate, "rate: messages per second per client")
 	fs.IntVar(&o.Size, "size", d.Size, "data bytes per message (at least 20: sequence number and timestamp)")
 	fs.DurationVar(&o.Duration, "duration", d.Duration, "rate: sending time; other modes: cap on sending time")
+	warmup := fs.Duration("warmup", benchmarks.DefaultWarmup, "rate: sending time before --duration whose messages are counted but\n"+
+		"left out of the latency figures (connectors and runtimes warm up; 0: none)")
 	fs.Int64Var(&o.Count, "count", d.Count, "throughput, pubsub, reqrep: messages or requests (upper bound)")
 	fs.Int64Var(&o.Window, "window", 0, "throughput, pubsub: messages in flight at most (default 16000; 64000 for throughput with --path embedded,\n"+
 		"where the credit crosses both connectors back and a 16000 window leaves the pipeline, not the sender, as the limit)")
@@ -104,6 +106,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	o.Warmup = *warmup
+	if o.Warmup == 0 {
+		o.Warmup = -1 // none (Options reads 0 as the default)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "aioconn bench: unexpected argument %q\n", fs.Arg(0))
