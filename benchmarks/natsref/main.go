@@ -51,6 +51,7 @@ type options struct {
 	Clients      int
 	Rate         float64
 	Duration     time.Duration
+	Warmup       time.Duration
 	Size         int
 	Count        int
 	Subject      string
@@ -70,6 +71,7 @@ func main() {
 	flag.IntVar(&o.Clients, "clients", 100, "rate: publisher connections")
 	flag.Float64Var(&o.Rate, "rate", 40, "rate: msgs/s per publisher")
 	flag.DurationVar(&o.Duration, "duration", 20*time.Second, "rate: publishing time")
+	flag.DurationVar(&o.Warmup, "warmup", 2*time.Second, "rate: publishing time before --duration whose messages are counted but left out of the latency figures (as aioconn bench --warmup; 0: none)")
 	flag.IntVar(&o.Size, "size", 100, "payload bytes (>= 16)")
 	flag.IntVar(&o.Count, "count", 0, "throughput/reqrep: messages or round trips (default 2000000 / 20000)")
 	flag.StringVar(&o.Subject, "subject", "", "subject (default bench.rate, bench.tput or bench.req)")
@@ -112,6 +114,7 @@ type result struct {
 	Clients       int     `json:"clients,omitempty"`
 	RatePerClient float64 `json:"rate_per_client,omitempty"`
 	DurationS     float64 `json:"duration_s,omitempty"`
+	WarmupS       float64 `json:"warmup_s,omitempty"`
 	Count         int     `json:"count,omitempty"`
 
 	Sent      int64 `json:"sent"`
@@ -308,9 +311,11 @@ func putHeader(buf []byte, seq uint64) {
 
 func runRate(o options) (*result, error) {
 	res := newResult(o)
-	res.Clients, res.RatePerClient, res.DurationS = o.Clients, o.Rate, o.Duration.Seconds()
+	res.Clients, res.RatePerClient, res.DurationS, res.WarmupS = o.Clients, o.Rate, o.Duration.Seconds(), o.Warmup.Seconds()
+	var warmEnd atomic.Int64 // send timestamps before it keep no latency sample (set before the first send)
+	warmEnd.Store(math.MaxInt64)
 
-	expected := int(float64(o.Clients) * o.Rate * o.Duration.Seconds() * 1.05)
+	expected := int(float64(o.Clients) * o.Rate * (o.Warmup + o.Duration).Seconds() * 1.05)
 	expected = min(max(expected, 1024), 100_000_000)
 
 	var st subStats
@@ -349,7 +354,9 @@ func runRate(o options) (*result, error) {
 		case d:
 			dup++
 		default:
-			samples = append(samples, now-ts)
+			if ts >= warmEnd.Load() {
+				samples = append(samples, now-ts)
+			}
 			st.delivered.Add(1)
 		}
 		st.mu.Unlock()
@@ -389,7 +396,7 @@ func runRate(o options) (*result, error) {
 	if interval <= 0 {
 		interval = 1
 	}
-	maxPerClient := int64(math.Ceil(o.Duration.Seconds()*o.Rate)) + 1
+	maxPerClient := int64(math.Ceil((o.Warmup+o.Duration).Seconds()*o.Rate)) + 1
 
 	var (
 		sent    atomic.Int64
@@ -397,7 +404,8 @@ func runRate(o options) (*result, error) {
 		wg      sync.WaitGroup
 	)
 	start := time.Now().Add(50 * time.Millisecond) // all goroutines running before the first send
-	stop := start.Add(o.Duration)
+	warmEnd.Store(start.Add(o.Warmup).UnixNano())
+	stop := start.Add(o.Warmup + o.Duration)
 	for i, nc := range pubs {
 		phase := time.Duration(rng.Int64N(int64(interval)))
 		wg.Add(1)
