@@ -302,6 +302,21 @@ func (b *bitset) mark(i uint64) (dup, ok bool) {
 	return dup, true
 }
 
+// armSub checks a Subscribe's result, sets the subscription's pending limits and flushes nc so
+// that the server has registered it before anything is published (who names nc in errors).
+func armSub(o options, nc *nats.Conn, sub *nats.Subscription, err error, who string) error {
+	if err != nil {
+		return fmt.Errorf("natsref: subscribe %s: %w", o.Subject, err)
+	}
+	if err := sub.SetPendingLimits(o.PendingMsgs, o.PendingBytes); err != nil {
+		return fmt.Errorf("natsref: pending limits: %w", err)
+	}
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("natsref: %s flush: %w", who, err)
+	}
+	return nil
+}
+
 func putHeader(buf []byte, seq uint64) {
 	binary.LittleEndian.PutUint64(buf[0:8], seq)
 	binary.LittleEndian.PutUint64(buf[8:16], uint64(time.Now().UnixNano()))
@@ -361,14 +376,8 @@ func runRate(o options) (*result, error) {
 		}
 		st.mu.Unlock()
 	})
-	if err != nil {
-		return nil, fmt.Errorf("natsref: subscribe %s: %w", o.Subject, err)
-	}
-	if err := sub.SetPendingLimits(o.PendingMsgs, o.PendingBytes); err != nil {
-		return nil, fmt.Errorf("natsref: pending limits: %w", err)
-	}
-	if err := sc.Flush(); err != nil { // the subscription is registered on the server
-		return nil, fmt.Errorf("natsref: subscriber flush: %w", err)
+	if err := armSub(o, sc, sub, err, "subscriber"); err != nil {
+		return nil, err
 	}
 
 	pubs := make([]*nats.Conn, o.Clients)
@@ -529,14 +538,8 @@ func runThroughput(o options) (*result, error) {
 		}
 		st.mu.Unlock()
 	})
-	if err != nil {
-		return nil, fmt.Errorf("natsref: subscribe %s: %w", o.Subject, err)
-	}
-	if err := sub.SetPendingLimits(o.PendingMsgs, o.PendingBytes); err != nil {
-		return nil, fmt.Errorf("natsref: pending limits: %w", err)
-	}
-	if err := sc.Flush(); err != nil {
-		return nil, fmt.Errorf("natsref: subscriber flush: %w", err)
+	if err := armSub(o, sc, sub, err, "subscriber"); err != nil {
+		return nil, err
 	}
 	pc, err := connectPub(o, "natsref-tput-pub")
 	if err != nil {
@@ -612,14 +615,8 @@ func runReqRep(o options) (*result, error) {
 		}
 		st.delivered.Add(1)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("natsref: subscribe %s: %w", o.Subject, err)
-	}
-	if err := sub.SetPendingLimits(o.PendingMsgs, o.PendingBytes); err != nil {
-		return nil, fmt.Errorf("natsref: pending limits: %w", err)
-	}
-	if err := rc.Flush(); err != nil {
-		return nil, fmt.Errorf("natsref: responder flush: %w", err)
+	if err := armSub(o, rc, sub, err, "responder"); err != nil {
+		return nil, err
 	}
 	qc, err := connectPub(o, "natsref-requester")
 	if err != nil {
