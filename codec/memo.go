@@ -47,16 +47,23 @@ func (m *HeaderMemo) Scan(json []byte, h *Header) error {
 	if len(json) > MaxMemoJSON {
 		return nil
 	}
-	m.json = append(m.json[:0], json...)
+	var pos [nHeaderFields][2]uint16
+	var kind [nHeaderFields]Kind
 	for i, f := range h.fields() {
-		m.kind[i] = f.Kind
+		kind[i] = f.Kind
 		if f.Kind == KindAbsent {
 			continue
 		}
-		// f.Raw is json[a:b]: its capacity runs to the end of json's capacity.
+		// f.Raw is json[a:b] (ScanHeader slices its input): its capacity runs to the end of
+		// json's capacity. Anything else is not remembered.
 		a := cap(json) - cap(f.Raw)
-		m.pos[i] = [2]uint16{uint16(a), uint16(a + len(f.Raw))}
+		if len(f.Raw) == 0 || a < 0 || a+len(f.Raw) > len(json) || &json[a] != &f.Raw[0] {
+			return nil
+		}
+		pos[i] = [2]uint16{uint16(a), uint16(a + len(f.Raw))}
 	}
+	m.json = append(m.json[:0], json...)
+	m.pos, m.kind = pos, kind
 	return nil
 }
 
