@@ -27,6 +27,23 @@ func BenchmarkAppendHeader(b *testing.B) {
 	b.SetBytes(int64(len(buf)))
 }
 
+// BenchmarkAppendHeaderMemo: a telemetry sender's header (no request id) copied from the memo.
+func BenchmarkAppendHeaderMemo(b *testing.B) {
+	id := ident{sourceID: "('127.0.0.1', 10673)", defaultType: "any", hasDefType: true, memo: new(memoSlot)}
+	o := benchOpts
+	o.RequestID = nil
+	buf := make([]byte, 0, 512)
+	b.ReportAllocs()
+	for b.Loop() {
+		out, err := appendHeader(buf[:0], &id, &o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf = appendTail(out, &o)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
 // drainConnector accepts connections on the API's send path and discards everything.
 func drainConnector(b *testing.B, path string) {
 	listenFake(b, path, func(c *net.UnixConn) error {

@@ -225,7 +225,7 @@ func appendHeader(dst []byte, id *ident, o *SendOptions) ([]byte, error) {
 		ob.Str(keyMessageTypePublish, o.MessageTypePublish)
 	}
 	dst = ob.End()
-	if memoable && len(dst)-jstart <= maxHeaderMemo {
+	if memoable && len(dst)-jstart <= maxHeaderMemo && id.memo.storeNow() {
 		id.memo.p.Store(&headerMemo{mt: mt, dest: dest, pub: o.MessageTypePublish, bin: len(o.Binary) > 0,
 			await: o.AwaitResponse, ack: o.WaitForAck, json: bytes.Clone(dst[jstart:])})
 	}
@@ -244,7 +244,16 @@ type headerMemo struct {
 }
 
 // memoSlot holds an API's header memo; concurrent senders share it.
-type memoSlot struct{ p atomic.Pointer[headerMemo] }
+type memoSlot struct {
+	p      atomic.Pointer[headerMemo]
+	misses atomic.Uint32
+}
+
+// storeNow reports whether a header that missed the memo should replace it: the 1st, 9th,
+// 17th... miss, so that a sender alternating between kinds of message allocates a memo once per
+// eight messages instead of every time, and a sender that settles on one kind is remembered
+// within eight messages.
+func (s *memoSlot) storeNow() bool { return (s.misses.Add(1)-1)%8 == 0 }
 
 // load returns the memo when use is true and there is one.
 func (s *memoSlot) load(use bool) *headerMemo {
