@@ -584,6 +584,32 @@ func TestOptionsErrors(t *testing.T) {
 	}
 }
 
+// TestHostingAndWarmupDefaults: rate mode on the socket path hosts every client in one process
+// and warms up 2 s; the embedded path and the other modes neither host nor warm up.
+func TestHostingAndWarmupDefaults(t *testing.T) {
+	for _, c := range []struct {
+		mode, path   string
+		warmup       time.Duration
+		wantWarmup   time.Duration
+		hosted, want int
+	}{
+		{ModeRate, PathSocket, 0, DefaultWarmup, 0, 100},
+		{ModeRate, PathSocket, -1, 0, 1, 1},
+		{ModeRate, PathSocket, time.Second, time.Second, 10, 10},
+		{ModeRate, PathEmbedded, 0, 0, 0, 0},
+		{ModeRate, PathEmbedded, time.Second, 0, 0, 0},
+		{ModeThroughput, PathSocket, 2 * time.Second, 0, 0, 0},
+		{ModePubsub, PathSocket, 0, 0, 0, 0},
+	} {
+		o := DefaultOptions()
+		o.Mode, o.Path, o.Warmup, o.HostClients = c.mode, c.path, c.warmup, c.hosted
+		if err := o.fill(); err != nil || o.Warmup != c.wantWarmup || o.HostClients != c.want {
+			t.Errorf("%s %q warmup %v hosted %d: got warmup %v hosted %d (%v), want %v %d", c.mode, c.path, c.warmup,
+				c.hosted, o.Warmup, o.HostClients, err, c.wantWarmup, c.want)
+		}
+	}
+}
+
 // TestWindowDefault: Window 0 is 64 000 for throughput on the embedded path, 16 000 elsewhere;
 // a given window is kept.
 func TestWindowDefault(t *testing.T) {

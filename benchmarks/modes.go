@@ -219,8 +219,12 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 	drain(ctx, o, total, cnt.unique.Load)
 	close(stop)
 	ph := Phase{Name: "rate"}
+	perSec := int(float64(len(clients)) * o.Rate)
 	cnt.mu.Lock() // in arrival order until finish sorts it
-	ph.P99BySecondMs = p99BySecond(cnt.lat, int(float64(len(clients))*o.Rate))
+	ph.P99BySecondMs = p99BySecond(cnt.lat, perSec)
+	if n := len(ph.P99BySecondMs); n > 1 && len(cnt.lat)%perSec > 0 && len(cnt.lat)%perSec < perSec/2 {
+		ph.P99BySecondMs = ph.P99BySecondMs[:n-1] // a few stragglers, not a second's worth
+	}
 	cnt.mu.Unlock()
 	finish(&ph, clk, sendStart, sendEnd, cnt, counts, o.Size, e, cpuSelf0)
 	res.Phases = append(res.Phases, ph)

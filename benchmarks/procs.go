@@ -307,7 +307,7 @@ func (e *env) startClients(ctx context.Context, prefix, role string, n int, extr
 	ps := make([]*proc, n)
 	for i := range n {
 		var err error
-		if e.hostClients > 1 && e.target == TargetGo {
+		if e.hostClients > 1 && e.target == TargetGo && n > 1 {
 			ps[i], err = e.prepare(fmt.Sprintf("%s%d", prefix, i+1), role, extra)
 		} else {
 			ps[i], err = e.start(fmt.Sprintf("%s%d", prefix, i+1), role, extra)
@@ -316,7 +316,7 @@ func (e *env) startClients(ctx context.Context, prefix, role string, n int, extr
 			return nil, err
 		}
 	}
-	if e.hostClients > 1 && e.target == TargetGo {
+	if e.hostClients > 1 && e.target == TargetGo && n > 1 { // a single client keeps its own process
 		for first := 0; first < n; first += e.hostClients {
 			if err := e.launchHost(ps[first:min(n, first+e.hostClients)]); err != nil {
 				return nil, err
