@@ -61,7 +61,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Float64Var(&o.Rate, "rate", d.Rate, "rate: messages per second per client")
 	fs.IntVar(&o.Size, "size", d.Size, "data bytes per message (at least 20: sequence number and timestamp)")
 	fs.DurationVar(&o.Duration, "duration", d.Duration, "rate: sending time; other modes: cap on sending time")
-	warmup := fs.Duration("warmup", benchmarks.DefaultWarmup, "rate: sending time before --duration whose messages are counted but\n"+
+	warmup := fs.Duration("warmup", benchmarks.DefaultWarmup, "rate (socket path): sending time before --duration whose messages are counted but\n"+
 		"left out of the latency figures (connectors and runtimes warm up; 0: none)")
 	fs.Int64Var(&o.Count, "count", d.Count, "throughput, pubsub, reqrep: messages or requests (upper bound)")
 	fs.Int64Var(&o.Window, "window", 0, "throughput, pubsub: messages in flight at most (default 16000; 64000 for throughput with --path embedded,\n"+
