@@ -13,35 +13,30 @@ import (
 var benchOpts = SendOptions{MessageType: "any", DestinationID: "client1", RequestID: 12345,
 	Data: bytes.Repeat([]byte("x"), 100)}
 
+// BenchmarkAppendHeader: /encode, a header with a request id (never remembered); /memo, a
+// telemetry sender's header (no request id), copied from the API's memo.
 func BenchmarkAppendHeader(b *testing.B) {
-	id := ident{sourceID: "('127.0.0.1', 10673)", defaultType: "any", hasDefType: true}
-	buf := make([]byte, 0, 512)
-	b.ReportAllocs()
-	for b.Loop() {
-		out, err := appendHeader(buf[:0], &id, &benchOpts)
-		if err != nil {
-			b.Fatal(err)
-		}
-		buf = appendTail(out, &benchOpts)
+	memoOpts := benchOpts
+	memoOpts.RequestID = nil
+	for _, c := range []struct {
+		name string
+		memo *memoSlot
+		o    *SendOptions
+	}{{"encode", nil, &benchOpts}, {"memo", new(memoSlot), &memoOpts}} {
+		b.Run(c.name, func(b *testing.B) {
+			id := ident{sourceID: "('127.0.0.1', 10673)", defaultType: "any", hasDefType: true, memo: c.memo}
+			buf := make([]byte, 0, 512)
+			b.ReportAllocs()
+			for b.Loop() {
+				out, err := appendHeader(buf[:0], &id, c.o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				buf = appendTail(out, c.o)
+			}
+			b.SetBytes(int64(len(buf)))
+		})
 	}
-	b.SetBytes(int64(len(buf)))
-}
-
-// BenchmarkAppendHeaderMemo: a telemetry sender's header (no request id) copied from the memo.
-func BenchmarkAppendHeaderMemo(b *testing.B) {
-	id := ident{sourceID: "('127.0.0.1', 10673)", defaultType: "any", hasDefType: true, memo: new(memoSlot)}
-	o := benchOpts
-	o.RequestID = nil
-	buf := make([]byte, 0, 512)
-	b.ReportAllocs()
-	for b.Loop() {
-		out, err := appendHeader(buf[:0], &id, &o)
-		if err != nil {
-			b.Fatal(err)
-		}
-		buf = appendTail(out, &o)
-	}
-	b.SetBytes(int64(len(buf)))
 }
 
 // drainConnector accepts connections on the API's send path and discards everything.
