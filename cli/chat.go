@@ -618,10 +618,10 @@ func (s *chatStation) startUpload(typed, data string, done chan struct{}) error 
 		}
 		p := newUploadProgress(s, filepath.Base(typed), abs, fi.Size())
 		_, err := s.api.SendMessageAwaitResponse(s.ctx, o)
-		p.finish(err)
-		if remove != "" {
+		if remove != "" { // before the final line, which then says the upload is wholly done
 			os.Remove(remove)
 		}
+		p.finish(err)
 	}()
 	return nil
 }
