@@ -85,7 +85,10 @@ type Connector struct {
 	apiConns atomic.Int64
 	stats    counters
 	statsWG  sync.WaitGroup
-	tcpAddr  atomic.Pointer[net.TCPAddr]
+	// certWG counts the goroutines storing a certificate the server just issued (tlslink.go);
+	// Stop waits for them, so that no run's files are written after it returned.
+	certWG  sync.WaitGroup
+	tcpAddr atomic.Pointer[net.TCPAddr]
 	// peerEvt is closed and replaced whenever the peer table changes (PeerChange).
 	peerEvt atomic.Pointer[chan struct{}]
 	// Ready is closed when the first start completed (listeners bound, client dial launched).
@@ -332,8 +335,9 @@ func (c *Connector) Stop(hard, shutdown, deleteFiles bool) {
 		c.mu.Unlock()
 		c.unsubscribeOnStop()
 		t.stop()
-		eng.Stop(5 * time.Second)
+		eng.Stop(5 * time.Second) // no loop runs receiveCertificate after this (certWG.Add)
 		c.statsWG.Wait()
+		c.certWG.Wait()
 		c.mu.Lock()
 		for _, rt := range c.recv {
 			close(rt.stopped)

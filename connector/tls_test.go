@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,6 +153,44 @@ func TestTLSCertificateStoredOffLoop(t *testing.T) {
 	}
 	unblock()
 	waitPeers(t, srv, "client1 identified by certificate", func(p []string) bool { return len(p) == 1 && p[0] == "client1" })
+}
+
+// TestTLSStopWaitsForCertificateStore: Stop returns only once a certificate being stored (on
+// its goroutine) is on disk, so that no file of the run is written after Stop.
+func TestTLSStopWaitsForCertificateStore(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once, releaseOnce sync.Once
+	var finished atomic.Bool
+	storeClientCertificate = func(dir, name string, crt, key []byte) error {
+		once.Do(func() { close(entered) })
+		<-release
+		err := ctls.StoreClientCertificate(dir, name, crt, key)
+		finished.Store(true)
+		return err
+	}
+	t.Cleanup(func() { storeClientCertificate = ctls.StoreClientCertificate }) // after the connectors close
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	_, cli, _ := tlsPair(t, false)
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client never stored a certificate")
+	}
+	stopped := make(chan bool, 1)
+	go func() {
+		cli.Stop(false, false, false)
+		stopped <- finished.Load()
+	}()
+	unblock()
+	select {
+	case fin := <-stopped:
+		if !fin {
+			t.Fatal("Stop returned while the certificate was still being stored")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Stop did not return")
+	}
 }
 
 // TestTLSClientDropsAfterCertificate: a frame a server sends after its `_ssl` reply is dropped

@@ -316,7 +316,9 @@ func (p *peer) receiveCertificate(mt []byte, f codec.Frame) error {
 	}
 	p.sslDone = true // anything after the reply is dropped: the link closes once it is stored
 	conn := p.conn
+	cn.certWG.Add(1)
 	go func() {
+		defer cn.certWG.Done()
 		if err := storeClientCertificate(cn.cfg.CertificatesDirectoryPath, cn.cfg.ClientName, []byte(rep.Crt), []byte(rep.Key)); err != nil {
 			cn.log.Errorf("%s storing the new client certificate: %v", cn.sourceID, err)
 		} else {
