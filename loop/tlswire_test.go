@@ -452,6 +452,36 @@ func (k *liner) OnTraffic(c *Conn) error {
 }
 func (k *liner) OnClose(_ *Conn, err error) { k.closed <- err }
 
+// TestTLSWireCloseNotifyWithoutFIN: a peer that sends close_notify and keeps its TCP connection
+// open (tls.Conn.CloseWrite) has what it sent before handled, and the connection is closed
+// cleanly from our side: OnClose gets nil, and the peer reads our close_notify then EOF.
+func TestTLSWireCloseNotifyWithoutFIN(t *testing.T) {
+	for _, v := range []uint16{gotls.VersionTLS12, gotls.VersionTLS13} {
+		e := startEngine(t)
+		k := &liner{closed: make(chan error, 1)}
+		cli, _ := enrollPair(t, e, v, k)
+		if _, err := cli.Write([]byte("one\ntwo\n")); err != nil {
+			t.Fatal(err)
+		}
+		if err := cli.CloseWrite(); err != nil { // close_notify, no FIN
+			t.Fatal(err)
+		}
+		if err := waitClosed(t, k.closed, "no OnClose after the peer's close_notify"); err != nil {
+			t.Errorf("version %x: OnClose error %v, want a clean close", v, err)
+		}
+		k.mu.Lock()
+		lines := strings.Join(k.lines, ",")
+		k.mu.Unlock()
+		if lines != "one,two" {
+			t.Errorf("version %x: handled %q before the close, want one,two", v, lines)
+		}
+		cli.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := cli.Read(make([]byte, 16)); n != 0 || err != io.EOF {
+			t.Errorf("version %x: the peer read %d bytes, %v; want our close_notify (io.EOF)", v, n, err)
+		}
+	}
+}
+
 // TestTLSWireNoDrainAfterError: a Handler that refused a frame is not offered the input after
 // it when the connection closes (the drain at close is for the peer's EOF only).
 func TestTLSWireNoDrainAfterError(t *testing.T) {
