@@ -111,6 +111,22 @@ func TestHeaderMemoSwitches(t *testing.T) {
 	}
 }
 
+// TestHeaderMemoAlternating: a sender alternating between two kinds of message replaces the
+// memo on one miss in eight, not on every message (each replacement allocates).
+func TestHeaderMemoAlternating(t *testing.T) {
+	id := ident{sourceID: "client1", defaultType: "any", hasDefType: true, memo: new(memoSlot)}
+	opts := [2]SendOptions{{DestinationID: "a"}, {DestinationID: "b"}}
+	buf := make([]byte, 0, 256)
+	i := 0
+	allocs := testing.AllocsPerRun(800, func() {
+		buf, _ = appendHeader(buf[:0], &id, &opts[i&1])
+		i++
+	})
+	if allocs > 0.5 { // a replacement is 2 allocations: 2/8 per message
+		t.Errorf("%.2f allocations per alternating send, want at most 0.5", allocs)
+	}
+}
+
 func TestAwaitNoResponseAndCancel(t *testing.T) {
 	dir := shortDir(t)
 	cfg := clientCfg(t, dir, "")

@@ -172,9 +172,11 @@ func appendHeader(dst []byte, id *ident, o *SendOptions) ([]byte, error) {
 	// Most applications send one kind of message over and over: the same header is then
 	// copied from the memo instead of encoded again (Python string escaping per key and value).
 	memoable := id.memo != nil && o.RequestID == nil && o.ResponseID == nil && o.WithFile == nil
-	if m := id.memo.load(memoable); m != nil && m.matches(mt, dest, o) {
-		dst = append(dst, m.json...)
-		return finishHeader(dst, start, jstart, mt, o)
+	if memoable {
+		if m := id.memo.p.Load(); m != nil && m.matches(mt, dest, o) {
+			dst = append(dst, m.json...)
+			return finishHeader(dst, start, jstart, mt, o)
+		}
 	}
 	ob := codec.NewObj(dst)
 	ob.Str(keyMessageType, mt)
@@ -254,14 +256,6 @@ type memoSlot struct {
 // eight messages instead of every time, and a sender that settles on one kind is remembered
 // within eight messages.
 func (s *memoSlot) storeNow() bool { return (s.misses.Add(1)-1)%8 == 0 }
-
-// load returns the memo when use is true and there is one.
-func (s *memoSlot) load(use bool) *headerMemo {
-	if !use {
-		return nil
-	}
-	return s.p.Load()
-}
 
 // matches reports whether o (with mt and dest resolved) encodes to m.json.
 func (m *headerMemo) matches(mt, dest string, o *SendOptions) bool {
