@@ -85,10 +85,11 @@ type Options struct {
 	// to ProfileDir/<name>.cpu.pprof (AIOCONN_CPUPROFILE), complete once the process stopped.
 	ProfileDir string        `json:"-"`
 	Drain      time.Duration `json:"drain_ns"` // wait for stragglers after the last send (no progress for this long)
-	// Warmup (rate mode, socket path; ignored elsewhere) is sending time before Duration whose messages are counted
-	// (loss, duplicates) but left out of the latency figures: connectors, runtimes and the disk
-	// warm up in the first seconds (p99 per second of a run: 1.1 - 1.5 ms in the first, 0.3 -
-	// 0.5 ms after; with at_least_once up to 30 ms in the first three). Negative: none; 0: 2 s.
+	// Warmup (rate mode, socket path; ignored elsewhere) is sending time before Duration whose
+	// messages are counted (loss, duplicates) but left out of the latency figures: connectors,
+	// runtimes and the disk warm up in the first seconds (p99 per second of a run: 1.1 - 1.5 ms
+	// in the first, 0.3 - 0.5 ms after; with at_least_once up to 30 ms in the first three).
+	// Negative: none; 0: DefaultWarmup.
 	Warmup      time.Duration `json:"warmup_ns,omitempty"`
 	StartupTime time.Duration `json:"-"` // bound on starting and connecting all connectors
 	// Progress, when set, receives a one-line status about once a second.
@@ -103,11 +104,11 @@ const (
 	EmbeddedThroughputWindow = 64000
 )
 
-// DefaultOptions are the defaults of `aioconn bench` (Window 0: the mode's default, see
-// Options.Window).
-// DefaultWarmup is Options.Warmup in rate mode when unset.
+// DefaultWarmup is Options.Warmup in rate mode on the socket path when unset.
 const DefaultWarmup = 2 * time.Second
 
+// DefaultOptions are the defaults of `aioconn bench` (Window 0: the mode's default, see
+// Options.Window).
 func DefaultOptions() Options {
 	return Options{Mode: ModeRate, Target: TargetGo, Clients: 100, Rate: 40, Size: 100, Duration: 10 * time.Second,
 		Count: 1_000_000, Subscribers: 10, Concurrency: 16, FileSize: 100 << 20,
@@ -150,19 +151,19 @@ func (o *Options) fill() error {
 	if o.Subscribers <= 0 {
 		o.Subscribers = d.Subscribers
 	}
-	if o.Mode == ModeRate && o.Path != PathEmbedded {
+	if o.HostClients < 0 {
+		return fmt.Errorf("%w: host clients %d", ErrBadOptions, o.HostClients)
+	}
+	if o.Mode == ModeRate && o.Path != PathEmbedded { // the socket path's rate mode
 		if o.Warmup == 0 {
 			o.Warmup = DefaultWarmup
 		}
 		o.Warmup = max(o.Warmup, 0)
+		if o.HostClients == 0 && o.Target == TargetGo { // Python connectors are one process each
+			o.HostClients = o.Clients
+		}
 	} else {
 		o.Warmup = 0 // only the socket path's rate mode warms up
-	}
-	if o.HostClients < 0 {
-		return fmt.Errorf("%w: host clients %d", ErrBadOptions, o.HostClients)
-	}
-	if o.HostClients == 0 && o.Mode == ModeRate && o.Path != PathEmbedded {
-		o.HostClients = o.Clients
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = d.Concurrency

@@ -608,6 +608,11 @@ func TestHostingAndWarmupDefaults(t *testing.T) {
 				c.hosted, o.Warmup, o.HostClients, err, c.wantWarmup, c.want)
 		}
 	}
+	o := DefaultOptions()
+	o.Target = TargetPython // Python connectors are one process each
+	if err := o.fill(); err != nil || o.HostClients != 0 || o.Warmup != DefaultWarmup {
+		t.Errorf("python rate: hosted %d, warmup %v (%v), want 0 and %v", o.HostClients, o.Warmup, err, DefaultWarmup)
+	}
 }
 
 // TestWindowDefault: Window 0 is 64 000 for throughput on the embedded path, 16 000 elsewhere;

@@ -118,8 +118,10 @@ func (c *counter) addBatch(datas [][]byte, now int64) {
 			c.ooo++
 		}
 		c.last[st] = int64(seq)
-		if ts := int64(binary.LittleEndian.Uint64(d[12:])); c.keepLat && ts >= c.latFrom {
-			c.lat = append(c.lat, now-ts)
+		if c.keepLat {
+			if ts := int64(binary.LittleEndian.Uint64(d[12:])); ts >= c.latFrom {
+				c.lat = append(c.lat, now-ts)
+			}
 		}
 		if n == 0 && c.firstRecv == 0 {
 			c.firstRecv = now

@@ -234,8 +234,9 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 			"but left out of the latency figures and the p99 per second", o.Warmup))
 	}
 	hosting := fmt.Sprintf("%d client connector processes (one per client)", len(clients))
-	if e.hostClients > 1 && e.target == TargetGo {
-		hosting = fmt.Sprintf("%d client connectors, %d per process (aioconn bench_host; --host-clients 1: one process each)", len(clients), e.hostClients)
+	if e.hosted(len(clients)) {
+		hosting = fmt.Sprintf("%d client connectors, %d per process (aioconn bench_host; --host-clients 1: one process each)",
+			len(clients), min(e.hostClients, len(clients)))
 	}
 	res.Notes = append(res.Notes, fmt.Sprintf("%s, 1 server process; "+
 		"latency from the send timestamp written just before the write to the client's unix socket; "+

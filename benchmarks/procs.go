@@ -200,6 +200,14 @@ func (e *env) launch(p *proc) error {
 			cmd.Env = append(os.Environ(), "AIOCONN_CPUPROFILE="+filepath.Join(e.profDir, name+".cpu.pprof"))
 		}
 	}
+	if err := e.startProc(p, cmd); err != nil {
+		return fmt.Errorf("benchmarks: start %s connector: %w", role, err)
+	}
+	return nil
+}
+
+// startProc starts cmd as p's process and lists p in e.procs (stopped by PID in stop).
+func (e *env) startProc(p *proc, cmd *exec.Cmd) error {
 	cmd.Stdout = io.Discard
 	cmd.Stderr = io.Discard
 	cmd.Stdin = nil
@@ -207,7 +215,7 @@ func (e *env) launch(p *proc) error {
 	// its children itself (by PID).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("benchmarks: start %s connector: %w", role, err)
+		return err
 	}
 	p.cmd, p.pid = cmd, cmd.Process.Pid
 	go func() { cmd.Wait(); close(p.done) }()
@@ -233,21 +241,19 @@ func (e *env) launchHost(ps []*proc) error {
 	if e.profDir != "" {
 		cmd.Env = append(os.Environ(), "AIOCONN_CPUPROFILE="+filepath.Join(e.profDir, name+".cpu.pprof"))
 	}
-	cmd.Stdout, cmd.Stderr, cmd.Stdin = io.Discard, io.Discard, nil
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // as launch: the bench stops it by PID
-	if err := cmd.Start(); err != nil {
+	hp := &proc{name: name, role: ps[0].role, done: make(chan struct{})}
+	if err := e.startProc(hp, cmd); err != nil {
 		return fmt.Errorf("benchmarks: start %s host of %d connectors: %w", ps[0].role, len(ps), err)
 	}
-	hp := &proc{name: name, role: ps[0].role, cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(hp.done) }()
 	for _, p := range ps {
 		p.pid, p.done = hp.pid, hp.done
 	}
-	e.mu.Lock()
-	e.procs = append(e.procs, hp)
-	e.mu.Unlock()
 	return nil
 }
+
+// hosted reports whether n client connectors are started in bench_host processes
+// (Options.HostClients) rather than one process each: a single client keeps its own.
+func (e *env) hosted(n int) bool { return e.hostClients > 1 && e.target == TargetGo && n > 1 }
 
 // waitSocket waits until the connector listens on its send-to-connector socket.
 func (e *env) waitSocket(ctx context.Context, p *proc, timeout time.Duration) error {
@@ -307,7 +313,7 @@ func (e *env) startClients(ctx context.Context, prefix, role string, n int, extr
 	ps := make([]*proc, n)
 	for i := range n {
 		var err error
-		if e.hostClients > 1 && e.target == TargetGo && n > 1 {
+		if e.hosted(n) {
 			ps[i], err = e.prepare(fmt.Sprintf("%s%d", prefix, i+1), role, extra)
 		} else {
 			ps[i], err = e.start(fmt.Sprintf("%s%d", prefix, i+1), role, extra)
@@ -316,7 +322,7 @@ func (e *env) startClients(ctx context.Context, prefix, role string, n int, extr
 			return nil, err
 		}
 	}
-	if e.hostClients > 1 && e.target == TargetGo && n > 1 { // a single client keeps its own process
+	if e.hosted(n) {
 		for first := 0; first < n; first += e.hostClients {
 			if err := e.launchHost(ps[first:min(n, first+e.hostClients)]); err != nil {
 				return nil, err
