@@ -3,10 +3,13 @@ package cli
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestProgressLine: on a terminal one line rewritten with \r and erased at the end; otherwise
@@ -60,5 +63,42 @@ func TestBenchEmbeddedModes(t *testing.T) {
 	errb.Reset()
 	if code := runBenchHost(context.Background(), []string{bad}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "bad.json") {
 		t.Errorf("bench_host with a bad config: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestBenchHostStopsWhenOneFails: bench_host ends (exit 1) as soon as one of its connectors
+// fails to start, stopping the others, instead of running on while the bench waits for sockets
+// that never appear. Here a server cannot listen on a port the test holds, while a client
+// beside it would dial forever.
+func TestBenchHostStopsWhenOneFails(t *testing.T) {
+	dir, err := os.MkdirTemp("", "ac") // short: unix socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	files := `"use_ssl": false, "connector_files_dirpath": "` + dir + `", "default_logger_dirpath": "` + dir + `", "send_message_types": ["any"]`
+	cli, srv := filepath.Join(dir, "c.json"), filepath.Join(dir, "s.json")
+	os.WriteFile(cli, []byte(`{"is_server": false, "client_name": "h1", "server_sockaddr": ["127.0.0.1", `+port+`], `+files+`}`), 0o644)
+	os.WriteFile(srv, []byte(`{"is_server": true, "server_sockaddr": ["127.0.0.1", `+port+`], `+files+`}`), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan int, 1)
+	var out, errb bytes.Buffer
+	go func() { done <- runBenchHost(ctx, []string{cli, srv}, &out, &errb) }()
+	select {
+	case code := <-done:
+		if code != 1 {
+			t.Errorf("exit %d, want 1; stderr %q", code, errb.String())
+		}
+	case <-time.After(20 * time.Second):
+		cancel()
+		<-done
+		t.Fatalf("bench_host still running with one connector failed; stderr %q", errb.String())
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"sync"
 
@@ -52,12 +51,7 @@ func runBenchHost(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		cns = append(cns, cn)
 	}
-	if prof := os.Getenv("AIOCONN_CPUPROFILE"); prof != "" { // as create_connector
-		if f, err := os.Create(prof); err == nil {
-			pprof.StartCPUProfile(f)
-			defer func() { pprof.StopCPUProfile(); f.Close() }()
-		}
-	}
+	defer startCPUProfile()()
 	// One connector that fails to start stops them all, so that the bench sees the process exit
 	// at once instead of waiting for sockets that will not appear.
 	ctx, cancel := context.WithCancel(ctx)

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"runtime/trace"
 	"strconv"
 	"sync/atomic"
@@ -360,13 +359,7 @@ func benchNodeSetup() func() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
-	var stops []func()
-	if prof := os.Getenv("AIOCONN_CPUPROFILE"); prof != "" {
-		if f, err := os.Create(prof); err == nil {
-			pprof.StartCPUProfile(f)
-			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
-		}
-	}
+	stops := []func(){startCPUProfile()}
 	// AIOCONN_TRACE=<prefix>: a runtime execution trace to <prefix>.<pid>.trace (scheduling
 	// latency: go tool trace -pprof=sched).
 	if prefix := os.Getenv("AIOCONN_TRACE"); prefix != "" {

@@ -42,12 +42,7 @@ func runCreateConnector(ctx context.Context, args []string, stdout, stderr io.Wr
 	if cfg == nil {
 		return code
 	}
-	if prof := os.Getenv("AIOCONN_CPUPROFILE"); prof != "" { // profiling hook for benchmarks/RESULTS.md
-		if f, err := os.Create(prof); err == nil {
-			pprof.StartCPUProfile(f)
-			defer func() { pprof.StopCPUProfile(); f.Close() }()
-		}
-	}
+	defer startCPUProfile()()
 	if prof := os.Getenv("AIOCONN_MEMPROFILE"); prof != "" { // heap profile at exit, for benchmarks
 		defer func() {
 			if f, err := os.Create(prof); err == nil {
@@ -121,6 +116,20 @@ func loadConnectorConfig(path string, stderr io.Writer) (*config.Options, int) {
 		}
 	}
 	return cfg, 0
+}
+
+// startCPUProfile starts the CPU profile AIOCONN_CPUPROFILE names (the profiling hook of
+// `aioconn bench --profile-dir`) and returns its stop (a no-op when there is none).
+func startCPUProfile() (stop func()) {
+	if prof := os.Getenv("AIOCONN_CPUPROFILE"); prof != "" {
+		if f, err := os.Create(prof); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				return func() { pprof.StopCPUProfile(); f.Close() }
+			}
+			f.Close()
+		}
+	}
+	return func() {}
 }
 
 // MetricsListenEnv, when set and the config file has no metrics_listen, is the metrics_listen of
