@@ -95,28 +95,50 @@ func (nopLoopHandler) OnOpen(*loop.Conn)          {}
 func (nopLoopHandler) OnTraffic(*loop.Conn) error { return nil }
 func (nopLoopHandler) OnClose(*loop.Conn, error)  {}
 
+// certStoreHold replaces the client's certificate store by one that waits for release; entered
+// is closed when a store starts, finished set when one ended. Tests defer release: deferred calls
+// run before the connectors' cleanup, whose Stop waits for the store.
+type certStoreHold struct {
+	entered  chan struct{}
+	release  func()
+	finished atomic.Bool
+}
+
+func holdCertificateStore(t *testing.T) *certStoreHold {
+	h := &certStoreHold{entered: make(chan struct{})}
+	gate := make(chan struct{})
+	var once, releaseOnce sync.Once
+	h.release = func() { releaseOnce.Do(func() { close(gate) }) }
+	storeClientCertificate = func(dir, name string, crt, key []byte) error {
+		once.Do(func() { close(h.entered) })
+		<-gate
+		err := ctls.StoreClientCertificate(dir, name, crt, key)
+		h.finished.Store(true)
+		return err
+	}
+	t.Cleanup(func() { storeClientCertificate = ctls.StoreClientCertificate }) // after the connectors close
+	return h
+}
+
+// waitEntered waits until a certificate store has started.
+func (h *certStoreHold) waitEntered(t *testing.T) {
+	t.Helper()
+	select {
+	case <-h.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client never stored a certificate")
+	}
+}
+
 // TestTLSCertificateStoredOffLoop: a first-time client stores the certificate the server issued
 // off its event loop: while the store is held, the loop still enrolls a connection; once it is
 // released the client reconnects with the certificate and is identified.
 func TestTLSCertificateStoredOffLoop(t *testing.T) {
 	t.Setenv("AIOCONN_LOOPS", "1") // one loop: the enrolled connection goes to the link's loop
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	storeClientCertificate = func(dir, name string, crt, key []byte) error {
-		once.Do(func() { close(entered) })
-		<-release
-		return ctls.StoreClientCertificate(dir, name, crt, key)
-	}
-	t.Cleanup(func() { storeClientCertificate = ctls.StoreClientCertificate }) // after the connectors close
-	var releaseOnce sync.Once
-	unblock := func() { releaseOnce.Do(func() { close(release) }) }
-	t.Cleanup(unblock)
+	hold := holdCertificateStore(t)
+	defer hold.release()
 	srv, cli, _ := tlsPair(t, false)
-	select {
-	case <-entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the client never stored a certificate")
-	}
+	hold.waitEntered(t)
 	cli.mu.Lock()
 	eng := cli.eng
 	cli.mu.Unlock()
@@ -148,41 +170,26 @@ func TestTLSCertificateStoredOffLoop(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(10 * time.Second):
-		unblock()
+		hold.release()
 		t.Fatal("the client's event loop was blocked while the certificate was being stored")
 	}
-	unblock()
+	hold.release()
 	waitPeers(t, srv, "client1 identified by certificate", func(p []string) bool { return len(p) == 1 && p[0] == "client1" })
 }
 
 // TestTLSStopWaitsForCertificateStore: Stop returns only once a certificate being stored (on
 // its goroutine) is on disk, so that no file of the run is written after Stop.
 func TestTLSStopWaitsForCertificateStore(t *testing.T) {
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once, releaseOnce sync.Once
-	var finished atomic.Bool
-	storeClientCertificate = func(dir, name string, crt, key []byte) error {
-		once.Do(func() { close(entered) })
-		<-release
-		err := ctls.StoreClientCertificate(dir, name, crt, key)
-		finished.Store(true)
-		return err
-	}
-	t.Cleanup(func() { storeClientCertificate = ctls.StoreClientCertificate }) // after the connectors close
-	unblock := func() { releaseOnce.Do(func() { close(release) }) }
-	t.Cleanup(unblock)
+	hold := holdCertificateStore(t)
+	defer hold.release()
 	_, cli, _ := tlsPair(t, false)
-	select {
-	case <-entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the client never stored a certificate")
-	}
+	hold.waitEntered(t)
 	stopped := make(chan bool, 1)
 	go func() {
 		cli.Stop(false, false, false)
-		stopped <- finished.Load()
+		stopped <- hold.finished.Load()
 	}()
-	unblock()
+	hold.release()
 	select {
 	case fin := <-stopped:
 		if !fin {
