@@ -2,6 +2,7 @@ package codec
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 )
 
@@ -100,6 +101,8 @@ func FuzzHeaderMemo(f *testing.F) {
 	})
 }
 
+// BenchmarkHeaderMemo: one header over and over, copied from the memo (BenchmarkScanHeader
+// scans it every time).
 func BenchmarkHeaderMemo(b *testing.B) {
 	var m HeaderMemo
 	var h Header
@@ -110,4 +113,49 @@ func BenchmarkHeaderMemo(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkHeaderMemoUnique: headers that never repeat (a request id in each), through a memo:
+// against BenchmarkScanHeaderUnique, the memo's cost when it never helps.
+func BenchmarkHeaderMemoUnique(b *testing.B) {
+	uniq := uniqueHeaders()
+	var m HeaderMemo
+	var h Header
+	b.ReportAllocs()
+	b.SetBytes(int64(len(uniq[0])))
+	i := 0
+	for b.Loop() {
+		if err := m.Scan(uniq[i], &h); err != nil {
+			b.Fatal(err)
+		}
+		if i++; i == len(uniq) {
+			i = 0
+		}
+	}
+}
+
+func BenchmarkScanHeaderUnique(b *testing.B) {
+	uniq := uniqueHeaders()
+	var h Header
+	b.ReportAllocs()
+	b.SetBytes(int64(len(uniq[0])))
+	i := 0
+	for b.Loop() {
+		if err := ScanHeader(uniq[i], &h); err != nil {
+			b.Fatal(err)
+		}
+		if i++; i == len(uniq) {
+			i = 0
+		}
+	}
+}
+
+// uniqueHeaders is benchJSON with 64 different request ids.
+func uniqueHeaders() [][]byte {
+	var out [][]byte
+	for i := range 64 {
+		j := bytes.TrimSuffix(bytes.TrimSpace(benchJSON), []byte("}"))
+		out = append(out, append(bytes.Clone(j), fmt.Sprintf(`, "request_id": %d}`, 1000+i)...))
+	}
+	return out
 }
