@@ -635,6 +635,20 @@ func TestWindowDefault(t *testing.T) {
 	}
 }
 
+// TestRateP99BySecond: rate mode leaves out a last run of stragglers shorter than half a
+// second's worth, keeps a longer one, and always keeps the first.
+func TestRateP99BySecond(t *testing.T) {
+	lat := make([]int64, 260)
+	for i := range lat {
+		lat[i] = int64(i+1) * 1e6
+	}
+	for _, c := range []struct{ n, want int }{{260, 3}, {249, 2}, {200, 2}, {30, 1}} {
+		if got := rateP99BySecond(lat[:c.n], 100); len(got) != c.want {
+			t.Errorf("%d arrivals at 100 per second: %d seconds %v, want %d", c.n, len(got), got, c.want)
+		}
+	}
+}
+
 func TestP99BySecond(t *testing.T) {
 	lat := make([]int64, 250)
 	for i := range lat {

@@ -219,12 +219,8 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 	drain(ctx, o, total, cnt.unique.Load)
 	close(stop)
 	ph := Phase{Name: "rate"}
-	perSec := int(float64(len(clients)) * o.Rate)
 	cnt.mu.Lock() // in arrival order until finish sorts it
-	ph.P99BySecondMs = p99BySecond(cnt.lat, perSec)
-	if n := len(ph.P99BySecondMs); n > 1 && len(cnt.lat)%perSec > 0 && len(cnt.lat)%perSec < perSec/2 {
-		ph.P99BySecondMs = ph.P99BySecondMs[:n-1] // a few stragglers, not a second's worth
-	}
+	ph.P99BySecondMs = rateP99BySecond(cnt.lat, int(float64(len(clients))*o.Rate))
 	cnt.mu.Unlock()
 	finish(&ph, clk, sendStart, sendEnd, cnt, counts, o.Size, e, cpuSelf0)
 	res.Phases = append(res.Phases, ph)
@@ -255,6 +251,17 @@ const paceGoroutines = 2
 // with the round's start time, as the bench did before 26 Nov (the time spent writing other
 // clients' messages of the round, and any preemption meanwhile, was counted as latency).
 var paceStampRound = false
+
+// rateP99BySecond is p99BySecond for rate mode, where the arrivals after the last whole second
+// are a few stragglers: a last run shorter than half a second's worth is left out (the first is
+// always kept).
+func rateP99BySecond(lat []int64, perSec int) []float64 {
+	out := p99BySecond(lat, perSec)
+	if n := len(out); n > 1 && len(lat)%perSec > 0 && len(lat)%perSec < perSec/2 {
+		out = out[:n-1]
+	}
+	return out
+}
 
 // pace sends perClient messages on each of len(sent) clients at rate msg/s each from sendStart
 // (clock time), the clients' schedules spread evenly over one interval. A few pacer goroutines
