@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,7 @@ const (
 	aloHelloKey  = "aioconn"     // handshake JSON key of the client's advertisement
 	aloHelloType = "_aioconn"
 	aloAckType   = "_aioconn_ack"
+	aloSkipType  = "_aioconn_skip"
 	// aloHelloWait is how long a client waits for the server's `_aioconn` answer before it treats
 	// the server as a Python peer. The answer is written as soon as the server reads the
 	// handshake, so it arrives one round trip after the connection; a Python server never
@@ -94,6 +96,19 @@ type aloState struct {
 	byIdx    []*aloTracker // trackers by index (tags carry the index)
 
 	recv *aloRecvState // receiver state file and committer
+
+	// bootChanged: the logs found at start were written before the machine last booted (or
+	// this cannot be told): their unsynced tails may be lost (see alolog.go).
+	bootChanged bool
+}
+
+// aloBootID identifies the running boot of the machine ("" when unknown); a variable for tests.
+var aloBootID = func() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // parseALO reads at_least_once from the raw config: absent/false/null = off, true = every type,
@@ -130,13 +145,48 @@ func newALO(cn *Connector) (*aloState, error) {
 	}
 	a := &aloState{cn: cn, all: all, types: types, dir: cn.cfg.ConnectorFilesDirpath, base: cn.alnumID,
 		senders: map[string]*aloSender{}, trackers: map[string]*aloTracker{}}
+	boot := aloBootID()
+	bootPath := uds.Join(a.dir, "aioconn_alo_boot_"+a.base)
+	old, _ := os.ReadFile(bootPath)
+	a.bootChanged = boot == "" || string(old) != boot
 	if err := a.recoverSenders(); err != nil {
 		return nil, err
 	}
 	if err := a.openRecv(); err != nil {
 		return nil, err
 	}
+	// Only now, with every recovered log made safe for this boot, is the boot recorded.
+	if boot != "" && string(old) != boot {
+		if err := writeFileSync(bootPath, []byte(boot)); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrALOLog, err)
+		}
+	}
 	return a, nil
+}
+
+// writeFileSync replaces path with b durably (a temporary file fsynced, renamed, the directory
+// fsynced).
+func writeFileSync(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
 }
 
 // covers reports whether a message of type mt (header h) is sent with the guarantee: a
@@ -324,6 +374,18 @@ func (c *Connector) appendALOAck(dst []byte, stream string, seq uint64) []byte {
 	o.Str("source_id", c.sourceID)
 	o.Str("stream", stream)
 	o.Raw("seq", strconv.AppendUint(nil, seq, 10))
+	return codec.AppendFrame(dst, o.End(), nil, nil, false)
+}
+
+// appendALOSkip appends the announcement that stream's numbers from..to will never be sent.
+func (c *Connector) appendALOSkip(dst []byte, stream string, from, to uint64) []byte {
+	var o codec.Obj
+	o.Begin(nil)
+	o.Str("message_type", aloSkipType)
+	o.Str("source_id", c.sourceID)
+	o.Str("stream", stream)
+	o.Raw("from", strconv.AppendUint(nil, from, 10))
+	o.Raw("to", strconv.AppendUint(nil, to, 10))
 	return codec.AppendFrame(dst, o.End(), nil, nil, false)
 }
 

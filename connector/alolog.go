@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aioconn/aioconn/codec"
 	"github.com/valyala/bytebufferpool"
@@ -32,14 +32,33 @@ import (
 // (aioconn_seq included).
 //
 // Concurrency: append, take and ack may be called from any goroutine (they take s.mu, never
-// across I/O); the committer goroutine alone touches the files (write, fdatasync, rotation,
-// removal of acknowledged segments). No event loop ever waits for the disk.
+// across I/O). Two goroutines own the files: the writer (write, rotation, removal of
+// acknowledged segments) and the syncer (fdatasync of what the writer wrote, closing the
+// segments the writer retired). No event loop ever waits for the disk.
+//
+// A message is sent once it is written (in the page cache), not once it is fsynced: a SIGKILL
+// cannot lose it, and the send no longer waits for the disk. Only a machine crash (power cut,
+// kernel crash) can lose the unsynced tail of the log after the receiver has seen part of it.
+// Two rules keep the numbering safe then:
+//   - nothing past durable+aloBlock is ever sent, so the lost tail holds at most aloBlock
+//     numbers;
+//   - a connector that finds its log written in an earlier boot (aloState.bootChanged) treats
+//     the aloBlock numbers after the log's last record as possibly seen: it continues after
+//     them, in a new segment, and the gap between two records or segments is announced to the
+//     receiver by a `_aioconn_skip` frame on every link until it is acknowledged.
 
 var aloMagic = []byte("\x89AIOALO\n")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 const aloRecHead = 16
+
+// aloBlock is how far past the durable point messages may be sent, and so how many numbers a
+// machine crash can make unusable (skipped).
+const aloBlock = 1 << 17
+
+// aloRetryEvery paces the syncer's retries after an I/O error.
+const aloRetryEvery = 100 * time.Millisecond
 
 type aloSeg struct {
 	path  string
@@ -52,8 +71,11 @@ type aloSeg struct {
 
 type aloMsg struct {
 	seq uint64
-	b   *bytebufferpool.ByteBuffer // the stamped frame
+	b   *bytebufferpool.ByteBuffer // the stamped frame; nil: a skipped number (never sent)
 }
+
+// aloGap is a range of numbers the sender will never send (see the package comment above).
+type aloGap struct{ from, to uint64 }
 
 type aloSender struct {
 	a         *aloState
@@ -72,30 +94,46 @@ type aloSender struct {
 	pendLast uint64
 	jbuf     []byte
 	closing  bool
+	gaps     []aloGap // skipped ranges not yet acknowledged
 
-	durable atomic.Uint64                 // highest sequence number fsynced
-	durCh   atomic.Pointer[chan struct{}] // closed at each durable advance
-	link    atomic.Pointer[peer]          // the negotiated link, woken when more is durable
-	kick    chan struct{}
-	quit    chan struct{}
-	done    chan struct{}
+	durable  atomic.Uint64                 // highest sequence number fsynced
+	sendable atomic.Uint64                 // highest sequence number the link may send
+	durCh    atomic.Pointer[chan struct{}] // closed at each durable advance
+	link     atomic.Pointer[peer]          // the negotiated link, woken when more is sendable
+	kick     chan struct{}
+	syncKick chan struct{}
+	quit     chan struct{}
+	syncQuit chan struct{}
+	done     chan struct{}
+	syncDone chan struct{}
 
-	// committer-owned
+	// fmu hands the writer's files over to the syncer.
+	fmu      sync.Mutex
+	wlast    uint64     // highest sequence number written (or skipped)
+	retired  []*os.File // segments the writer closed, to be synced and closed by the syncer
+	dirDirty bool       // a segment was created: the directory must be synced
+	f        *os.File   // current segment (written by the writer under fmu)
+
+	// writer-owned
 	segs  []aloSeg
-	f     *os.File
 	fsize int64
 }
 
 func newALOSender(a *aloState, name string, id [8]byte, next uint64) *aloSender {
 	s := &aloSender{a: a, peer: name, stream: id, streamHex: hex.EncodeToString(id[:]), next: next, acked: next - 1,
-		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+		kick: make(chan struct{}, 1), syncKick: make(chan struct{}, 1), quit: make(chan struct{}),
+		syncQuit: make(chan struct{}), done: make(chan struct{}), syncDone: make(chan struct{}), wlast: next - 1}
 	s.durable.Store(next - 1)
+	s.sendable.Store(next - 1)
 	ch := make(chan struct{})
 	s.durCh.Store(&ch)
 	return s
 }
 
-func (s *aloSender) start() { go s.run() }
+func (s *aloSender) start() {
+	go s.syncRun()
+	go s.run()
+}
 
 func (s *aloSender) stop() {
 	s.mu.Lock()
@@ -112,6 +150,13 @@ func (s *aloSender) stop() {
 func (s *aloSender) signal() {
 	select {
 	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *aloSender) signalSync() {
+	select {
+	case s.syncKick <- struct{}{}:
 	default:
 	}
 }
@@ -155,10 +200,11 @@ func appendALORecord(dst []byte, seq uint64, frame []byte) []byte {
 	return append(dst, frame...)
 }
 
-// take appends to dst the durable messages after seq `after`, up to maxBytes, and returns the
-// last sequence number appended (after when none). strip removes aioconn_seq (a Python peer).
+// take appends to dst the sendable messages after seq `after`, up to maxBytes, and returns the
+// last sequence number taken (after when none); skipped numbers are taken without bytes. strip
+// removes aioconn_seq (a Python peer).
 func (s *aloSender) take(dst []byte, after uint64, maxBytes int, strip bool) ([]byte, uint64) {
-	dur := s.durable.Load()
+	dur := s.sendable.Load()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	seq := max(after+1, s.acked+1)
@@ -167,6 +213,9 @@ func (s *aloSender) take(dst []byte, after uint64, maxBytes int, strip bool) ([]
 		i := s.memHead + int(seq-s.acked-1)
 		if i >= len(s.mem) {
 			break
+		}
+		if s.mem[i].b == nil {
+			continue
 		}
 		fr := s.mem[i].b.B
 		if strip {
@@ -195,9 +244,14 @@ func (s *aloSender) ack(seq uint64) {
 	}
 	n := int(seq - s.acked)
 	for i := s.memHead; i < s.memHead+n && i < len(s.mem); i++ {
-		s.memBytes -= int64(len(s.mem[i].b.B))
-		bytebufferpool.Put(s.mem[i].b)
+		if b := s.mem[i].b; b != nil {
+			s.memBytes -= int64(len(b.B))
+			bytebufferpool.Put(b)
+		}
 		s.mem[i] = aloMsg{}
+	}
+	for len(s.gaps) > 0 && s.gaps[0].to <= seq {
+		s.gaps = s.gaps[1:]
 	}
 	s.memHead += n
 	if s.memHead > len(s.mem) {
@@ -247,27 +301,36 @@ func (s *aloSender) waitDurable(ctx context.Context, seq uint64) error {
 	}
 }
 
-// run is the committer: it writes what was appended, fsyncs, publishes the durable point, wakes
-// the link, and removes segments that are wholly acknowledged.
+// pendingGaps returns the skipped ranges not yet acknowledged (to announce on a new link).
+func (s *aloSender) pendingGaps() []aloGap {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]aloGap(nil), s.gaps...)
+}
+
+// run is the writer: it writes what was appended, publishes what may be sent, wakes the link and
+// the syncer, and removes segments that are wholly acknowledged.
 func (s *aloSender) run() {
 	defer close(s.done)
-	defer func() {
-		if s.f != nil {
-			s.f.Close()
-		}
-	}()
 	for {
 		select {
 		case <-s.kick:
 		case <-s.quit:
-			s.commit()
+			s.writeRound()
+			close(s.syncQuit)
+			<-s.syncDone
+			s.fmu.Lock()
+			if s.f != nil {
+				s.f.Close()
+			}
+			s.fmu.Unlock()
 			return
 		}
-		s.commit()
+		s.writeRound()
 	}
 }
 
-func (s *aloSender) commit() {
+func (s *aloSender) writeRound() {
 	cn := s.a.cn
 	s.mu.Lock()
 	buf, last := s.pend, s.pendLast
@@ -280,17 +343,16 @@ func (s *aloSender) commit() {
 		err := s.write(buf, first, last)
 		if err != nil {
 			cn.log.Errorf("%s at_least_once log for %s: %v (retrying)", cn.sourceID, s.peer, err)
-			s.mu.Lock() // keep the records, in order, for the next commit
+			s.mu.Lock() // keep the records, in order, for the next round
 			s.pend = append(buf, s.pend...)
 			s.mu.Unlock()
 			return
 		}
-		s.durable.Store(last)
-		ch := make(chan struct{})
-		close(*s.durCh.Swap(&ch))
-		if p := s.link.Load(); p != nil {
-			p.conn.Wake()
-		}
+		s.fmu.Lock()
+		s.wlast = last
+		s.fmu.Unlock()
+		s.publish()
+		s.signalSync()
 		s.mu.Lock()
 		if s.spare == nil && cap(buf) <= 4<<20 {
 			s.spare = buf[:0]
@@ -300,8 +362,103 @@ func (s *aloSender) commit() {
 	s.gc(acked)
 }
 
-// write appends buf (records first..last) to the current segment, rotating first if needed,
-// and fsyncs.
+// publish makes sendable what is written and within aloBlock of the durable point, and wakes
+// the link when it moved. Called by the writer and the syncer.
+func (s *aloSender) publish() {
+	s.fmu.Lock()
+	v := min(s.wlast, s.durable.Load()+aloBlock)
+	moved := v > s.sendable.Load()
+	if moved {
+		s.sendable.Store(v)
+	}
+	s.fmu.Unlock()
+	if moved {
+		if p := s.link.Load(); p != nil {
+			p.conn.Wake()
+		}
+	}
+}
+
+// syncRun is the syncer: it fsyncs what the writer wrote and publishes the durable point.
+func (s *aloSender) syncRun() {
+	defer close(s.syncDone)
+	for {
+		select {
+		case <-s.syncKick:
+		case <-s.syncQuit:
+			s.syncRound()
+			return
+		}
+		if !s.syncRound() {
+			time.AfterFunc(aloRetryEvery, s.signalSync)
+		}
+	}
+}
+
+// syncRound fsyncs the retired segments (then closes them), the current one and, after a
+// segment was created, the directory; false: an error, retried later.
+func (s *aloSender) syncRound() bool {
+	s.fmu.Lock()
+	f, retired, target, dirDirty := s.f, s.retired, s.wlast, s.dirDirty
+	s.retired, s.dirDirty = nil, false
+	s.fmu.Unlock()
+	if target <= s.durable.Load() && len(retired) == 0 && !dirDirty {
+		return true
+	}
+	var err error
+	for i, r := range retired {
+		if err = fdatasync(r); err != nil {
+			s.fmu.Lock() // keep them, in order, for the next round
+			s.retired = append(retired[i:], s.retired...)
+			s.dirDirty = s.dirDirty || dirDirty
+			s.fmu.Unlock()
+			break
+		}
+		r.Close()
+	}
+	if err == nil && f != nil {
+		err = fdatasync(f)
+	}
+	if err == nil && dirDirty {
+		err = syncDir(s.a.dir)
+	}
+	if err != nil {
+		if dirDirty {
+			s.fmu.Lock()
+			s.dirDirty = true
+			s.fmu.Unlock()
+		}
+		s.a.cn.log.Errorf("%s at_least_once log for %s: %v (retrying)", s.a.cn.sourceID, s.peer, err)
+		return false
+	}
+	if target > s.durable.Load() {
+		s.durable.Store(target)
+		ch := make(chan struct{})
+		close(*s.durCh.Swap(&ch))
+		s.publish()
+	}
+	return true
+}
+
+// fdatasync flushes f's data; f may be closed concurrently (the writer retiring it): the
+// descriptor stays valid during the call.
+func fdatasync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.Fdatasync(int(fd)) }); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("%w: %s: fdatasync: %v", ErrALOLog, f.Name(), serr)
+	}
+	return nil
+}
+
+// write appends buf (records first..last) to the current segment, rotating first if needed.
+// The syncer fsyncs it.
 func (s *aloSender) write(buf []byte, first, last uint64) error {
 	if s.f == nil || s.fsize >= aloSegMax {
 		if err := s.roll(first); err != nil {
@@ -314,15 +471,13 @@ func (s *aloSender) write(buf []byte, first, last uint64) error {
 		s.f.Seek(s.fsize, 0)
 		return err
 	}
-	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
-		return err
-	}
 	s.fsize += int64(len(buf))
 	s.segs[len(s.segs)-1].last = last
 	return nil
 }
 
-// roll closes the current segment and starts one whose first record will be first.
+// roll starts a segment whose first record will be first; the current one is handed to the
+// syncer, which fsyncs and closes it.
 func (s *aloSender) roll(first uint64) error {
 	seg := aloSeg{path: s.a.logPrefix(s.peer) + fmt.Sprintf("%020d", first), peer: s.peer, first: first,
 		last: first - 1, id: s.stream}
@@ -335,16 +490,14 @@ func (s *aloSender) roll(first uint64) error {
 		f.Close()
 		return fmt.Errorf("%w: %s: %v", ErrALOLog, seg.path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("%w: %s: %v", ErrALOLog, seg.path, err)
-	}
-	syncDir(filepath.Dir(seg.path))
+	s.fmu.Lock()
 	if s.f != nil {
-		s.f.Close()
+		s.retired = append(s.retired, s.f)
 	}
+	s.f, s.dirDirty = f, true
+	s.fmu.Unlock()
 	seg.hlen = len(h)
-	s.f, s.fsize = f, int64(len(h))
+	s.fsize = int64(len(h))
 	s.segs = append(s.segs, seg)
 	return nil
 }
@@ -353,12 +506,12 @@ func (s *aloSender) roll(first uint64) error {
 // carries the stream and the next number) but replaced by a fresh one once it is wholly
 // acknowledged and larger than 1 MiB.
 func (s *aloSender) gc(acked uint64) {
-	for len(s.segs) > 1 && s.segs[0].last <= acked {
+	for len(s.segs) > 1 && s.segs[0].last <= acked && s.segs[1].first <= acked+1 {
 		os.Remove(s.segs[0].path)
 		s.segs = s.segs[1:]
 	}
 	if n := len(s.segs); n == 1 && s.f != nil && s.fsize > 1<<20 && s.segs[0].last <= acked &&
-		s.segs[0].last == s.durable.Load() {
+		s.segs[0].last == s.wlast {
 		if s.roll(s.segs[0].last+1) == nil {
 			os.Remove(s.segs[0].path)
 			s.segs = s.segs[1:]
@@ -366,11 +519,16 @@ func (s *aloSender) gc(acked uint64) {
 	}
 }
 
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrALOLog, err)
 	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrALOLog, dir, err)
+	}
+	return nil
 }
 
 func appendSegHeader(dst []byte, id [8]byte, first uint64, name string) []byte {
@@ -461,9 +619,6 @@ func recoverSender(a *aloState, name string, segs []aloSeg) (*aloSender, error) 
 			}
 			m := bytebufferpool.Get()
 			m.B = append(m.B[:0], fr...)
-			if len(mem) > 0 && seq != lastSeq+1 {
-				cn.log.Warnf("%s at_least_once log %s: gap before %d", cn.sourceID, sg.path, seq)
-			}
 			mem = append(mem, aloMsg{seq: seq, b: m})
 			memBytes += int64(len(fr))
 			lastSeq = seq
@@ -478,24 +633,74 @@ func recoverSender(a *aloState, name string, segs []aloSeg) (*aloSender, error) 
 			}
 		}
 	}
-	next := max(lastSeq+1, segs[len(segs)-1].first)
-	s := newALOSender(a, name, id, next)
-	// Records must be contiguous for the window arithmetic: drop anything before a gap.
-	for i := len(mem) - 1; i > 0; i-- {
-		if mem[i].seq != mem[i-1].seq+1 {
-			for _, m := range mem[:i] {
-				memBytes -= int64(len(m.b.B))
-				bytebufferpool.Put(m.b)
-			}
-			mem = mem[i:]
-			break
+	for _, sg := range segs { // recovered records were maybe never fsynced (a SIGKILL)
+		if f, err := os.Open(sg.path); err == nil {
+			fdatasync(f)
+			f.Close()
 		}
 	}
-	if len(mem) > 0 {
-		s.acked = mem[0].seq - 1
+	next := max(lastSeq+1, segs[len(segs)-1].first)
+	if a.bootChanged {
+		// The machine restarted since the log was written: its unsynced tail may be lost while
+		// the receiver saw part of it. Continue past every number that can have been sent, in a
+		// segment of its own (its first number keeps the gap across later restarts).
+		next += aloBlock
 	}
-	s.mem, s.memBytes = mem, memBytes
+	s := newALOSender(a, name, id, next)
+	// Gaps (between records, or before a segment's first number) are numbers never to be sent:
+	// skipped entries keep the window contiguous, and the receiver is told.
+	var gaps []aloGap
+	full := make([]aloMsg, 0, len(mem))
+	expect := uint64(0)
+	if len(mem) > 0 {
+		expect = mem[0].seq
+	}
+	addGap := func(from, to uint64) bool {
+		if to-from+1 > aloMaxMsgs || len(full)+int(to-from+1) > aloMaxMsgs {
+			return false
+		}
+		gaps = append(gaps, aloGap{from, to})
+		for q := from; q <= to; q++ {
+			full = append(full, aloMsg{seq: q})
+		}
+		return true
+	}
+	for _, m := range mem {
+		if m.seq > expect && !addGap(expect, m.seq-1) {
+			// Records must be contiguous for the window arithmetic: drop anything before a gap
+			// too large to fill (only a damaged log has one).
+			cn.log.Warnf("%s at_least_once log for %s: gap before %d, earlier records dropped", cn.sourceID, name, m.seq)
+			for _, o := range full {
+				if o.b != nil {
+					memBytes -= int64(len(o.b.B))
+					bytebufferpool.Put(o.b)
+				}
+			}
+			full, gaps = full[:0], nil
+		}
+		full = append(full, m)
+		expect = m.seq + 1
+	}
+	if len(full) > 0 && next > expect && !addGap(expect, next-1) {
+		cn.log.Errorf("%s at_least_once log for %s: gap %d-%d too large to announce", cn.sourceID, name, expect, next-1)
+	}
+	if len(full) > 0 {
+		s.acked = full[0].seq - 1
+	} else if a.bootChanged && next > lastSeq+1 {
+		s.acked = lastSeq
+		addGap(lastSeq+1, next-1)
+	}
+	s.mem, s.memBytes, s.gaps = full, memBytes, gaps
 	s.segs = segs
+	if a.bootChanged {
+		if err := s.roll(next); err != nil {
+			return nil, err
+		}
+		if !s.syncRound() { // the new segment must be durable before anything past it is sent
+			return nil, fmt.Errorf("%w: %s: new segment not durable", ErrALOLog, s.segs[len(s.segs)-1].path)
+		}
+		return s, nil
+	}
 	last := &s.segs[len(s.segs)-1]
 	if f, err := os.OpenFile(last.path, os.O_WRONLY|os.O_APPEND, 0); err == nil {
 		if st, err := f.Stat(); err == nil {

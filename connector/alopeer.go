@@ -97,6 +97,7 @@ func (p *peer) aloServerHello(obj []byte) error {
 		s := cn.alo.sender(p.name)
 		p.out = cn.appendALOHello(p.out, s.streamHex, int64(committed), zn)
 		p.aloLink(s, t)
+		p.out = p.appendALOSkips(p.out)
 		cn.log.Infof("%s at_least_once with %s (its stream %s from %d, ours %s)", cn.sourceID, p.name, t.streamHex, committed+1, s.streamHex)
 	} else {
 		// answer anyway: the client then knows at once what was not agreed, instead of
@@ -122,6 +123,15 @@ func (p *peer) aloLink(s *aloSender, t *aloTracker) {
 	p.aloMode.Store(aloOn)
 }
 
+// appendALOSkips announces the link's skipped numbers not yet acknowledged (before any message:
+// the receiver's window moves past them).
+func (p *peer) appendALOSkips(dst []byte) []byte {
+	for _, g := range p.aloOut.pendingGaps() {
+		dst = p.cn.appendALOSkip(dst, p.aloOut.streamHex, g.from, g.to)
+	}
+	return dst
+}
+
 // aloLegacyMode treats the peer as a Python peer: messages already in its log are sent once,
 // without their number, and trimmed as they are written; new ones take the normal path.
 func (p *peer) aloLegacyMode() {
@@ -143,7 +153,7 @@ func (p *peer) aloGiveUp() {
 	p.aloLegacyMode()
 }
 
-// aloControl handles `_aioconn` and `_aioconn_ack`.
+// aloControl handles `_aioconn`, `_aioconn_ack` and `_aioconn_skip`.
 func (p *peer) aloControl(mt []byte, f codec.Frame, h *codec.Header) error {
 	cn := p.cn
 	switch string(mt) {
@@ -184,9 +194,33 @@ func (p *peer) aloControl(mt []byte, f codec.Frame, h *codec.Header) error {
 		d := p.ctrlDst() // a late answer may meet a file frame being written
 		*d = cn.appendALOAck(*d, hexID, committed)
 		p.aloLink(s, t)
+		*d = p.appendALOSkips(*d)
 		cn.log.Infof("%s at_least_once with %s (its stream %s from %d, ours %s)", cn.sourceID, p.name, hexID, committed+1, s.streamHex)
 	case aloZType:
 		return p.zServerStart()
+	case aloSkipType:
+		if p.aloIn == nil || p.aloMode.Load() != aloOn {
+			return nil
+		}
+		sv, _ := codec.Lookup(f.JSON, "stream")
+		fv, _ := codec.Lookup(f.JSON, "from")
+		tv, _ := codec.Lookup(f.JSON, "to")
+		id, _, ok := parseStream(sv)
+		from, ok2 := valueUint(fv)
+		to, ok3 := valueUint(tv)
+		if !ok || !ok2 || !ok3 || from == 0 || to < from {
+			cn.log.Warnf("%s invalid %s from %s dropped: %s", cn.sourceID, aloSkipType, p.name, f.JSON)
+			return nil
+		}
+		moved, err := p.aloIn.skip(id, from, to)
+		if err != nil {
+			cn.log.Errorf("%s closing connection with %s: %v", cn.sourceID, p.name, err)
+			return err
+		}
+		cn.log.Infof("%s at_least_once: %s skips %d-%d of stream %s (lost in a machine crash, never sent)", cn.sourceID, p.name, from, to, p.aloIn.streamHex)
+		if moved {
+			cn.alo.recv.delivered(1)
+		}
 	case aloAckType:
 		if p.aloOut == nil || p.aloMode.Load() != aloOn {
 			return nil

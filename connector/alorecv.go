@@ -179,6 +179,38 @@ func (t *aloTracker) set(seq uint64, epoch uint32, st uint8) bool {
 	return moved
 }
 
+// skip marks the unseen numbers from..to of stream id as done: the sender announced it will never
+// send them. It reports whether the delivered point moved. A range further past the window than
+// a sender can have unacknowledged is a protocol error.
+func (t *aloTracker) skip(id [8]byte, from, to uint64) (bool, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.has || id != t.stream || to < t.base {
+		return false, nil
+	}
+	from = max(from, t.base)
+	if to-t.base >= aloMaxMsgs {
+		return false, fmt.Errorf("%w: %s %d-%d is %d past the receive window (at most %d)", errALOProtocol, aloSkipType, from, to, to-t.base, aloMaxMsgs)
+	}
+	end := t.head + int(to-t.base) + 1
+	if n := end - len(t.win); n > 0 {
+		t.win = append(t.win, make([]uint8, n)...)
+	}
+	for i := t.head + int(from-t.base); i < end; i++ {
+		if t.win[i] == 0 {
+			t.win[i] = 2
+		}
+	}
+	moved := false
+	for t.head < len(t.win) && t.win[t.head] == 2 {
+		t.head++
+		t.base++
+		moved = true
+	}
+	t.compact()
+	return moved, nil
+}
+
 func (t *aloTracker) compact() {
 	if t.head == len(t.win) {
 		t.win, t.head = t.win[:0], 0

@@ -32,6 +32,7 @@ func FuzzALOControl(f *testing.F) {
 		aloCtlJSON(aloHelloType, "0123456789abcdef", `, "v": 1, "ack": 42`),
 		aloCtlJSON(aloHelloType, "0123456789abcdef", `, "v": 1`),
 		aloCtlJSON(aloAckType, "fedcba9876543210", `, "seq": 7`),
+		aloCtlJSON(aloSkipType, "fedcba9876543210", `, "from": 7, "to": 131079`),
 		aloCtlJSON(aloAckType, "FEDCBA9876543210", `, "seq": 18446744073709551615`),
 		aloCtlJSON(aloAckType, "fedcba9876543210", `, "seq": 18446744073709551616`),
 		aloCtlJSON(aloAckType, "fedcba987654321", `, "seq": -1`),
@@ -194,6 +195,8 @@ func aloLinkSeeds(peerStream string) [][]byte {
 		cat(fr(`{"message_type": "_aioconn_other", "source_id": "fz"}`, ""), fr(`{"message_type": "_aioconn"}`, "")),
 		cat(fr(`{"message_type": "any", "source_id": "fz", "destination_id": "server"}`, "plain"), aloSeqFrame("1", "a")),
 		cat(aloSeqFrame("1", "a"), []byte{9, 0, 0}), // truncated frame after one message
+		cat(fr(aloCtlJSON(aloSkipType, "0123456789abcdef", `, "from": 2, "to": 1099511627776`), ""), aloSeqFrame("1", "a")),
+		cat(fr(aloCtlJSON(aloSkipType, "0123456789abcdef", `, "from": 9, "to": 3`), ""), fr(aloCtlJSON(aloSkipType, "x", `, "from": 0`), "")),
 	}
 }
 
