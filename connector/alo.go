@@ -29,8 +29,10 @@ import (
 //     a `_aioconn` frame carrying its own stream and its acknowledgement of the client's stream.
 //     A client that gets no answer within aloHelloWait treats the server as a Python peer.
 //   - Sender (alolog.go): messages of the covered types are numbered per stream, appended to the
-//     per-peer log and fsynced by a committer goroutine (group commit), and only then sent; each
-//     carries its number in the transport JSON key aioconn_seq.
+//     per-peer log by a writer goroutine and sent once written; a syncer goroutine fsyncs the log
+//     (group commit) for durable sends. Each carries its number in the transport JSON key
+//     aioconn_seq. After a machine crash the sender skips the numbers its log may have lost and
+//     announces them (`_aioconn_skip`).
 //   - Receiver (alorecv.go): de-duplicates by (stream, number), strips the key, delivers, and
 //     acknowledges cumulatively (`_aioconn_ack`) what was handed to the application once its
 //     state file is fsynced. The sender trims its log on acknowledgement and resends the rest

@@ -57,6 +57,11 @@ const aloRecHead = 16
 // machine crash can make unusable (skipped).
 const aloBlock = 1 << 17
 
+// aloSyncEvery paces the syncer when nobody waits for durability (SendDurable, a broker's
+// receive commit): the link does not wait for it, so fewer fsyncs cost only how long a machine
+// crash's window stays open. A variable for tests and benchmarks.
+var aloSyncEvery = 100 * time.Millisecond
+
 // aloRetryEvery paces the syncer's retries after an I/O error.
 const aloRetryEvery = 100 * time.Millisecond
 
@@ -97,6 +102,7 @@ type aloSender struct {
 	gaps     []aloGap // skipped ranges not yet acknowledged
 
 	durable  atomic.Uint64                 // highest sequence number fsynced
+	waiters  atomic.Int32                  // goroutines in waitDurable
 	sendable atomic.Uint64                 // highest sequence number the link may send
 	durCh    atomic.Pointer[chan struct{}] // closed at each durable advance
 	link     atomic.Pointer[peer]          // the negotiated link, woken when more is sendable
@@ -283,12 +289,18 @@ func (s *aloSender) assigned() uint64 {
 
 // waitDurable blocks until seq is fsynced in the log, or ctx ends.
 func (s *aloSender) waitDurable(ctx context.Context, seq uint64) error {
+	if s.durable.Load() >= seq {
+		return nil
+	}
+	s.waiters.Add(1)
+	defer s.waiters.Add(-1)
 	for {
 		ch := *s.durCh.Load()
 		if s.durable.Load() >= seq {
 			return nil
 		}
 		s.signal()
+		s.signalSync()
 		if ctx == nil {
 			<-ch
 			continue
@@ -382,6 +394,7 @@ func (s *aloSender) publish() {
 // syncRun is the syncer: it fsyncs what the writer wrote and publishes the durable point.
 func (s *aloSender) syncRun() {
 	defer close(s.syncDone)
+	var last time.Time // start of the last round
 	for {
 		select {
 		case <-s.syncKick:
@@ -389,8 +402,36 @@ func (s *aloSender) syncRun() {
 			s.syncRound()
 			return
 		}
+		if !s.syncPace(last) {
+			s.syncRound()
+			return
+		}
+		last = time.Now()
 		if !s.syncRound() {
 			time.AfterFunc(aloRetryEvery, s.signalSync)
+		}
+	}
+}
+
+// syncPace waits until aloSyncEvery after the last round, unless a SendDurable caller waits (it
+// is woken by the kick that follows its write); false: the sender stops.
+func (s *aloSender) syncPace(last time.Time) bool {
+	d := time.Until(last.Add(aloSyncEvery))
+	if d <= 0 || s.waiters.Load() > 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-s.syncKick:
+			if s.waiters.Load() > 0 {
+				return true
+			}
+		case <-s.syncQuit:
+			return false
 		}
 	}
 }
