@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // truncateALOLog cuts the client's only log segment after the record numbered keep, as a
@@ -129,4 +130,40 @@ func TestALOTrackerSkip(t *testing.T) {
 	if _, err := tr.skip(id, 11, 11+aloMaxMsgs); !errors.Is(err, errALOProtocol) {
 		t.Fatalf("skip past the window: %v", err)
 	}
+}
+
+// TestALOSendsOnceWritten: a covered message is sent once written, without waiting for its
+// fsync (the syncer is paced here to one round an hour), while SendDurable still gets its fsync
+// at once.
+func TestALOSendsOnceWritten(t *testing.T) {
+	old := aloSyncEvery
+	aloSyncEvery = time.Hour
+	t.Cleanup(func() { aloSyncEvery = old })
+	srv, cli := startPair(t, opts{"at_least_once": true}, opts{"at_least_once": true}, nil, nil)
+	got := newALOCounter()
+	if err := srv.Local().Listen("any", got.handle); err != nil {
+		t.Fatal(err)
+	}
+	dumpLogs(t, srv, cli)
+	ctx := context.Background()
+	if err := cli.Local().SendDurable(ctx, aloFrame(0)); err != nil {
+		t.Fatal(err)
+	}
+	s := cli.alo.existingSender(cli.serverPeer)
+	for i := 1; i <= 20; i++ {
+		if err := cli.Local().Send(aloFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got.waitAll(t, 21)
+	if d := s.durable.Load(); d >= 21 {
+		t.Fatalf("durable point %d: the paced syncer ran again", d)
+	}
+	if err := cli.Local().SendDurable(ctx, aloFrame(21)); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.durable.Load(); d < 22 {
+		t.Fatalf("SendDurable returned with the durable point at %d", d)
+	}
+	got.waitAll(t, 22)
 }
