@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -100,8 +101,27 @@ type aloState struct {
 	recv *aloRecvState // receiver state file and committer
 
 	// bootChanged: the logs found at start were written before the machine last booted (or
-	// this cannot be told): their unsynced tails may be lost (see alolog.go).
+	// this cannot be told) and not closed cleanly: their unsynced tails may be lost (alolog.go).
 	bootChanged bool
+	boot        string // this boot's id ("" unknown)
+	bootPath    string
+}
+
+// The boot file (aioconn_alo_boot_<B>) holds the boot id the logs were last opened under,
+// followed by " clean" once a Close synced every log. No file: the logs (if any) come from an
+// aioconn that fsynced every message before sending it.
+const aloCleanMark = "clean"
+
+// parseBootFile reads the boot file's content: the boot id and the clean mark.
+func parseBootFile(b []byte) (id string, clean bool) {
+	f := strings.Fields(string(b))
+	if n := len(f); n > 0 && f[n-1] == aloCleanMark {
+		clean, f = true, f[:n-1]
+	}
+	if len(f) > 0 {
+		id = f[0]
+	}
+	return id, clean
 }
 
 // aloBootID identifies the running boot of the machine ("" when unknown); a variable for tests.
@@ -147,20 +167,26 @@ func newALO(cn *Connector) (*aloState, error) {
 	}
 	a := &aloState{cn: cn, all: all, types: types, dir: cn.cfg.ConnectorFilesDirpath, base: cn.alnumID,
 		senders: map[string]*aloSender{}, trackers: map[string]*aloTracker{}}
-	boot := aloBootID()
-	bootPath := uds.Join(a.dir, "aioconn_alo_boot_"+a.base)
-	old, _ := os.ReadFile(bootPath)
-	a.bootChanged = boot == "" || string(old) != boot
+	a.boot = aloBootID()
+	a.bootPath = uds.Join(a.dir, "aioconn_alo_boot_"+a.base)
+	old, err := os.ReadFile(a.bootPath)
+	switch id, clean := parseBootFile(old); {
+	case errors.Is(err, fs.ErrNotExist), err == nil && clean:
+		a.bootChanged = false
+	default:
+		a.bootChanged = err != nil || a.boot == "" || id != a.boot
+	}
 	if err := a.recoverSenders(); err != nil {
 		return nil, err
 	}
 	if err := a.openRecv(); err != nil {
 		return nil, err
 	}
-	// Only now, with every recovered log made safe for this boot, is the boot recorded.
-	if boot != "" && string(old) != boot {
-		if err := writeFileSync(bootPath, []byte(boot)); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrALOLog, err)
+	// Only now, with every recovered log made safe for this boot, is the boot recorded (and the
+	// clean mark removed: from here on a crash may leave unsynced tails).
+	if string(old) != a.boot {
+		if err := writeFileSync(a.bootPath, []byte(a.boot)); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrALOLog, a.bootPath, err)
 		}
 	}
 	return a, nil
@@ -280,8 +306,16 @@ func (a *aloState) close() {
 		return
 	}
 	a.recv.stop() // first: its last commit may wait for the senders' logs (broker)
+	clean := true
 	for _, s := range a.senderList() {
-		s.stop()
+		if !s.stop() {
+			clean = false
+		}
+	}
+	if clean { // every log synced to its end: a reboot before the next start loses nothing
+		if err := writeFileSync(a.bootPath, []byte(a.boot+" "+aloCleanMark)); err != nil {
+			a.cn.log.Errorf("%s at_least_once: %s: %v", a.cn.sourceID, a.bootPath, err)
+		}
 	}
 }
 

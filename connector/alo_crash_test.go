@@ -4,10 +4,15 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/aioconn/aioconn/codec"
+	"github.com/aioconn/aioconn/config"
 )
 
 // truncateALOLog cuts the client's only log segment after the record numbered keep, as a
@@ -54,10 +59,14 @@ func TestALOMachineCrash(t *testing.T) {
 	os.Mkdir(sdir, 0o755)
 	os.Mkdir(cdir, 0o755)
 	got := newALOCounter()
-	srv := newConnector(t, sdir, serverConf(sdir, port, al), nil)
-	if err := srv.Local().Listen("any", got.handle); err != nil {
-		t.Fatal(err)
+	startSrv := func() *Connector {
+		c := newConnector(t, sdir, serverConf(sdir, port, al), func(o *config.Options) { o.ReuseServerSockaddr = true })
+		if err := c.Local().Listen("any", got.handle); err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
+	srv := startSrv()
 	conf := clientConf(cdir, port, "client1", al)
 	cli := newConnector(t, cdir, conf, nil)
 	dumpLogs(t, srv, cli)
@@ -69,37 +78,60 @@ func TestALOMachineCrash(t *testing.T) {
 			}
 		}
 	}
+	acked := func(c *Connector) {
+		s := c.alo.existingSender(c.serverPeer)
+		eventually(t, "client log acknowledged", func() bool { return s.unacked() == 0 })
+	}
+	bootFile := filepath.Join(cdir, "aioconn_alo_boot_"+cli.alnumID)
 	send(cli, 0, 80) // numbers 1..80
 	got.waitAll(t, 80)
-	s := cli.alo.existingSender(cli.serverPeer)
-	eventually(t, "client log acknowledged", func() bool { return s.unacked() == 0 })
+	acked(cli)
 	cli.Close()
+	if b, _ := os.ReadFile(bootFile); string(b) != "boot-1 clean" {
+		t.Fatalf("boot file after a clean close: %q", b)
+	}
 
-	truncateALOLog(t, cdir, 60) // 61..80 seen by the server, lost by the client's disk
-	aloBootID = func() string { return "boot-2" }
+	aloBootID = func() string { return "boot-2" } // a reboot after a clean close: nothing skipped
 	cli = newConnector(t, cdir, conf, nil)
 	dumpLogs(t, cli)
-	s = cli.alo.existingSender(cli.serverPeer)
-	if first := s.assigned() + 1; first != 61+aloBlock {
-		t.Fatalf("after the reboot the next number is %d, want %d", first, 61+aloBlock)
+	if next := cli.alo.existingSender(cli.serverPeer).assigned() + 1; next != 81 {
+		t.Fatalf("after a clean close and a reboot the next number is %d, want 81", next)
 	}
-	if g := s.pendingGaps(); len(g) != 1 || g[0] != (aloGap{61, 60 + aloBlock}) {
+	send(cli, 80, 90) // 81..90
+	got.waitAll(t, 90)
+	acked(cli)
+	cli.Close()
+	srv.Close()
+
+	// A machine crash: the boot file without its clean mark, and the log's tail lost after the
+	// server saw it (71..90).
+	os.WriteFile(bootFile, []byte("boot-2"), 0o644)
+	truncateALOLog(t, cdir, 70)
+	aloBootID = func() string { return "boot-3" }
+	cli = newConnector(t, cdir, conf, nil)
+	dumpLogs(t, cli)
+	s := cli.alo.existingSender(cli.serverPeer)
+	if next := s.assigned() + 1; next != 71+aloBlock {
+		t.Fatalf("after the crash the next number is %d, want %d", next, 71+aloBlock)
+	}
+	if g := s.pendingGaps(); len(g) != 1 || g[0] != (aloGap{71, 70 + aloBlock}) {
 		t.Fatalf("gaps to announce %v", g)
 	}
-	send(cli, 80, 100)
+	srv = startSrv()
+	dumpLogs(t, srv)
+	send(cli, 90, 100)
 	got.waitAll(t, 100)
 	eventually(t, "client log acknowledged past the gap", func() bool { return s.unacked() == 0 && len(s.pendingGaps()) == 0 })
 	cli.Close()
 
-	cli = newConnector(t, cdir, conf, nil) // same boot: the gap is in the log's segments
+	cli = newConnector(t, cdir, conf, nil) // the same boot: the gap is in the log's segments
 	dumpLogs(t, cli)
-	s = cli.alo.existingSender(cli.serverPeer)
-	if next := s.assigned() + 1; next <= 80+aloBlock {
-		t.Fatalf("after a restart in the same boot the next number is %d, want more than %d", next, 80+aloBlock)
+	if next := cli.alo.existingSender(cli.serverPeer).assigned() + 1; next != 81+aloBlock {
+		t.Fatalf("after a restart in the same boot the next number is %d, want %d", next, 81+aloBlock)
 	}
 	send(cli, 100, 110)
 	got.waitAll(t, 110)
-	eventually(t, "client log acknowledged", func() bool { return s.unacked() == 0 })
+	acked(cli)
 	if got.dups() != 0 || got.leaked != 0 {
 		t.Fatalf("dups %d, leaked %d", got.dups(), got.leaked)
 	}
@@ -127,7 +159,7 @@ func TestALOTrackerSkip(t *testing.T) {
 	if moved, err := tr.skip([8]byte{1}, 11, 20); moved || err != nil || tr.base != 11 {
 		t.Fatalf("skip of another stream: moved %v, %v, base %d", moved, err, tr.base)
 	}
-	if _, err := tr.skip(id, 11, 11+aloMaxMsgs); !errors.Is(err, errALOProtocol) {
+	if _, err := tr.skip(id, 11, 11+aloWindowMax); !errors.Is(err, errALOProtocol) {
 		t.Fatalf("skip past the window: %v", err)
 	}
 }
@@ -166,4 +198,53 @@ func TestALOSendsOnceWritten(t *testing.T) {
 		t.Fatalf("SendDurable returned with the durable point at %d", d)
 	}
 	got.waitAll(t, 22)
+}
+
+// TestALORecoverLeadingGap: a log whose first segment is empty and whose records start a block
+// later (a fresh segment rolled, then a crash and a reboot before the skip was acknowledged):
+// the numbers before the first record are a gap too, announced first on the link, so a
+// receiver that never saw the stream still delivers the records and acknowledges them.
+func TestALORecoverLeadingGap(t *testing.T) {
+	oldBoot := aloBootID
+	t.Cleanup(func() { aloBootID = oldBoot })
+	aloBootID = func() string { return "boot-x" }
+	dir := shortDir(t)
+	port := freePort(t)
+	al := opts{"at_least_once": true}
+	sdir, cdir := filepath.Join(dir, "s"), filepath.Join(dir, "c")
+	os.Mkdir(sdir, 0o755)
+	os.Mkdir(cdir, 0o755)
+	conf := clientConf(cdir, port, "client1", al)
+	c1 := newConnector(t, cdir, conf, nil)
+	peer, base := c1.serverPeer, c1.alnumID
+	prefix := c1.alo.logPrefix(peer)
+	c1.Close()
+	var id [8]byte
+	copy(id[:], "leadgap!")
+	os.WriteFile(prefix+fmt.Sprintf("%020d", 1), appendSegHeader(nil, id, 1, peer), 0o644)
+	seg := appendSegHeader(nil, id, 1+aloBlock, peer)
+	for i := uint64(0); i < 5; i++ {
+		seq := 1 + aloBlock + i
+		js := fmt.Sprintf(`{"message_type": "any", "aioconn_seq": %d}`, seq)
+		seg = appendALORecord(seg, seq, codec.AppendFrame(nil, []byte(js), []byte(strconv.Itoa(int(i))), nil, false))
+	}
+	os.WriteFile(prefix+fmt.Sprintf("%020d", 1+aloBlock), seg, 0o644)
+	os.WriteFile(filepath.Join(cdir, "aioconn_alo_boot_"+base), []byte("boot-x"), 0o644) // same boot, not clean
+
+	cli := newConnector(t, cdir, conf, nil)
+	s := cli.alo.existingSender(peer)
+	if g := s.pendingGaps(); len(g) != 1 || g[0] != (aloGap{1, aloBlock}) || s.assigned() != 5+aloBlock || s.unacked() != aloBlock+5 {
+		t.Fatalf("recovered: gaps %v, assigned %d, unacked %d", g, s.assigned(), s.unacked())
+	}
+	got := newALOCounter()
+	srv := newConnector(t, sdir, serverConf(sdir, port, al), nil)
+	if err := srv.Local().Listen("any", got.handle); err != nil {
+		t.Fatal(err)
+	}
+	dumpLogs(t, srv, cli)
+	got.waitAll(t, 5)
+	eventually(t, "client log acknowledged past the gap", func() bool { return s.unacked() == 0 })
+	if got.dups() != 0 || got.leaked != 0 {
+		t.Fatalf("dups %d, leaked %d", got.dups(), got.leaked)
+	}
 }

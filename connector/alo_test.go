@@ -448,10 +448,10 @@ func TestALOTrackerGap(t *testing.T) {
 	if _, ok, err := tr.accept(1); !ok || err != nil {
 		t.Fatalf("accept 1: %v %v", ok, err)
 	}
-	if _, ok, err := tr.accept(1 + aloMaxMsgs - 1); !ok || err != nil || len(tr.win) != aloMaxMsgs {
+	if _, ok, err := tr.accept(1 + aloWindowMax - 1); !ok || err != nil || len(tr.win) != aloWindowMax {
 		t.Fatalf("largest legitimate gap: %v %v, window %d", ok, err, len(tr.win))
 	}
-	for _, seq := range []uint64{1 + aloMaxMsgs, 9223372036854775810, ^uint64(0)} {
+	for _, seq := range []uint64{1 + aloWindowMax, 9223372036854775810, ^uint64(0)} {
 		if _, ok, err := tr.accept(seq); ok || !errors.Is(err, errALOProtocol) {
 			t.Fatalf("accept %d: %v %v", seq, ok, err)
 		}

@@ -57,6 +57,11 @@ const aloRecHead = 16
 // machine crash can make unusable (skipped).
 const aloBlock = 1 << 17
 
+// aloWindowMax bounds how far past a receiver's delivered point a number (or a skip) may lie:
+// a sender's window holds at most aloMaxMsgs messages, plus the skipped numbers of a few machine
+// crashes. Beyond it a receiver sees a protocol error, and a recovering sender refuses its log.
+const aloWindowMax = 4 * aloMaxMsgs
+
 // aloSyncEvery paces the syncer when nobody waits for durability (SendDurable, a broker's
 // receive commit): the link does not wait for it, so fewer fsyncs cost only how long a machine
 // crash's window stays open. A variable for tests and benchmarks.
@@ -114,15 +119,17 @@ type aloSender struct {
 	syncDone chan struct{}
 
 	// fmu hands the writer's files over to the syncer.
-	fmu      sync.Mutex
-	wlast    uint64     // highest sequence number written (or skipped)
-	retired  []*os.File // segments the writer closed, to be synced and closed by the syncer
-	dirDirty bool       // a segment was created: the directory must be synced
-	f        *os.File   // current segment (written by the writer under fmu)
+	fmu        sync.Mutex
+	wlast      uint64     // highest sequence number written (or skipped)
+	retired    []*os.File // segments the writer closed, to be synced and closed by the syncer
+	dirDirty   bool       // a segment was created: the directory must be synced
+	syncFailed bool       // an fdatasync failed: the durable point is frozen
+	f          *os.File   // current segment (written by the writer under fmu)
 
 	// writer-owned
-	segs  []aloSeg
-	fsize int64
+	segs     []aloSeg
+	fsize    int64
+	rollNext bool // a write failed: the next write starts a new segment
 }
 
 func newALOSender(a *aloState, name string, id [8]byte, next uint64) *aloSender {
@@ -141,16 +148,23 @@ func (s *aloSender) start() {
 	go s.run()
 }
 
-func (s *aloSender) stop() {
+// stop writes and syncs what is left and stops the goroutines; true: the log is synced to its end.
+func (s *aloSender) stop() bool {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	s.closing = true
 	s.mu.Unlock()
 	close(s.quit)
 	<-s.done
+	s.mu.Lock()
+	pending := len(s.pend) > 0
+	s.mu.Unlock()
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	return !pending && !s.syncFailed && s.durable.Load() == s.wlast
 }
 
 func (s *aloSender) signal() {
@@ -207,8 +221,8 @@ func appendALORecord(dst []byte, seq uint64, frame []byte) []byte {
 }
 
 // take appends to dst the sendable messages after seq `after`, up to maxBytes, and returns the
-// last sequence number taken (after when none); skipped numbers are taken without bytes. strip
-// removes aioconn_seq (a Python peer).
+// last sequence number taken (after when none); a run of skipped numbers becomes one
+// `_aioconn_skip` frame. strip: a Python peer (aioconn_seq removed, skips left out).
 func (s *aloSender) take(dst []byte, after uint64, maxBytes int, strip bool) ([]byte, uint64) {
 	dur := s.sendable.Load()
 	s.mu.Lock()
@@ -220,7 +234,16 @@ func (s *aloSender) take(dst []byte, after uint64, maxBytes int, strip bool) ([]
 		if i >= len(s.mem) {
 			break
 		}
-		if s.mem[i].b == nil {
+		if s.mem[i].b == nil { // a run of skipped numbers: announced in its place
+			end := seq
+			for end < dur && i+1 < len(s.mem) && s.mem[i+1].b == nil {
+				end++
+				i++
+			}
+			if !strip {
+				dst = s.a.cn.appendALOSkip(dst, s.streamHex, seq, end)
+			}
+			seq = end
 			continue
 		}
 		fr := s.mem[i].b.B
@@ -354,10 +377,12 @@ func (s *aloSender) writeRound() {
 		first := binary.LittleEndian.Uint64(buf[8:16])
 		err := s.write(buf, first, last)
 		if err != nil {
-			cn.log.Errorf("%s at_least_once log for %s: %v (retrying)", cn.sourceID, s.peer, err)
+			cn.log.Errorf("%s at_least_once log for %s: %v (retrying in a new segment)", cn.sourceID, s.peer, err)
 			s.mu.Lock() // keep the records, in order, for the next round
 			s.pend = append(buf, s.pend...)
 			s.mu.Unlock()
+			s.rollNext = true // never after what a failed write may have left
+			time.AfterFunc(aloRetryEvery, s.signal)
 			return
 		}
 		s.fmu.Lock()
@@ -407,14 +432,13 @@ func (s *aloSender) syncRun() {
 			return
 		}
 		last = time.Now()
-		if !s.syncRound() {
-			time.AfterFunc(aloRetryEvery, s.signalSync)
-		}
+		s.syncRound()
 	}
 }
 
 // syncPace waits until aloSyncEvery after the last round, unless a SendDurable caller waits (it
-// is woken by the kick that follows its write); false: the sender stops.
+// is woken by the kick that follows its write) or the link nears its cap (aloBlock/2 written
+// and not synced); false: the sender stops.
 func (s *aloSender) syncPace(last time.Time) bool {
 	d := time.Until(last.Add(aloSyncEvery))
 	if d <= 0 || s.waiters.Load() > 0 {
@@ -427,7 +451,10 @@ func (s *aloSender) syncPace(last time.Time) bool {
 		case <-t.C:
 			return true
 		case <-s.syncKick:
-			if s.waiters.Load() > 0 {
+			s.fmu.Lock()
+			behind := s.wlast - min(s.wlast, s.durable.Load())
+			s.fmu.Unlock()
+			if s.waiters.Load() > 0 || behind >= aloBlock/2 { // the link nears its cap
 				return true
 			}
 		case <-s.syncQuit:
@@ -440,6 +467,10 @@ func (s *aloSender) syncPace(last time.Time) bool {
 // segment was created, the directory; false: an error, retried later.
 func (s *aloSender) syncRound() bool {
 	s.fmu.Lock()
+	if s.syncFailed {
+		s.fmu.Unlock()
+		return false
+	}
 	f, retired, target, dirDirty := s.f, s.retired, s.wlast, s.dirDirty
 	s.retired, s.dirDirty = nil, false
 	s.fmu.Unlock()
@@ -447,13 +478,9 @@ func (s *aloSender) syncRound() bool {
 		return true
 	}
 	var err error
-	for i, r := range retired {
-		if err = fdatasync(r); err != nil {
-			s.fmu.Lock() // keep them, in order, for the next round
-			s.retired = append(retired[i:], s.retired...)
-			s.dirDirty = s.dirDirty || dirDirty
-			s.fmu.Unlock()
-			break
+	for _, r := range retired {
+		if err == nil {
+			err = fdatasync(r)
 		}
 		r.Close()
 	}
@@ -464,12 +491,13 @@ func (s *aloSender) syncRound() bool {
 		err = syncDir(s.a.dir)
 	}
 	if err != nil {
-		if dirDirty {
-			s.fmu.Lock()
-			s.dirDirty = true
-			s.fmu.Unlock()
-		}
-		s.a.cn.log.Errorf("%s at_least_once log for %s: %v (retrying)", s.a.cn.sourceID, s.peer, err)
+		// After a failed fdatasync the kernel may have dropped the dirty pages and a retry
+		// would succeed over lost data: the durable point stays where it is until a restart
+		// (which recovers what the files hold), and sending stops aloBlock past it.
+		s.fmu.Lock()
+		s.syncFailed = true
+		s.fmu.Unlock()
+		s.a.cn.log.Errorf("%s at_least_once log for %s: %v: nothing more is made durable until the connector restarts", s.a.cn.sourceID, s.peer, err)
 		return false
 	}
 	if target > s.durable.Load() {
@@ -501,16 +529,14 @@ func fdatasync(f *os.File) error {
 // write appends buf (records first..last) to the current segment, rotating first if needed.
 // The syncer fsyncs it.
 func (s *aloSender) write(buf []byte, first, last uint64) error {
-	if s.f == nil || s.fsize >= aloSegMax {
+	if s.f == nil || s.fsize >= aloSegMax || s.rollNext {
 		if err := s.roll(first); err != nil {
 			return err
 		}
+		s.rollNext = false
 	}
 	if _, err := s.f.Write(buf); err != nil {
-		// A short write may have left part of a record: cut the file back.
-		s.f.Truncate(s.fsize)
-		s.f.Seek(s.fsize, 0)
-		return err
+		return fmt.Errorf("%w: %s: %v", ErrALOLog, s.segs[len(s.segs)-1].path, err)
 	}
 	s.fsize += int64(len(buf))
 	s.segs[len(s.segs)-1].last = last
@@ -652,8 +678,12 @@ func recoverSender(a *aloState, name string, segs []aloSeg) (*aloSender, error) 
 			seq := binary.LittleEndian.Uint64(b[off+8:])
 			fr := b[off+aloRecHead : off+aloRecHead+l]
 			crc := crc32.Update(crc32.Update(0, castagnoli, b[off+8:off+16]), castagnoli, fr)
-			if crc != binary.LittleEndian.Uint32(b[off+4:]) || seq <= lastSeq {
+			if crc != binary.LittleEndian.Uint32(b[off+4:]) {
 				break
+			}
+			if seq <= lastSeq { // written again in a new segment after a failed write
+				off += aloRecHead + l
+				continue
 			}
 			if _, err := codec.ParseBody(fr[codec.LenPrefix:]); err != nil {
 				break
@@ -675,9 +705,13 @@ func recoverSender(a *aloState, name string, segs []aloSeg) (*aloSender, error) 
 		}
 	}
 	for _, sg := range segs { // recovered records were maybe never fsynced (a SIGKILL)
-		if f, err := os.Open(sg.path); err == nil {
-			fdatasync(f)
+		f, err := os.Open(sg.path)
+		if err == nil {
+			err = fdatasync(f)
 			f.Close()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrALOLog, sg.path, err)
 		}
 	}
 	next := max(lastSeq+1, segs[len(segs)-1].first)
@@ -688,49 +722,38 @@ func recoverSender(a *aloState, name string, segs []aloSeg) (*aloSender, error) 
 		next += aloBlock
 	}
 	s := newALOSender(a, name, id, next)
-	// Gaps (between records, or before a segment's first number) are numbers never to be sent:
-	// skipped entries keep the window contiguous, and the receiver is told.
+	// Every number from the first segment's first on is a record or a gap (between records, or
+	// before a segment's first number): a number never to be sent. A skipped entry stands for
+	// it in the window, and the link announces the run (take).
 	var gaps []aloGap
 	full := make([]aloMsg, 0, len(mem))
-	expect := uint64(0)
-	if len(mem) > 0 {
-		expect = mem[0].seq
-	}
-	addGap := func(from, to uint64) bool {
-		if to-from+1 > aloMaxMsgs || len(full)+int(to-from+1) > aloMaxMsgs {
-			return false
+	expect := segs[0].first
+	addGap := func(from, to uint64) error {
+		if to-from+1 > aloWindowMax || len(full)+int(to-from+1) > aloWindowMax {
+			return fmt.Errorf("%w: log for %s: numbers %d-%d missing (damaged segments?): move its files aside to start a new stream",
+				ErrALOLog, name, from, to)
 		}
 		gaps = append(gaps, aloGap{from, to})
 		for q := from; q <= to; q++ {
 			full = append(full, aloMsg{seq: q})
 		}
-		return true
+		return nil
 	}
 	for _, m := range mem {
-		if m.seq > expect && !addGap(expect, m.seq-1) {
-			// Records must be contiguous for the window arithmetic: drop anything before a gap
-			// too large to fill (only a damaged log has one).
-			cn.log.Warnf("%s at_least_once log for %s: gap before %d, earlier records dropped", cn.sourceID, name, m.seq)
-			for _, o := range full {
-				if o.b != nil {
-					memBytes -= int64(len(o.b.B))
-					bytebufferpool.Put(o.b)
-				}
+		if m.seq > expect {
+			if err := addGap(expect, m.seq-1); err != nil {
+				return nil, err
 			}
-			full, gaps = full[:0], nil
 		}
 		full = append(full, m)
 		expect = m.seq + 1
 	}
-	if len(full) > 0 && next > expect && !addGap(expect, next-1) {
-		cn.log.Errorf("%s at_least_once log for %s: gap %d-%d too large to announce", cn.sourceID, name, expect, next-1)
+	if next > expect {
+		if err := addGap(expect, next-1); err != nil {
+			return nil, err
+		}
 	}
-	if len(full) > 0 {
-		s.acked = full[0].seq - 1
-	} else if a.bootChanged && next > lastSeq+1 {
-		s.acked = lastSeq
-		addGap(lastSeq+1, next-1)
-	}
+	s.acked = segs[0].first - 1
 	s.mem, s.memBytes, s.gaps = full, memBytes, gaps
 	s.segs = segs
 	if a.bootChanged {

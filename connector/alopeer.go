@@ -97,7 +97,6 @@ func (p *peer) aloServerHello(obj []byte) error {
 		s := cn.alo.sender(p.name)
 		p.out = cn.appendALOHello(p.out, s.streamHex, int64(committed), zn)
 		p.aloLink(s, t)
-		p.out = p.appendALOSkips(p.out)
 		cn.log.Infof("%s at_least_once with %s (its stream %s from %d, ours %s)", cn.sourceID, p.name, t.streamHex, committed+1, s.streamHex)
 	} else {
 		// answer anyway: the client then knows at once what was not agreed, instead of
@@ -121,15 +120,6 @@ func (p *peer) aloLink(s *aloSender, t *aloTracker) {
 	s.link.Store(p)
 	t.link.Store(p)
 	p.aloMode.Store(aloOn)
-}
-
-// appendALOSkips announces the link's skipped numbers not yet acknowledged (before any message:
-// the receiver's window moves past them).
-func (p *peer) appendALOSkips(dst []byte) []byte {
-	for _, g := range p.aloOut.pendingGaps() {
-		dst = p.cn.appendALOSkip(dst, p.aloOut.streamHex, g.from, g.to)
-	}
-	return dst
 }
 
 // aloLegacyMode treats the peer as a Python peer: messages already in its log are sent once,
@@ -194,7 +184,6 @@ func (p *peer) aloControl(mt []byte, f codec.Frame, h *codec.Header) error {
 		d := p.ctrlDst() // a late answer may meet a file frame being written
 		*d = cn.appendALOAck(*d, hexID, committed)
 		p.aloLink(s, t)
-		*d = p.appendALOSkips(*d)
 		cn.log.Infof("%s at_least_once with %s (its stream %s from %d, ours %s)", cn.sourceID, p.name, hexID, committed+1, s.streamHex)
 	case aloZType:
 		return p.zServerStart()
@@ -211,6 +200,10 @@ func (p *peer) aloControl(mt []byte, f codec.Frame, h *codec.Header) error {
 		if !ok || !ok2 || !ok3 || from == 0 || to < from {
 			cn.log.Warnf("%s invalid %s from %s dropped: %s", cn.sourceID, aloSkipType, p.name, f.JSON)
 			return nil
+		}
+		if !p.aloSeen { // sent in place of the link's first numbers (take)
+			p.aloSeen = true
+			p.aloIn.firstOnLink(from)
 		}
 		moved, err := p.aloIn.skip(id, from, to)
 		if err != nil {

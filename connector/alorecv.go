@@ -139,12 +139,12 @@ func (t *aloTracker) accept(seq uint64) (uint32, bool, error) {
 	if seq < t.base {
 		return 0, false, nil
 	}
-	// A sender never has more than aloMaxMsgs messages unacknowledged, and we acknowledged up to
+	// A sender never has more than aloWindowMax numbers unacknowledged, and we acknowledged up to
 	// base-1 at most: a number further ahead is a protocol error (and would make the window,
 	// or its index, overflow).
 	gap := seq - t.base
-	if gap >= aloMaxMsgs {
-		return 0, false, fmt.Errorf("%w: %s %d is %d past the receive window (at most %d)", errALOProtocol, aloSeqKey, seq, gap, aloMaxMsgs)
+	if gap >= aloWindowMax {
+		return 0, false, fmt.Errorf("%w: %s %d is %d past the receive window (at most %d)", errALOProtocol, aloSeqKey, seq, gap, aloWindowMax)
 	}
 	i := t.head + int(gap)
 	if n := i + 1 - len(t.win); n > 0 {
@@ -189,8 +189,8 @@ func (t *aloTracker) skip(id [8]byte, from, to uint64) (bool, error) {
 		return false, nil
 	}
 	from = max(from, t.base)
-	if to-t.base >= aloMaxMsgs {
-		return false, fmt.Errorf("%w: %s %d-%d is %d past the receive window (at most %d)", errALOProtocol, aloSkipType, from, to, to-t.base, aloMaxMsgs)
+	if to-t.base >= aloWindowMax {
+		return false, fmt.Errorf("%w: %s %d-%d is %d past the receive window (at most %d)", errALOProtocol, aloSkipType, from, to, to-t.base, aloWindowMax)
 	}
 	end := t.head + int(to-t.base) + 1
 	if n := end - len(t.win); n > 0 {
