@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aioconn/aioconn/codec"
-	"github.com/aioconn/aioconn/config"
 )
 
 // truncateALOLog cuts the client's only log segment after the record numbered keep, as a
@@ -52,20 +51,8 @@ func TestALOMachineCrash(t *testing.T) {
 	oldBoot := aloBootID
 	t.Cleanup(func() { aloBootID = oldBoot })
 	aloBootID = func() string { return "boot-1" }
-	dir := shortDir(t)
-	port := freePort(t)
-	al := opts{"at_least_once": true}
-	sdir, cdir := filepath.Join(dir, "s"), filepath.Join(dir, "c")
-	os.Mkdir(sdir, 0o755)
-	os.Mkdir(cdir, 0o755)
-	got := newALOCounter()
-	startSrv := func() *Connector {
-		c := newConnector(t, sdir, serverConf(sdir, port, al), func(o *config.Options) { o.ReuseServerSockaddr = true })
-		if err := c.Local().Listen("any", got.handle); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	e := newALORestartEnv(t)
+	got, startSrv, cdir, port, al := e.got, e.startSrv, e.cdir, e.port, e.al
 	srv := startSrv()
 	conf := clientConf(cdir, port, "client1", al)
 	cli := newConnector(t, cdir, conf, nil)
@@ -208,13 +195,9 @@ func TestALORecoverLeadingGap(t *testing.T) {
 	oldBoot := aloBootID
 	t.Cleanup(func() { aloBootID = oldBoot })
 	aloBootID = func() string { return "boot-x" }
-	dir := shortDir(t)
-	port := freePort(t)
-	al := opts{"at_least_once": true}
-	sdir, cdir := filepath.Join(dir, "s"), filepath.Join(dir, "c")
-	os.Mkdir(sdir, 0o755)
-	os.Mkdir(cdir, 0o755)
-	conf := clientConf(cdir, port, "client1", al)
+	e := newALORestartEnv(t)
+	cdir := e.cdir
+	conf := clientConf(cdir, e.port, "client1", e.al)
 	c1 := newConnector(t, cdir, conf, nil)
 	peer, base := c1.serverPeer, c1.alnumID
 	prefix := c1.alo.logPrefix(peer)
@@ -236,11 +219,8 @@ func TestALORecoverLeadingGap(t *testing.T) {
 	if g := s.pendingGaps(); len(g) != 1 || g[0] != (aloGap{1, aloBlock}) || s.assigned() != 5+aloBlock || s.unacked() != aloBlock+5 {
 		t.Fatalf("recovered: gaps %v, assigned %d, unacked %d", g, s.assigned(), s.unacked())
 	}
-	got := newALOCounter()
-	srv := newConnector(t, sdir, serverConf(sdir, port, al), nil)
-	if err := srv.Local().Listen("any", got.handle); err != nil {
-		t.Fatal(err)
-	}
+	got := e.got
+	srv := e.startSrv()
 	dumpLogs(t, srv, cli)
 	got.waitAll(t, 5)
 	eventually(t, "client log acknowledged past the gap", func() bool { return s.unacked() == 0 })

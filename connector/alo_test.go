@@ -236,20 +236,8 @@ func TestALOTLS(t *testing.T) {
 // (new process state, same files) and the client is closed and recreated on the same files:
 // everything arrives once.
 func TestALORestarts(t *testing.T) {
-	dir := shortDir(t)
-	port := freePort(t)
-	al := opts{"at_least_once": true}
-	sdir, cdir := filepath.Join(dir, "s"), filepath.Join(dir, "c")
-	os.Mkdir(sdir, 0o755)
-	os.Mkdir(cdir, 0o755)
-	got := newALOCounter()
-	startSrv := func() *Connector {
-		s := newConnector(t, sdir, serverConf(sdir, port, al), func(o *config.Options) { o.ReuseServerSockaddr = true })
-		if err := s.Local().Listen("any", got.handle); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	e := newALORestartEnv(t)
+	got, startSrv, cdir, port, al := e.got, e.startSrv, e.cdir, e.port, e.al
 	srv := startSrv()
 	cli := newConnector(t, cdir, clientConf(cdir, port, "client1", al), nil)
 	dumpLogs(t, srv, cli)
@@ -281,6 +269,33 @@ func TestALORestarts(t *testing.T) {
 	}
 	s := cli.alo.existingSender(cli.serverPeer)
 	eventually(t, "client log acknowledged", func() bool { return s.unacked() == 0 })
+}
+
+// aloRestartEnv is a server and a client directory with at_least_once, for tests that restart
+// either side: startSrv starts the server on the same port and files, its "any" listener counting
+// into got.
+type aloRestartEnv struct {
+	sdir, cdir string
+	port       int
+	al         opts
+	got        *aloCounter
+	startSrv   func() *Connector
+}
+
+func newALORestartEnv(t *testing.T) *aloRestartEnv {
+	dir := shortDir(t)
+	e := &aloRestartEnv{port: freePort(t), al: opts{"at_least_once": true}, got: newALOCounter(),
+		sdir: filepath.Join(dir, "s"), cdir: filepath.Join(dir, "c")}
+	os.Mkdir(e.sdir, 0o755)
+	os.Mkdir(e.cdir, 0o755)
+	e.startSrv = func() *Connector {
+		s := newConnector(t, e.sdir, serverConf(e.sdir, e.port, e.al), func(o *config.Options) { o.ReuseServerSockaddr = true })
+		if err := s.Local().Listen("any", e.got.handle); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	return e
 }
 
 // TestALOPubsub: publisher → broker → subscriber, every link with at_least_once: durable

@@ -169,6 +169,12 @@ func (t *aloTracker) set(seq uint64, epoch uint32, st uint8) bool {
 		return false
 	}
 	t.win[i] = st
+	return t.advance()
+}
+
+// advance moves the delivered point over the delivered numbers at the window's head and reports
+// whether it moved. Called with t.mu held.
+func (t *aloTracker) advance() bool {
 	moved := false
 	for t.head < len(t.win) && t.win[t.head] == 2 {
 		t.head++
@@ -201,14 +207,7 @@ func (t *aloTracker) skip(id [8]byte, from, to uint64) (bool, error) {
 			t.win[i] = 2
 		}
 	}
-	moved := false
-	for t.head < len(t.win) && t.win[t.head] == 2 {
-		t.head++
-		t.base++
-		moved = true
-	}
-	t.compact()
-	return moved, nil
+	return t.advance(), nil
 }
 
 func (t *aloTracker) compact() {
