@@ -442,8 +442,9 @@ func (p *peer) process(f codec.Frame, h codec.Header, stream int64) error {
 	mt, _ := h.MessageType.AppendStr(p.scratch[:0])
 	p.scratch = mt
 	// Backpressure: while the receive ring of this type is full, stop reading this peer for a
-	// while (the frame stays buffered); drop only when that does not help.
-	if rt := cn.recv[string(mt)]; rt != nil && rt.q.Len() >= cn.cfg.MaxQueueSize {
+	// while (the frame stays buffered); drop only when that does not help. The frames this link
+	// holds for the ring (pushRT) count: the ring refuses what does not fit when they go in.
+	if rt := cn.recv[string(mt)]; rt != nil && rt.q.Len()+p.heldFor(rt) >= cn.cfg.MaxQueueSize {
 		if p.blockedSince.IsZero() {
 			p.blockedSince = time.Now()
 		}
@@ -672,6 +673,14 @@ func (p *peer) flushRT() {
 	}
 	clear(p.rtBufs)
 	p.rtBufs, p.rtSizes, p.rtPend = p.rtBufs[:0], p.rtSizes[:0], nil
+}
+
+// heldFor is how many frames the link holds for rt (pushRT), not yet in its ring. Loop-owned.
+func (p *peer) heldFor(rt *recvType) int {
+	if p.rtPend != rt {
+		return 0
+	}
+	return len(p.rtBufs)
 }
 
 func (p *peer) touchedHas(rt *recvType) bool {
