@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -226,5 +228,104 @@ func TestALORecoverLeadingGap(t *testing.T) {
 	eventually(t, "client log acknowledged past the gap", func() bool { return s.unacked() == 0 })
 	if got.dups() != 0 || got.leaked != 0 {
 		t.Fatalf("dups %d, leaked %d", got.dups(), got.leaked)
+	}
+}
+
+// TestALOFsyncFailureFreezes: after a failed fdatasync (Linux may report a later one as
+// successful over lost pages) nothing more is made durable: SendDurable waits, messages still
+// go out once written, and Close does not mark the logs clean.
+func TestALOFsyncFailureFreezes(t *testing.T) {
+	var fail atomic.Bool
+	old := aloSync
+	aloSync = func(f *os.File) error {
+		if fail.Load() {
+			return errors.New("injected EIO")
+		}
+		return old(f)
+	}
+	t.Cleanup(func() { aloSync = old }) // after the connectors' cleanups (LIFO)
+	srv, cli := startPair(t, opts{"at_least_once": true}, opts{"at_least_once": true}, nil, nil)
+	got := newALOCounter()
+	if err := srv.Local().Listen("any", got.handle); err != nil {
+		t.Fatal(err)
+	}
+	dumpLogs(t, srv, cli)
+	ctx := context.Background()
+	if err := cli.Local().SendDurable(ctx, aloFrame(0)); err != nil {
+		t.Fatal(err)
+	}
+	fail.Store(true)
+	for i := 1; i <= 5; i++ {
+		if err := cli.Local().Send(aloFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got.waitAll(t, 6)
+	tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := cli.Local().SendDurable(tctx, aloFrame(6)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("SendDurable after a failed fdatasync: %v", err)
+	}
+	s := cli.alo.existingSender(cli.serverPeer)
+	if d := s.durable.Load(); d != 1 {
+		t.Fatalf("durable point %d after the failure, want 1", d)
+	}
+	bootFile := filepath.Join(cli.cfg.ConnectorFilesDirpath, "aioconn_alo_boot_"+cli.alnumID)
+	cli.Close()
+	if b, _ := os.ReadFile(bootFile); strings.HasSuffix(string(b), aloCleanMark) {
+		t.Fatalf("boot file %q marked clean after a failed fdatasync", b)
+	}
+}
+
+// TestALOWriteFailureRetries: a write that fails after writing part of its records is retried
+// in a new segment; SendDurable returns once it succeeds, and a restart recovers every record
+// once (the torn part of the first segment is cut, nothing after it is lost).
+func TestALOWriteFailureRetries(t *testing.T) {
+	var fails atomic.Int32
+	fails.Store(1)
+	old := aloWrite
+	aloWrite = func(f *os.File, b []byte) (int, error) {
+		if fails.Add(-1) >= 0 {
+			n, _ := old(f, b[:len(b)/2+7])
+			return n, errors.New("injected ENOSPC")
+		}
+		return old(f, b)
+	}
+	t.Cleanup(func() { aloWrite = old })
+	e := newALORestartEnv(t)
+	conf := clientConf(e.cdir, e.port, "client1", e.al)
+	c1 := newConnector(t, e.cdir, conf, nil)
+	dumpLogs(t, c1)
+	ctx := context.Background()
+	fr := append(append(aloFrame(0), aloFrame(1)...), aloFrame(2)...) // the failed write tears them
+	if n, err := c1.Local().SendBatch(fr); n != 3 || err != nil {
+		t.Fatalf("SendBatch: %d %v", n, err)
+	}
+	for i := 3; i < 5; i++ {
+		if err := c1.Local().SendDurable(ctx, aloFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fails.Load() >= 0 {
+		t.Fatal("the injected failure did not happen")
+	}
+	c1.Close()
+	// The retry went to a segment of its own (same first number, another name); the torn one,
+	// holding nothing the other lacks, was removed.
+	segs, _ := filepath.Glob(filepath.Join(e.cdir, "aioconn_alo_send_*"))
+	if len(segs) != 1 || !strings.HasSuffix(segs[0], "_1") {
+		t.Fatalf("segments after a failed write: %v", segs)
+	}
+	c2 := newConnector(t, e.cdir, conf, nil)
+	s := c2.alo.existingSender(c2.serverPeer)
+	if s.unacked() != 5 || s.assigned() != 5 {
+		t.Fatalf("recovered %d unacknowledged, last number %d; want 5 and 5", s.unacked(), s.assigned())
+	}
+	srv := e.startSrv()
+	dumpLogs(t, srv, c2)
+	e.got.waitAll(t, 5)
+	eventually(t, "client log acknowledged", func() bool { return s.unacked() == 0 })
+	if e.got.dups() != 0 {
+		t.Fatalf("%d duplicates", e.got.dups())
 	}
 }

@@ -480,12 +480,12 @@ func (s *aloSender) syncRound() bool {
 	var err error
 	for _, r := range retired {
 		if err == nil {
-			err = fdatasync(r)
+			err = aloSync(r)
 		}
 		r.Close()
 	}
 	if err == nil && f != nil {
-		err = fdatasync(f)
+		err = aloSync(f)
 	}
 	if err == nil && dirDirty {
 		err = syncDir(s.a.dir)
@@ -508,6 +508,13 @@ func (s *aloSender) syncRound() bool {
 	}
 	return true
 }
+
+// aloSync and aloWrite are the syncer's fdatasync and the writer's write (variables for the
+// fault tests).
+var (
+	aloSync  = fdatasync
+	aloWrite = (*os.File).Write
+)
 
 // fdatasync flushes f's data; f may be closed concurrently (the writer retiring it): the
 // descriptor stays valid during the call.
@@ -535,7 +542,7 @@ func (s *aloSender) write(buf []byte, first, last uint64) error {
 		}
 		s.rollNext = false
 	}
-	if _, err := s.f.Write(buf); err != nil {
+	if _, err := aloWrite(s.f, buf); err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrALOLog, s.segs[len(s.segs)-1].path, err)
 	}
 	s.fsize += int64(len(buf))
@@ -548,6 +555,12 @@ func (s *aloSender) write(buf []byte, first, last uint64) error {
 func (s *aloSender) roll(first uint64) error {
 	seg := aloSeg{path: s.a.logPrefix(s.peer) + fmt.Sprintf("%020d", first), peer: s.peer, first: first,
 		last: first - 1, id: s.stream}
+	for _, o := range s.segs { // a retry after a failed write starts at the same number
+		if o.path == seg.path {
+			seg.path += fmt.Sprintf("_%d", len(s.segs))
+			break
+		}
+	}
 	f, err := os.OpenFile(seg.path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrALOLog, err)
