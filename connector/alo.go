@@ -112,6 +112,10 @@ type aloState struct {
 // aioconn that fsynced every message before sending it.
 const aloCleanMark = "clean"
 
+// aloSyncFailedMark replaces the boot file's content when an fdatasync of a log failed: it is no
+// boot id, so the next start treats the logs as after a machine crash.
+const aloSyncFailedMark = "fdatasync-failed"
+
 // parseBootFile reads the boot file's content: the boot id and the clean mark.
 func parseBootFile(b []byte) (id string, clean bool) {
 	f := strings.Fields(string(b))
@@ -364,7 +368,16 @@ func (a *aloState) recoverSenders() error {
 	sort.Strings(names)
 	for _, n := range names {
 		segs := byName[n]
-		sort.Slice(segs, func(i, j int) bool { return segs[i].first < segs[j].first })
+		sort.Slice(segs, func(i, j int) bool { // a retry's segment (name suffix _n) after the one it retried
+			a, b := segs[i], segs[j]
+			if a.first != b.first {
+				return a.first < b.first
+			}
+			if len(a.path) != len(b.path) {
+				return len(a.path) < len(b.path)
+			}
+			return a.path < b.path
+		})
 		s, err := recoverSender(a, n, segs)
 		if err != nil {
 			return err

@@ -136,7 +136,7 @@ func TestALOTrackerSkip(t *testing.T) {
 	if !ok || err != nil {
 		t.Fatalf("accept 3: %v %v", ok, err)
 	}
-	if moved, err := tr.skip(id, 1, 10); !moved || err != nil || tr.base != 3 {
+	if moved, err := tr.skip(id, 1, 10, false); !moved || err != nil || tr.base != 3 {
 		t.Fatalf("skip 1-10: moved %v, %v, base %d", moved, err, tr.base)
 	}
 	if !tr.set(3, ep, 2) || tr.base != 11 {
@@ -145,10 +145,10 @@ func TestALOTrackerSkip(t *testing.T) {
 	if _, ok, _ := tr.accept(7); ok {
 		t.Fatal("a skipped number was accepted")
 	}
-	if moved, err := tr.skip([8]byte{1}, 11, 20); moved || err != nil || tr.base != 11 {
-		t.Fatalf("skip of another stream: moved %v, %v, base %d", moved, err, tr.base)
+	if moved, err := tr.skip([8]byte{1}, 100, 120, true); moved || err != nil || tr.base != 11 {
+		t.Fatalf("skip of another stream, first on its link: moved %v, %v, base %d", moved, err, tr.base)
 	}
-	if _, err := tr.skip(id, 11, 11+aloWindowMax); !errors.Is(err, errALOProtocol) {
+	if _, err := tr.skip(id, 11, 11+aloWindowMax, false); !errors.Is(err, errALOProtocol) {
 		t.Fatalf("skip past the window: %v", err)
 	}
 }
@@ -232,8 +232,8 @@ func TestALORecoverLeadingGap(t *testing.T) {
 }
 
 // TestALOFsyncFailureFreezes: after a failed fdatasync (Linux may report a later one as
-// successful over lost pages) nothing more is made durable: SendDurable waits, messages still
-// go out once written, and Close does not mark the logs clean.
+// successful over lost pages) nothing more is made durable: SendDurable fails at once, messages
+// still go out once written, and the boot file makes the next start skip as after a crash.
 func TestALOFsyncFailureFreezes(t *testing.T) {
 	var fail atomic.Bool
 	old := aloSync
@@ -261,9 +261,7 @@ func TestALOFsyncFailureFreezes(t *testing.T) {
 		}
 	}
 	got.waitAll(t, 6)
-	tctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	defer cancel()
-	if err := cli.Local().SendDurable(tctx, aloFrame(6)); !errors.Is(err, context.DeadlineExceeded) {
+	if err := cli.Local().SendDurable(ctx, aloFrame(6)); !errors.Is(err, ErrALOLog) {
 		t.Fatalf("SendDurable after a failed fdatasync: %v", err)
 	}
 	s := cli.alo.existingSender(cli.serverPeer)
@@ -272,8 +270,8 @@ func TestALOFsyncFailureFreezes(t *testing.T) {
 	}
 	bootFile := filepath.Join(cli.cfg.ConnectorFilesDirpath, "aioconn_alo_boot_"+cli.alnumID)
 	cli.Close()
-	if b, _ := os.ReadFile(bootFile); strings.HasSuffix(string(b), aloCleanMark) {
-		t.Fatalf("boot file %q marked clean after a failed fdatasync", b)
+	if b, _ := os.ReadFile(bootFile); string(b) != aloSyncFailedMark {
+		t.Fatalf("boot file %q after a failed fdatasync, want %q (the next start skips)", b, aloSyncFailedMark)
 	}
 }
 
@@ -328,4 +326,72 @@ func TestALOWriteFailureRetries(t *testing.T) {
 	if e.got.dups() != 0 {
 		t.Fatalf("%d duplicates", e.got.dups())
 	}
+}
+
+// TestALOBrokerFsyncFailure: a broker whose log for a subscriber cannot be fsynced acknowledges
+// no publication from then on (their copies are not durable) but keeps delivering, and closes
+// (its receive commit once waited for that log for ever).
+func TestALOBrokerFsyncFailure(t *testing.T) {
+	var fail atomic.Bool
+	old := aloSync
+	aloSync = func(f *os.File) error {
+		if fail.Load() && strings.Contains(filepath.Base(f.Name()), "_to_sub1_") {
+			return errors.New("injected EIO")
+		}
+		return old(f)
+	}
+	t.Cleanup(func() { aloSync = old })
+	dir := shortDir(t)
+	types := opts{"send_message_types": []string{"t1"}, "recv_message_types": []string{"t1"}}
+	brk := newConnector(t, dir, serverConf(dir, 0, withOpts(types, opts{"pubsub_central_broker": true, "at_least_once": true})), nil)
+	sub := newConnector(t, dir, clientConf(dir, brk.TCPAddr().Port, "sub1", withOpts(types, opts{"at_least_once": true,
+		"subscribe_message_types": []string{"t1"}})), nil)
+	pub := newConnector(t, dir, clientConf(dir, brk.TCPAddr().Port, "pub1", withOpts(types, opts{"at_least_once": true})), nil)
+	dumpLogs(t, brk, sub, pub)
+	waitLinked(t, brk, sub, "sub1")
+	waitLinked(t, brk, pub, "pub1")
+	got := newALOCounter()
+	if err := sub.Local().Listen("t1", got.handle); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "subscription known", func() bool { return len(brk.subs.of("t1")) == 1 })
+	publish := func(i int) {
+		f := fr(`{"message_type": "_pubsub", "message_type_publish": "t1"}`, strconv.Itoa(i))
+		if err := pub.Local().SendDurable(context.Background(), f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(0)
+	got.waitAll(t, 1)
+	ps := pub.alo.existingSender(pub.serverPeer)
+	eventually(t, "publisher log acknowledged", func() bool { return ps.unacked() == 0 })
+	fail.Store(true)
+	for i := 1; i < 5; i++ {
+		publish(i)
+	}
+	got.waitAll(t, 5) // sent once written
+	bs := brk.alo.existingSender("sub1")
+	eventually(t, "the broker's log for sub1 frozen", func() bool { return bs.failed.Load() })
+	if n := ps.unacked(); n != 4 {
+		t.Fatalf("publisher has %d unacknowledged, want 4 (nothing acknowledged after the failure)", n)
+	}
+	done := make(chan struct{})
+	go func() { brk.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("broker Close still waiting after 10 s")
+	}
+}
+
+// withOpts returns a copy of a with b's keys set.
+func withOpts(a, b opts) opts {
+	o := opts{}
+	for k, v := range a {
+		o[k] = v
+	}
+	for k, v := range b {
+		o[k] = v
+	}
+	return o
 }

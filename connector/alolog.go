@@ -106,6 +106,7 @@ type aloSender struct {
 	closing  bool
 	gaps     []aloGap // skipped ranges not yet acknowledged
 
+	failed   atomic.Bool                   // syncFailed, for waitDurable
 	durable  atomic.Uint64                 // highest sequence number fsynced
 	waiters  atomic.Int32                  // goroutines in waitDurable
 	sendable atomic.Uint64                 // highest sequence number the link may send
@@ -322,6 +323,9 @@ func (s *aloSender) waitDurable(ctx context.Context, seq uint64) error {
 		if s.durable.Load() >= seq {
 			return nil
 		}
+		if s.failed.Load() {
+			return fmt.Errorf("%w: log for %s: an fdatasync failed; nothing more is made durable until the connector restarts", ErrALOLog, s.peer)
+		}
 		s.signal()
 		s.signalSync()
 		if ctx == nil {
@@ -468,7 +472,12 @@ func (s *aloSender) syncPace(last time.Time) bool {
 func (s *aloSender) syncRound() bool {
 	s.fmu.Lock()
 	if s.syncFailed {
+		retired := s.retired
+		s.retired = nil
 		s.fmu.Unlock()
+		for _, r := range retired {
+			r.Close()
+		}
 		return false
 	}
 	f, retired, target, dirDirty := s.f, s.retired, s.wlast, s.dirDirty
@@ -497,7 +506,15 @@ func (s *aloSender) syncRound() bool {
 		s.fmu.Lock()
 		s.syncFailed = true
 		s.fmu.Unlock()
+		s.failed.Store(true)
+		ch := make(chan struct{})
+		close(*s.durCh.Swap(&ch)) // waiters see the failure
 		s.a.cn.log.Errorf("%s at_least_once log for %s: %v: nothing more is made durable until the connector restarts", s.a.cn.sourceID, s.peer, err)
+		// The pages that failed may read back as written until they are evicted: the next start
+		// must not trust the log's tail, as after a machine crash.
+		if err := writeFileSync(s.a.bootPath, []byte(aloSyncFailedMark)); err != nil {
+			s.a.cn.log.Errorf("%s at_least_once: %s: %v", s.a.cn.sourceID, s.a.bootPath, err)
+		}
 		return false
 	}
 	if target > s.durable.Load() {

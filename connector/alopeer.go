@@ -201,11 +201,9 @@ func (p *peer) aloControl(mt []byte, f codec.Frame, h *codec.Header) error {
 			cn.log.Warnf("%s invalid %s from %s dropped: %s", cn.sourceID, aloSkipType, p.name, f.JSON)
 			return nil
 		}
-		if !p.aloSeen { // sent in place of the link's first numbers (take)
-			p.aloSeen = true
-			p.aloIn.firstOnLink(from)
-		}
-		moved, err := p.aloIn.skip(id, from, to)
+		first := !p.aloSeen
+		p.aloSeen = true
+		moved, err := p.aloIn.skip(id, from, to, first)
 		if err != nil {
 			cn.log.Errorf("%s closing connection with %s: %v", cn.sourceID, p.name, err)
 			return err

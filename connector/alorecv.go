@@ -116,6 +116,10 @@ func (t *aloTracker) setStream(id [8]byte) uint64 {
 func (t *aloTracker) firstOnLink(seq uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.firstOnLinkLocked(seq)
+}
+
+func (t *aloTracker) firstOnLinkLocked(seq uint64) {
 	if seq <= t.base {
 		return
 	}
@@ -186,12 +190,19 @@ func (t *aloTracker) advance() bool {
 }
 
 // skip marks the unseen numbers from..to of stream id as done: the sender announced it will never
-// send them. It reports whether the delivered point moved. A range further past the window than
+// send them; first: nothing numbered came on the link before it. It reports whether the delivered
+// point moved. A range further past the window than
 // a sender can have unacknowledged is a protocol error.
-func (t *aloTracker) skip(id [8]byte, from, to uint64) (bool, error) {
+func (t *aloTracker) skip(id [8]byte, from, to uint64, first bool) (bool, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.has || id != t.stream || to < t.base {
+	if !t.has || id != t.stream {
+		return false, nil
+	}
+	if first { // sent in place of the link's first numbers (take): it starts the link
+		t.firstOnLinkLocked(from)
+	}
+	if to < t.base {
 		return false, nil
 	}
 	from = max(from, t.base)
@@ -536,22 +547,29 @@ func (r *aloRecvState) commit() {
 	}
 	binary.LittleEndian.PutUint32(r.buf[16:], uint32(count))
 	r.buf = binary.LittleEndian.AppendUint32(r.buf, crc32.Checksum(r.buf, castagnoli))
+	var err error
 	if a.cn.cfg.PubsubCentralBroker {
 		for _, s := range a.senderList() {
-			s.waitDurable(nil, s.assigned())
+			if err = s.waitDurable(nil, s.assigned()); err != nil {
+				break // a subscriber's log cannot be made durable: acknowledge nothing
+			}
 		}
 	}
 	i := (r.gen + 1) % 2
 	f, n := r.files[i], int64(len(r.buf))
-	_, err := f.WriteAt(r.buf, 0)
-	if err == nil && r.sizes[i] != n { // same size: only overwritten (no metadata to sync)
-		err = f.Truncate(n)
-	}
 	if err == nil {
-		err = unix.Fdatasync(int(f.Fd()))
+		_, err = f.WriteAt(r.buf, 0)
+		if err == nil && r.sizes[i] != n { // same size: only overwritten (no metadata to sync)
+			err = f.Truncate(n)
+		}
+		if err == nil {
+			err = unix.Fdatasync(int(f.Fd()))
+		}
+		if err != nil {
+			r.sizes[i] = -1
+		}
 	}
 	if err != nil {
-		r.sizes[i] = -1
 		a.cn.log.Errorf("%s at_least_once state %s: %v (retrying)", a.cn.sourceID, f.Name(), err)
 		for _, c := range changed { // not committed: the next round takes them again
 			c.t.mu.Lock()
