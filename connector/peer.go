@@ -236,6 +236,10 @@ func (h *peerHandler) OnTraffic(c *loop.Conn) error {
 		}
 		if size > rxStreamMin && n < size {
 			started, err := p.tryStream(c, size)
+			if err == errBackpressure {
+				p.scheduleRewake()
+				break
+			}
 			if err != nil {
 				return err
 			}
@@ -391,7 +395,8 @@ func (p *peer) handleFrame(fr []byte) error {
 
 // tryStream starts receiving a frame too large to buffer whole: once its JSON, data and binary
 // length are buffered, and if it carries a file, the header goes through the pipeline and the
-// binary is streamed (advanceRx). It reports whether it started. Loop-owned.
+// binary is streamed (advanceRx). It reports whether it started; errBackpressure: the header
+// was not taken (its receive ring is full), the frame stays buffered. Loop-owned.
 func (p *peer) tryStream(c *loop.Conn, size int) (bool, error) {
 	n := c.InboundBuffered()
 	if n < codec.LenPrefix+2 {
@@ -424,6 +429,9 @@ func (p *peer) tryStream(c *loop.Conn, size int) (bool, error) {
 	}
 	f := codec.Frame{JSON: js, Data: hdr[codec.LenPrefix+2+jlen+4 : need-4], HasBinary: true}
 	err := p.process(f, h, blen)
+	if err == errBackpressure && p.rx == nil { // not taken: the whole frame stays buffered
+		return false, err
+	}
 	c.Discard(need)
 	if p.rx == nil && err == nil { // filtered before the file step: skip the binary
 		p.rx = &fileRx{fileNeed: blen, discard: true}
