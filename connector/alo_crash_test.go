@@ -395,3 +395,14 @@ func withOpts(a, b opts) opts {
 	}
 	return o
 }
+
+// TestStartAfterClose: a closed connector does not start again (its at_least_once logs are
+// closed and may be marked clean).
+func TestStartAfterClose(t *testing.T) {
+	dir := shortDir(t)
+	c := newConnector(t, dir, clientConf(dir, freePort(t), "client1", opts{"at_least_once": true}), nil)
+	c.Close()
+	if err := c.Start(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Start after Close: %v", err)
+	}
+}

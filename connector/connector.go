@@ -35,6 +35,8 @@ var (
 	ErrRunning    = errors.New("connector: already running")
 	ErrNotRunning = errors.New("connector: not running")
 	ErrNoSockaddr = errors.New("connector: server_sockaddr is required")
+	// ErrClosed: Start after Close (the connector's logs and state files are closed).
+	ErrClosed = errors.New("connector: closed")
 )
 
 // Connector is one aioconnectors connector (ConnectorManager + Connector in Python).
@@ -251,6 +253,9 @@ func (c *Connector) Run(ctx context.Context) error {
 func (c *Connector) Start() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed.Load() {
+		return ErrClosed
+	}
 	if c.running {
 		c.log.Warnf("%s Connector already running", c.sourceID)
 		return nil
