@@ -160,12 +160,7 @@ func TestALOSendsOnceWritten(t *testing.T) {
 	old := aloSyncEvery
 	aloSyncEvery = time.Hour
 	t.Cleanup(func() { aloSyncEvery = old })
-	srv, cli := startPair(t, opts{"at_least_once": true}, opts{"at_least_once": true}, nil, nil)
-	got := newALOCounter()
-	if err := srv.Local().Listen("any", got.handle); err != nil {
-		t.Fatal(err)
-	}
-	dumpLogs(t, srv, cli)
+	_, cli, got := aloPairCounting(t)
 	ctx := context.Background()
 	if err := cli.Local().SendDurable(ctx, aloFrame(0)); err != nil {
 		t.Fatal(err)
@@ -235,21 +230,8 @@ func TestALORecoverLeadingGap(t *testing.T) {
 // successful over lost pages) nothing more is made durable: SendDurable fails at once, messages
 // still go out once written, and the boot file makes the next start skip as after a crash.
 func TestALOFsyncFailureFreezes(t *testing.T) {
-	var fail atomic.Bool
-	old := aloSync
-	aloSync = func(f *os.File) error {
-		if fail.Load() {
-			return errors.New("injected EIO")
-		}
-		return old(f)
-	}
-	t.Cleanup(func() { aloSync = old }) // after the connectors' cleanups (LIFO)
-	srv, cli := startPair(t, opts{"at_least_once": true}, opts{"at_least_once": true}, nil, nil)
-	got := newALOCounter()
-	if err := srv.Local().Listen("any", got.handle); err != nil {
-		t.Fatal(err)
-	}
-	dumpLogs(t, srv, cli)
+	fail := injectSyncFailure(t, func(string) bool { return true })
+	_, cli, got := aloPairCounting(t)
 	ctx := context.Background()
 	if err := cli.Local().SendDurable(ctx, aloFrame(0)); err != nil {
 		t.Fatal(err)
@@ -332,29 +314,8 @@ func TestALOWriteFailureRetries(t *testing.T) {
 // no publication from then on (their copies are not durable) but keeps delivering, and closes
 // (its receive commit once waited for that log for ever).
 func TestALOBrokerFsyncFailure(t *testing.T) {
-	var fail atomic.Bool
-	old := aloSync
-	aloSync = func(f *os.File) error {
-		if fail.Load() && strings.Contains(filepath.Base(f.Name()), "_to_sub1_") {
-			return errors.New("injected EIO")
-		}
-		return old(f)
-	}
-	t.Cleanup(func() { aloSync = old })
-	dir := shortDir(t)
-	types := opts{"send_message_types": []string{"t1"}, "recv_message_types": []string{"t1"}}
-	brk := newConnector(t, dir, serverConf(dir, 0, withOpts(types, opts{"pubsub_central_broker": true, "at_least_once": true})), nil)
-	sub := newConnector(t, dir, clientConf(dir, brk.TCPAddr().Port, "sub1", withOpts(types, opts{"at_least_once": true,
-		"subscribe_message_types": []string{"t1"}})), nil)
-	pub := newConnector(t, dir, clientConf(dir, brk.TCPAddr().Port, "pub1", withOpts(types, opts{"at_least_once": true})), nil)
-	dumpLogs(t, brk, sub, pub)
-	waitLinked(t, brk, sub, "sub1")
-	waitLinked(t, brk, pub, "pub1")
-	got := newALOCounter()
-	if err := sub.Local().Listen("t1", got.handle); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "subscription known", func() bool { return len(brk.subs.of("t1")) == 1 })
+	fail := injectSyncFailure(t, func(name string) bool { return strings.Contains(name, "_to_sub1_") })
+	brk, _, pub, got := aloPubsubTrio(t, true)
 	publish := func(i int) {
 		f := fr(`{"message_type": "_pubsub", "message_type_publish": "t1"}`, strconv.Itoa(i))
 		if err := pub.Local().SendDurable(context.Background(), f); err != nil {
@@ -384,18 +345,6 @@ func TestALOBrokerFsyncFailure(t *testing.T) {
 	}
 }
 
-// withOpts returns a copy of a with b's keys set.
-func withOpts(a, b opts) opts {
-	o := opts{}
-	for k, v := range a {
-		o[k] = v
-	}
-	for k, v := range b {
-		o[k] = v
-	}
-	return o
-}
-
 // TestStartAfterClose: a closed connector does not start again (its at_least_once logs are
 // closed and may be marked clean).
 func TestStartAfterClose(t *testing.T) {
@@ -405,4 +354,33 @@ func TestStartAfterClose(t *testing.T) {
 	if err := c.Start(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Start after Close: %v", err)
 	}
+}
+
+// aloPairCounting starts a server and a client with at_least_once, the server's "any" listener
+// counting into got.
+func aloPairCounting(t *testing.T) (srv, cli *Connector, got *aloCounter) {
+	t.Helper()
+	srv, cli = startPair(t, opts{"at_least_once": true}, opts{"at_least_once": true}, nil, nil)
+	got = newALOCounter()
+	if err := srv.Local().Listen("any", got.handle); err != nil {
+		t.Fatal(err)
+	}
+	dumpLogs(t, srv, cli)
+	return srv, cli, got
+}
+
+// injectSyncFailure makes the syncer's fdatasync fail, once the returned flag is set, for the
+// log files whose base name match accepts. Call it before starting connectors: its cleanup,
+// registered first, restores the real fdatasync after theirs.
+func injectSyncFailure(t *testing.T, match func(name string) bool) *atomic.Bool {
+	fail := new(atomic.Bool)
+	old := aloSync
+	aloSync = func(f *os.File) error {
+		if fail.Load() && match(filepath.Base(f.Name())) {
+			return errors.New("injected EIO")
+		}
+		return old(f)
+	}
+	t.Cleanup(func() { aloSync = old })
+	return fail
 }

@@ -271,6 +271,28 @@ func TestALORestarts(t *testing.T) {
 	eventually(t, "client log acknowledged", func() bool { return s.unacked() == 0 })
 }
 
+// aloPubsubTrio starts a broker, a subscriber sub1 and a publisher pub1 of type t1, all with
+// at_least_once (the publisher's value is pubALO), linked and subscribed, sub1's listener
+// counting into got.
+func aloPubsubTrio(t *testing.T, pubALO any) (brk, sub, pub *Connector, got *aloCounter) {
+	t.Helper()
+	dir := shortDir(t)
+	types := opts{"send_message_types": []string{"t1"}, "recv_message_types": []string{"t1"}}
+	brk = newConnector(t, dir, serverConf(dir, 0, mergeOpts(types, opts{"pubsub_central_broker": true, "at_least_once": true})), nil)
+	sub = newConnector(t, dir, clientConf(dir, brk.TCPAddr().Port, "sub1", mergeOpts(types, opts{"at_least_once": true,
+		"subscribe_message_types": []string{"t1"}})), nil)
+	pub = newConnector(t, dir, clientConf(dir, brk.TCPAddr().Port, "pub1", mergeOpts(types, opts{"at_least_once": pubALO})), nil)
+	dumpLogs(t, brk, sub, pub)
+	waitLinked(t, brk, sub, "sub1")
+	waitLinked(t, brk, pub, "pub1")
+	got = newALOCounter()
+	if err := sub.Local().Listen("t1", got.handle); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "subscription known", func() bool { return len(brk.subs.of("t1")) == 1 })
+	return brk, sub, pub, got
+}
+
 // aloRestartEnv is a server and a client directory with at_least_once, for tests that restart
 // either side: startSrv starts the server on the same port and files, its "any" listener counting
 // into got.
@@ -302,22 +324,7 @@ func newALORestartEnv(t *testing.T) *aloRestartEnv {
 // publications arrive once; the broker acknowledges a publication only once it is in the
 // subscriber's log.
 func TestALOPubsub(t *testing.T) {
-	dir := shortDir(t)
-	al := func(o *config.Options) {}
-	brk := newConnector(t, dir, serverConf(dir, 0, opts{"pubsub_central_broker": true, "at_least_once": true,
-		"send_message_types": []string{"t1"}, "recv_message_types": []string{"t1"}}), al)
-	sub := newConnector(t, dir, clientConf(dir, brk.TCPAddr().Port, "sub1", opts{"at_least_once": true,
-		"send_message_types": []string{"t1"}, "recv_message_types": []string{"t1"}, "subscribe_message_types": []string{"t1"}}), al)
-	pub := newConnector(t, dir, clientConf(dir, brk.TCPAddr().Port, "pub1", opts{"at_least_once": []string{"t1"},
-		"send_message_types": []string{"t1"}, "recv_message_types": []string{"t1"}}), al)
-	dumpLogs(t, brk, sub, pub)
-	waitLinked(t, brk, sub, "sub1")
-	waitLinked(t, brk, pub, "pub1")
-	got := newALOCounter()
-	if err := sub.Local().Listen("t1", got.handle); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "subscription known", func() bool { return len(brk.subs.of("t1")) == 1 })
+	brk, _, pub, got := aloPubsubTrio(t, []string{"t1"})
 	for i := 0; i < 300; i++ {
 		f := fr(`{"message_type": "_pubsub", "message_type_publish": "t1"}`, strconv.Itoa(i))
 		if err := pub.Local().SendDurable(context.Background(), f); err != nil {

@@ -19,7 +19,8 @@ import (
 // opts is a config fragment merged over the defaults of serverConf/clientConf.
 type opts map[string]any
 
-func confJSON(base, extra opts) string {
+// mergeOpts returns a copy of base with extra's keys set.
+func mergeOpts(base, extra opts) opts {
 	m := opts{}
 	for k, v := range base {
 		m[k] = v
@@ -27,7 +28,11 @@ func confJSON(base, extra opts) string {
 	for k, v := range extra {
 		m[k] = v
 	}
-	b, err := json.Marshal(m)
+	return m
+}
+
+func confJSON(base, extra opts) string {
+	b, err := json.Marshal(mergeOpts(base, extra))
 	if err != nil {
 		panic(err)
 	}
