@@ -84,9 +84,6 @@ type aloMsg struct {
 	b   *bytebufferpool.ByteBuffer // the stamped frame; nil: a skipped number (never sent)
 }
 
-// aloGap is a range of numbers the sender will never send (see the package comment above).
-type aloGap struct{ from, to uint64 }
-
 type aloSender struct {
 	a         *aloState
 	peer      string
@@ -104,9 +101,8 @@ type aloSender struct {
 	pendLast uint64
 	jbuf     []byte
 	closing  bool
-	gaps     []aloGap // skipped ranges not yet acknowledged
 
-	failed   atomic.Bool                   // syncFailed, for waitDurable
+	failed   atomic.Bool                   // an fdatasync failed: the durable point is frozen
 	durable  atomic.Uint64                 // highest sequence number fsynced
 	waiters  atomic.Int32                  // goroutines in waitDurable
 	sendable atomic.Uint64                 // highest sequence number the link may send
@@ -120,12 +116,11 @@ type aloSender struct {
 	syncDone chan struct{}
 
 	// fmu hands the writer's files over to the syncer.
-	fmu        sync.Mutex
-	wlast      uint64     // highest sequence number written (or skipped)
-	retired    []*os.File // segments the writer closed, to be synced and closed by the syncer
-	dirDirty   bool       // a segment was created: the directory must be synced
-	syncFailed bool       // an fdatasync failed: the durable point is frozen
-	f          *os.File   // current segment (written by the writer under fmu)
+	fmu      sync.Mutex
+	wlast    uint64     // highest sequence number written (or skipped)
+	retired  []*os.File // segments the writer closed, to be synced and closed by the syncer
+	dirDirty bool       // a segment was created: the directory must be synced
+	f        *os.File   // current segment (written by the writer under fmu)
 
 	// writer-owned
 	segs     []aloSeg
@@ -165,7 +160,7 @@ func (s *aloSender) stop() bool {
 	s.mu.Unlock()
 	s.fmu.Lock()
 	defer s.fmu.Unlock()
-	return !pending && !s.syncFailed && s.durable.Load() == s.wlast
+	return !pending && !s.failed.Load() && s.durable.Load() == s.wlast
 }
 
 func (s *aloSender) signal() {
@@ -280,9 +275,7 @@ func (s *aloSender) ack(seq uint64) {
 		}
 		s.mem[i] = aloMsg{}
 	}
-	for len(s.gaps) > 0 && s.gaps[0].to <= seq {
-		s.gaps = s.gaps[1:]
-	}
+
 	s.memHead += n
 	if s.memHead > len(s.mem) {
 		s.memHead = len(s.mem)
@@ -340,13 +333,6 @@ func (s *aloSender) waitDurable(ctx context.Context, seq uint64) error {
 	}
 }
 
-// pendingGaps returns the skipped ranges not yet acknowledged (to announce on a new link).
-func (s *aloSender) pendingGaps() []aloGap {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]aloGap(nil), s.gaps...)
-}
-
 // run is the writer: it writes what was appended, publishes what may be sent, wakes the link and
 // the syncer, and removes segments that are wholly acknowledged.
 func (s *aloSender) run() {
@@ -389,10 +375,7 @@ func (s *aloSender) writeRound() {
 			time.AfterFunc(aloRetryEvery, s.signal)
 			return
 		}
-		s.fmu.Lock()
-		s.wlast = last
-		s.fmu.Unlock()
-		s.publish()
+		s.publish(last)
 		s.signalSync()
 		s.mu.Lock()
 		if s.spare == nil && cap(buf) <= 4<<20 {
@@ -403,10 +386,12 @@ func (s *aloSender) writeRound() {
 	s.gc(acked)
 }
 
-// publish makes sendable what is written and within aloBlock of the durable point, and wakes
-// the link when it moved. Called by the writer and the syncer.
-func (s *aloSender) publish() {
+// publish records written (the writer's last record; 0: none new, the syncer) and makes
+// sendable what is written and within aloBlock of the durable point, waking the link when that
+// moved.
+func (s *aloSender) publish(written uint64) {
 	s.fmu.Lock()
+	s.wlast = max(s.wlast, written)
 	v := min(s.wlast, s.durable.Load()+aloBlock)
 	moved := v > s.sendable.Load()
 	if moved {
@@ -471,7 +456,7 @@ func (s *aloSender) syncPace(last time.Time) bool {
 // segment was created, the directory; false: an error, retried later.
 func (s *aloSender) syncRound() bool {
 	s.fmu.Lock()
-	if s.syncFailed {
+	if s.failed.Load() {
 		retired := s.retired
 		s.retired = nil
 		s.fmu.Unlock()
@@ -503,9 +488,6 @@ func (s *aloSender) syncRound() bool {
 		// After a failed fdatasync the kernel may have dropped the dirty pages and a retry
 		// would succeed over lost data: the durable point stays where it is until a restart
 		// (which recovers what the files hold), and sending stops aloBlock past it.
-		s.fmu.Lock()
-		s.syncFailed = true
-		s.fmu.Unlock()
 		s.failed.Store(true)
 		ch := make(chan struct{})
 		close(*s.durCh.Swap(&ch)) // waiters see the failure
@@ -521,7 +503,7 @@ func (s *aloSender) syncRound() bool {
 		s.durable.Store(target)
 		ch := make(chan struct{})
 		close(*s.durCh.Swap(&ch))
-		s.publish()
+		s.publish(0)
 	}
 	return true
 }
@@ -755,7 +737,6 @@ func recoverSender(a *aloState, name string, segs []aloSeg) (*aloSender, error) 
 	// Every number from the first segment's first on is a record or a gap (between records, or
 	// before a segment's first number): a number never to be sent. A skipped entry stands for
 	// it in the window, and the link announces the run (take).
-	var gaps []aloGap
 	full := make([]aloMsg, 0, len(mem))
 	expect := segs[0].first
 	addGap := func(from, to uint64) error {
@@ -763,7 +744,6 @@ func recoverSender(a *aloState, name string, segs []aloSeg) (*aloSender, error) 
 			return fmt.Errorf("%w: log for %s: numbers %d-%d missing (damaged segments?): move its files aside to start a new stream",
 				ErrALOLog, name, from, to)
 		}
-		gaps = append(gaps, aloGap{from, to})
 		for q := from; q <= to; q++ {
 			full = append(full, aloMsg{seq: q})
 		}
@@ -784,7 +764,7 @@ func recoverSender(a *aloState, name string, segs []aloSeg) (*aloSender, error) 
 		}
 	}
 	s.acked = segs[0].first - 1
-	s.mem, s.memBytes, s.gaps = full, memBytes, gaps
+	s.mem, s.memBytes = full, memBytes
 	s.segs = segs
 	if a.bootChanged {
 		if err := s.roll(next); err != nil {
