@@ -103,6 +103,7 @@ type aloState struct {
 	// bootChanged: the logs found at start were written before the machine last booted (or
 	// this cannot be told) and not closed cleanly: their unsynced tails may be lost (alolog.go).
 	bootChanged bool
+	logsSynced  bool   // the logs found at start are synced to their end (clean close, or older aioconn)
 	boot        string // this boot's id ("" unknown)
 	bootPath    string
 }
@@ -176,7 +177,7 @@ func newALO(cn *Connector) (*aloState, error) {
 	old, err := os.ReadFile(a.bootPath)
 	switch id, clean := parseBootFile(old); {
 	case errors.Is(err, fs.ErrNotExist), err == nil && clean:
-		a.bootChanged = false
+		a.bootChanged, a.logsSynced = false, true
 	default:
 		a.bootChanged = err != nil || a.boot == "" || id != a.boot
 	}

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -401,4 +402,41 @@ func skippedRuns(s *aloSender) [][2]uint64 {
 		}
 	}
 	return runs
+}
+
+// TestALORecoverySync: a restart fsyncs the recovered segments only when the logs may hold
+// written but unsynced records (no clean close); after a clean close it does not.
+func TestALORecoverySync(t *testing.T) {
+	var syncs atomic.Int32
+	old := aloSync
+	aloSync = func(f *os.File) error {
+		if strings.HasPrefix(filepath.Base(f.Name()), "aioconn_alo_send_") {
+			syncs.Add(1)
+		}
+		return old(f)
+	}
+	t.Cleanup(func() { aloSync = old })
+	e := newALORestartEnv(t)
+	conf := clientConf(e.cdir, e.port, "client1", e.al)
+	c := newConnector(t, e.cdir, conf, nil)
+	bootFile := filepath.Join(e.cdir, "aioconn_alo_boot_"+c.alnumID)
+	for i := 0; i < 3; i++ {
+		if err := c.Local().SendDurable(context.Background(), aloFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	syncs.Store(0)
+	c = newConnector(t, e.cdir, conf, nil)
+	if n := syncs.Load(); n != 0 {
+		t.Fatalf("%d segment fsyncs at a start after a clean close", n)
+	}
+	c.Close()
+	b, _ := os.ReadFile(bootFile)
+	os.WriteFile(bootFile, bytes.TrimSuffix(b, []byte(" "+aloCleanMark)), 0o644) // as a SIGKILL leaves it
+	syncs.Store(0)
+	newConnector(t, e.cdir, conf, nil)
+	if n := syncs.Load(); n == 0 {
+		t.Fatal("no segment fsync at a start after an unclean stop")
+	}
 }

@@ -716,14 +716,18 @@ func recoverSender(a *aloState, name string, segs []aloSeg) (*aloSender, error) 
 			}
 		}
 	}
-	for _, sg := range segs { // recovered records were maybe never fsynced (a SIGKILL)
-		f, err := os.Open(sg.path)
-		if err == nil {
-			err = fdatasync(f)
-			f.Close()
+	for _, sg := range segs { // after a SIGKILL, written records may not be fsynced yet
+		if a.logsSynced {
+			break
 		}
+		f, err := os.Open(sg.path)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrALOLog, sg.path, err)
+			return nil, fmt.Errorf("%w: %v", ErrALOLog, err)
+		}
+		err = aloSync(f) // names the file
+		f.Close()
+		if err != nil {
+			return nil, err
 		}
 	}
 	next := max(lastSeq+1, segs[len(segs)-1].first)
