@@ -12,7 +12,8 @@
 //	--mode reqrep      one requester doing sequential nc.Request against one
 //	                   responder connection; round-trip percentiles and rate.
 //
-// Every loop is bounded by a count and by --max-time.
+// Every loop is bounded: rate mode by --warmup+--duration and a per-client count,
+// throughput and reqrep by their count and by --max-time.
 package main
 
 import (
@@ -76,7 +77,7 @@ func main() {
 	flag.IntVar(&o.Count, "count", 0, "throughput/reqrep: messages or round trips (default 2000000 / 20000)")
 	flag.StringVar(&o.Subject, "subject", "", "subject (default bench.rate, bench.tput or bench.req)")
 	flag.DurationVar(&o.Drain, "drain", 5*time.Second, "wait at most this long without progress for the last messages after publishing ends")
-	flag.DurationVar(&o.MaxTime, "max-time", 5*time.Minute, "hard bound on the publishing phase of any mode")
+	flag.DurationVar(&o.MaxTime, "max-time", 5*time.Minute, "hard bound on the publishing phase of throughput and reqrep (rate mode stops at --warmup+--duration)")
 	flag.DurationVar(&o.ReqTimeout, "req-timeout", 2*time.Second, "reqrep: timeout of one request")
 	flag.IntVar(&o.PendingMsgs, "pending-msgs", 50_000_000, "subscriber pending limit in messages (nats.go default 500000; negative = unlimited)")
 	flag.IntVar(&o.PendingBytes, "pending-bytes", 8<<30, "subscriber pending limit in bytes (nats.go default 64 MiB; negative = unlimited)")
@@ -122,8 +123,9 @@ type result struct {
 	Lost      int64 `json:"lost"`
 	Dup       int64 `json:"dup"`
 	// Dropped is nats.go's own count of messages it discarded on the
-	// subscription for exceeding the pending limits (client-side slow consumer).
-	Dropped       int64    `json:"client_dropped"`
+	// subscription for exceeding the pending limits (client-side slow consumer);
+	// nil when the server closed the subscription (nats.go then counts no more).
+	Dropped       *int64   `json:"client_dropped,omitempty"`
 	SlowConsumer  int64    `json:"slow_consumer_events"`
 	Disconnects   int64    `json:"subscriber_disconnects"`
 	LastError     string   `json:"last_error,omitempty"`
@@ -446,7 +448,7 @@ func runRate(o options) (*result, error) {
 	pubEnd := time.Now()
 	waitDelivered(&st, sent.Load(), o.Drain)
 	end := time.Now()
-	clientDropped, _ := dropped(sub)
+	clientDropped := dropped(sub)
 	_ = sub.Unsubscribe()
 
 	st.mu.Lock()
@@ -469,9 +471,14 @@ func runRate(o options) (*result, error) {
 	return res, nil
 }
 
-func dropped(sub *nats.Subscription) (int64, error) {
+// dropped is sub's client-side drop count, nil when the subscription is closed.
+func dropped(sub *nats.Subscription) *int64 {
 	n, err := sub.Dropped()
-	return int64(n), err
+	if err != nil {
+		return nil
+	}
+	v := int64(n)
+	return &v
 }
 
 // percentiles sorts s in place and returns nearest-rank percentiles in µs.
@@ -571,7 +578,7 @@ func runThroughput(o options) (*result, error) {
 	}
 	pubEnd := time.Now()
 	waitDelivered(&st, sent, o.Drain)
-	clientDropped, _ := dropped(sub)
+	clientDropped := dropped(sub)
 	_ = sub.Unsubscribe()
 
 	st.mu.Lock()
@@ -695,7 +702,11 @@ func printTable(r *result) {
 	row("lost", r.Lost)
 	if r.Mode != "reqrep" {
 		row("dup", r.Dup)
-		row("client dropped", r.Dropped)
+		if r.Dropped != nil {
+			row("client dropped", *r.Dropped)
+		} else {
+			row("client dropped", "unknown (the server closed the subscription)")
+		}
 		row("slow consumer events", r.SlowConsumer)
 		row("subscriber disconnects", r.Disconnects)
 	}
