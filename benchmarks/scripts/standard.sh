@@ -29,8 +29,8 @@ runi() {
   i=$1; name=$2; shift 2
   case "$name" in *${ONLY:-}*) ;; *) return ;; esac
   echo "${RUN_ENV:+$RUN_ENV }$*" > "$OUT/$name.cmd"
-  echo "== $name #$i: ${RUN_ENV:+$RUN_ENV }$BIN bench $* (load $(load))" >&2
   before=$(load)
+  echo "== $name #$i: ${RUN_ENV:+$RUN_ENV }$BIN bench $* (load $before)" >&2
   env ${RUN_ENV:-} timeout 900 "$BIN" bench "$@" --json --quiet > "$OUT/$name.$i.json" || echo "   (exit $?)" >&2
   echo "{\"name\": \"$name\", \"run\": $i, \"load_before\": \"$before\", \"load_after\": \"$(load)\"}" > "$OUT/$name.$i.load"
 }
@@ -42,16 +42,25 @@ if [ "${NATS:-0}" = 1 ]; then
   NATS_PID=$!
   trap 'kill $NATS_PID 2>/dev/null' EXIT
   "${NATS_SERVER:-nats-server}" --version > "$OUT/nats-version" 2>&1
-  sleep 1
-  "$OUT/natsref" --url "nats://127.0.0.1:$NATS_PORT" --mode rate --duration 2s > /dev/null 2>&1 # warm-up
+  # ready when its port accepts (bounded: 10 s), then a warm-up run whose failure stops the set
+  python3 -c 'import socket,sys,time
+end = time.time() + 10
+while True:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.5).close(); break
+    except OSError:
+        if time.time() > end: sys.exit("nats-server not accepting on port " + sys.argv[1])
+        time.sleep(0.05)' "$NATS_PORT" || exit 1
+  "$OUT/natsref" --url "nats://127.0.0.1:$NATS_PORT" --mode rate --duration 2s > "$OUT/nats-warmup.log" 2>&1 ||
+    { echo "natsref warm-up failed: $OUT/nats-warmup.log" >&2; exit 1; }
 fi
 # one NATS run number i of scenario name (NATS=1 only): natsi i name natsref-args...
 natsi() {
   i=$1; name=$2; shift 2
   [ -n "$NATS_PID" ] || return 0
   case "$name" in *${ONLY:-}*) ;; *) return ;; esac
-  echo "== $name #$i: natsref $* (load $(load))" >&2
   before=$(load)
+  echo "== $name #$i: natsref $* (load $before)" >&2
   timeout 600 "$OUT/natsref" --url "nats://127.0.0.1:$NATS_PORT" "$@" --json > "$OUT/$name.$i.nats" || echo "   (exit $?)" >&2
   echo "{\"name\": \"$name\", \"run\": $i, \"load_before\": \"$before\", \"load_after\": \"$(load)\", \"args\": \"$*\"}" > "$OUT/$name.$i.natsload"
 }

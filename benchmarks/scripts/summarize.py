@@ -365,12 +365,14 @@ P("")
 
 # NATS=1: natsref runs against a nats-server on this machine, alternating with ours (NAME.N.nats)
 nats = {}  # name -> [(result, load)]
+nats_bad = []  # runs whose output cannot be read (a failed run leaves an empty file)
 for f in sorted(glob.glob(os.path.join(d, "*.nats")), key=run_key):
     name = os.path.basename(f).rsplit(".", 2)[0]
     try:
         res = json.load(open(f))
         ld = json.load(open(f[:-5] + ".natsload"))
     except Exception:
+        nats_bad.append(os.path.basename(f))
         continue
     nats.setdefault(name, []).append((res, ld))
 if nats:
@@ -381,7 +383,8 @@ if nats:
     P("## NATS on the same machine")
     P("")
     P(f"`benchmarks/natsref` (nats.go client) against `{ver or 'nats-server'}` on 127.0.0.1, the same workloads "
-      "(100 publisher connections in one process at 40 msg/s each into one subscriber; sequential request/reply), "
+      "(100 publisher connections in one process at 40 msg/s each into one subscriber; sequential request/reply; "
+      "one publisher to one subscriber as fast as the path allows), "
       "each run right after aioconn's run of the same scenario. Best and median run by p99 (rate) or p50 (reqrep).")
     P("")
     P("| scenario | natsref arguments | runs | lost (all runs) | p50 µs best / median | p99 µs best / median | p99.9 µs (median run) | aioconn, same scenario (best / median) |")
@@ -391,7 +394,7 @@ if nats:
         return (r.get("latency_us") or {}).get(k)
 
     def ours_of(n, k, pn=None):
-        its = phases(n, pn) if pn else phases(n)
+        its = phases(n, pn)
         if not its:
             return ""
         ob, om = best_median(its, key=lambda x: -((x[0].get("latency") or {}).get(k + "_us", 1e12)))
@@ -399,19 +402,18 @@ if nats:
         return f"{n}: {k} {us(g(ob), 1)} / {us(g(om), 1)} µs"
 
     for name, items in sorted(nats.items()):
-        if "throughput" in name:
-            rs = sorted((x[0].get("delivered_per_s") or 0 for x in items), reverse=True)
-            lost = sum(x[0].get("lost", 0) for x in items)
+        lost = sum(x[0].get("lost", 0) for x in items)
+        if "throughput" in name:  # the same best / median rule as aioconn's rows (best_median)
+            rb, rm = best_median(items, key=lambda x: x[0].get("delivered_per_s") or 0)
             ob, om = med_rate("go-throughput-100")
             eb, em = med_rate("go-embedded-throughput-100")
-            P(f"| {name} | `{items[0][1].get('args', '')}` | {len(items)} | {lost} | delivered {fmt(rs[0])} / "
-              f"{fmt(rs[(len(rs) - 1) // 2])} msg/s | — | — | go-throughput-100: {fmt(ob)} / {fmt(om)}; "
-              f"go-embedded-throughput-100: {fmt(eb)} / {fmt(em)} msg/s |")
+            P(f"| {name} | `{items[0][1].get('args', '')}` | {len(items)} | {lost} | delivered "
+              f"{fmt(rb[0].get('delivered_per_s') or 0)} / {fmt(rm[0].get('delivered_per_s') or 0)} msg/s | — | — | "
+              f"go-throughput-100: {fmt(ob)} / {fmt(om)}; go-embedded-throughput-100: {fmt(eb)} / {fmt(em)} msg/s |")
             continue
         key = "p50" if "reqrep" in name else "p99"
-        items = sorted(items, key=lambda x: lat(x[0], key) or 1e12)
-        b, m = items[0][0], items[(len(items) - 1) // 2][0]
-        lost = sum(x[0].get("lost", 0) for x in items)
+        bi, mi = best_median(items, key=lambda x: -(lat(x[0], key) or 1e12))
+        b, m = bi[0], mi[0]
         if "reqrep" in name:
             ours = ours_of("go-reqrep", "p50", "reqrep sequential")
         else:
@@ -419,6 +421,9 @@ if nats:
         P(f"| {name} | `{items[0][1].get('args', '')}` | {len(items)} | {lost} | {us(lat(b, 'p50'), 1)} / {us(lat(m, 'p50'), 1)} | "
           f"{us(lat(b, 'p99'), 1)} / {us(lat(m, 'p99'), 1)} | {us(lat(m, 'p99_9'), 1)} | {ours} |")
     P("")
+    if nats_bad:
+        P(f"Left out, unreadable (failed runs): {', '.join(nats_bad)}.")
+        P("")
 
 text = "\n".join(out) + "\n"
 if "--rewrite" in opt:
