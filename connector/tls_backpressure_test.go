@@ -66,6 +66,7 @@ func bpFrame(js []byte, i int) []byte {
 type frameReader struct {
 	c   net.Conn
 	buf []byte
+	rd  [64 << 10]byte
 }
 
 // next returns the next frame, or nil if none was whole within wait (err: the connection failed).
@@ -84,14 +85,30 @@ func (r *frameReader) next(wait time.Duration) ([]byte, error) {
 			return nil, nil
 		}
 		r.c.SetReadDeadline(deadline)
-		var b [64 << 10]byte
-		n, err := r.c.Read(b[:])
-		r.buf = append(r.buf, b[:n]...)
+		n, err := r.c.Read(r.rd[:])
+		r.buf = append(r.buf, r.rd[:n]...)
 		var ne net.Error
 		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
 			return nil, err
 		}
 	}
+}
+
+// body reads the next frame within wait and parses it; ok is false when none was whole in time.
+// A read or parse failure fails the test (after: how many messages came before it).
+func (r *frameReader) body(t *testing.T, wait time.Duration, after int) (f []byte, b codec.Frame, ok bool) {
+	t.Helper()
+	f, err := r.next(wait)
+	if err != nil {
+		t.Fatalf("reading the application socket after %d messages: %v", after, err)
+	}
+	if f == nil {
+		return nil, b, false
+	}
+	if b, err = codec.ParseBody(f[codec.LenPrefix:]); err != nil {
+		t.Fatalf("after %d messages: malformed frame (%v) %.200q", after, err, f)
+	}
+	return f, b, true
 }
 
 // TestTLSReceiveBackpressure: a strict TLS link (records on the event loop, loop/tlswire.go)
@@ -188,16 +205,12 @@ func tlsReceiveBackpressure(t *testing.T, alo bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("read %d messages (next expected %d) in 20 s, %d dropped", got, next, srv.stats.dropQueueFull.Load())
 		}
-		f, err := r.next(50 * time.Millisecond)
-		if err != nil {
-			t.Fatalf("reading the application socket after %d messages: %v", got, err)
-		}
-		if f == nil {
+		f, body, ok := r.body(t, 50*time.Millisecond, got)
+		if !ok {
 			continue
 		}
-		body, err := codec.ParseBody(f[codec.LenPrefix:])
-		if err != nil || len(body.Data) != bpPayload {
-			t.Fatalf("message %d: malformed frame (%v) %.200q", got, err, f)
+		if len(body.Data) != bpPayload {
+			t.Fatalf("message %d: %d bytes of data, want %d: %.200q", got, len(body.Data), bpPayload, f)
 		}
 		if bytes.Contains(body.JSON, []byte(aloSeqKey)) {
 			t.Fatalf("message %d still carries %s: %s", got, aloSeqKey, body.JSON)
