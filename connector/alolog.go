@@ -391,7 +391,9 @@ func (s *aloSender) writeRound() {
 // moved.
 func (s *aloSender) publish(written uint64) {
 	s.fmu.Lock()
-	s.wlast = max(s.wlast, written)
+	if written > s.wlast { // the writer only: it also reads wlast without fmu
+		s.wlast = written
+	}
 	v := min(s.wlast, s.durable.Load()+aloBlock)
 	moved := v > s.sendable.Load()
 	if moved {
