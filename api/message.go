@@ -227,15 +227,12 @@ func appendHeader(dst []byte, id *ident, o *SendOptions) ([]byte, error) {
 		ob.Str(keyMessageTypePublish, o.MessageTypePublish)
 	}
 	dst = ob.End()
-	if memoable && len(dst)-jstart <= maxHeaderMemo && id.memo.storeNow() {
+	if memoable && len(dst)-jstart <= codec.MaxMemoJSON && id.memo.storeNow() {
 		id.memo.p.Store(&headerMemo{mt: mt, dest: dest, pub: o.MessageTypePublish, bin: len(o.Binary) > 0,
 			await: o.AwaitResponse, ack: o.WaitForAck, json: bytes.Clone(dst[jstart:])})
 	}
 	return finishHeader(dst, start, jstart, mt, o)
 }
-
-// maxHeaderMemo is the longest transport JSON appendHeader remembers.
-const maxHeaderMemo = 512
 
 // headerMemo is the last header appendHeader encoded without request, response or file keys,
 // with what it was encoded from. Immutable once stored (shared by concurrent senders).
@@ -251,11 +248,9 @@ type memoSlot struct {
 	misses atomic.Uint32
 }
 
-// storeNow reports whether a header that missed the memo should replace it: the 1st, 9th,
-// 17th... miss, so that a sender alternating between kinds of message allocates a memo once per
-// eight messages instead of every time, and a sender that settles on one kind is remembered
-// within eight messages.
-func (s *memoSlot) storeNow() bool { return (s.misses.Add(1)-1)%8 == 0 }
+// storeNow reports whether a header that missed the memo should replace it (codec.MemoStoreNow:
+// a sender alternating between kinds of message allocates a memo once per eight messages).
+func (s *memoSlot) storeNow() bool { return codec.MemoStoreNow(s.misses.Add(1)) }
 
 // matches reports whether o (with mt and dest resolved) encodes to m.json.
 func (m *headerMemo) matches(mt, dest string, o *SendOptions) bool {

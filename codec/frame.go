@@ -92,18 +92,7 @@ func mayHaveKey(json []byte, key string) bool {
 // over the JSON (the cheapest way to read a frame and route it). Unlike
 // ParseBody it always validates the JSON. On error h is zeroed.
 func ParseBodyHeader(body []byte, h *Header) (f Frame, err error) {
-	if err = parseSections(body, &f); err != nil {
-		*h = Header{}
-		return Frame{}, err
-	}
-	if err = ScanHeader(f.JSON, h); err != nil {
-		return Frame{}, err
-	}
-	if err = finishBody(&f, h.WithBinary.Truthy()); err != nil {
-		*h = Header{}
-		return Frame{}, err
-	}
-	return f, nil
+	return ParseBodyHeaderMemo(body, h, nil)
 }
 
 // parseSections reads json and data; f.Trailing temporarily holds the rest.

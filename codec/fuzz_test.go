@@ -185,6 +185,18 @@ func FuzzFrame(f *testing.F) {
 			if fr, err := ParseBody(in[LenPrefix:size]); err == nil {
 				roundTrip(t, fr)
 			}
+			// The connector's path: the same body twice through one memo (stored, then hit)
+			// decodes exactly as without it.
+			var m HeaderMemo
+			for range 2 {
+				var hm, hp Header
+				fm, em := ParseBodyHeaderMemo(in[LenPrefix:size], &hm, &m)
+				fp, ep := ParseBodyHeaderMemo(in[LenPrefix:size], &hp, nil)
+				if (em == nil) != (ep == nil) || (em != nil && em.Error() != ep.Error()) ||
+					!reflect.DeepEqual(fm, fp) || !reflect.DeepEqual(hm, hp) {
+					t.Fatalf("memo decode differs: %v %+v %+v, without: %v %+v %+v", em, fm, hm, ep, fp, hp)
+				}
+			}
 		}
 		whole := decodeAll(t, max, in)
 		cut := 0

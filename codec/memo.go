@@ -6,6 +6,13 @@ import "bytes"
 // every time (they are rare, and copying them would cost what the memo saves).
 const MaxMemoJSON = 512
 
+// MemoStoreNow is the replacement rule of header memos (this package's and the Go API's
+// encoded-header memo): of the headers that miss the memo (misses counts them, from 1), the
+// 1st, 9th, 17th... replace it. A stream of headers that never repeat (a request id in each)
+// then pays a comparison, not a copy, per frame, and a sender that settles on one header is
+// remembered within eight frames.
+func MemoStoreNow(misses uint32) bool { return (misses-1)%8 == 0 }
+
 // nHeaderFields is the number of Values in a Header.
 const nHeaderFields = 11
 
@@ -14,15 +21,13 @@ const nHeaderFields = 11
 // message type to one destination: the usual case) is validated by one byte comparison instead
 // of a scan. The Header it fills aliases the JSON passed in, exactly as ScanHeader's does, so a
 // caller cannot tell a remembered header from a scanned one. The memo owns a copy of at most
-// MaxMemoJSON bytes, replaced on the 1st, 9th, 17th... header that differs from it, so that a
-// stream of headers that never repeat (a request id in each) pays a comparison, not a copy, per
-// frame. Not safe for concurrent use: keep one per reader (a connection, a peer).
-// The zero value is ready to use.
+// MaxMemoJSON bytes, replaced as MemoStoreNow says. Not safe for concurrent use: keep one per
+// reader (a connection, a peer). The zero value is ready to use; a nil *HeaderMemo scans.
 type HeaderMemo struct {
 	json []byte                   // copy of the last accepted JSON (nil: nothing remembered)
 	pos  [nHeaderFields][2]uint16 // start, end of each Value's Raw in json
 	kind [nHeaderFields]Kind
-	// misses counts the accepted headers that differed from json
+	// misses counts the accepted headers short enough to remember that differed from json
 	misses uint32
 }
 
@@ -36,6 +41,9 @@ func (h *Header) fields() [nHeaderFields]*Value {
 // Scan is ScanHeader(json, h), answered from the memo when json holds the same bytes as the
 // last JSON it accepted. Errors are ScanHeader's, and an error leaves the memo as it was.
 func (m *HeaderMemo) Scan(json []byte, h *Header) error {
+	if m == nil {
+		return ScanHeader(json, h)
+	}
 	if m.json != nil && bytes.Equal(m.json, json) {
 		*h = Header{}
 		for i, f := range h.fields() {
@@ -48,8 +56,10 @@ func (m *HeaderMemo) Scan(json []byte, h *Header) error {
 	if err := ScanHeader(json, h); err != nil {
 		return err
 	}
-	m.misses++
-	if len(json) > MaxMemoJSON || (m.misses-1)%8 != 0 {
+	if len(json) > MaxMemoJSON {
+		return nil
+	}
+	if m.misses++; !MemoStoreNow(m.misses) {
 		return nil
 	}
 	var pos [nHeaderFields][2]uint16
@@ -72,7 +82,7 @@ func (m *HeaderMemo) Scan(json []byte, h *Header) error {
 	return nil
 }
 
-// ParseBodyHeaderMemo is ParseBodyHeader with the JSON scanned through m.
+// ParseBodyHeaderMemo is ParseBodyHeader with the JSON scanned through m (nil: no memo).
 func ParseBodyHeaderMemo(body []byte, h *Header, m *HeaderMemo) (f Frame, err error) {
 	if err = parseSections(body, &f); err != nil {
 		*h = Header{}

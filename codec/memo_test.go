@@ -29,6 +29,7 @@ func checkMemo(t *testing.T, inputs ...[]byte) {
 	for _, in := range inputs {
 		json := bytes.Clone(in)
 		var got, want Header
+		m.misses = 0 // every miss replaces the memo, so that replacing is checked too
 		gerr := m.Scan(json, &got)
 		werr := ScanHeader(json, &want)
 		if (gerr == nil) != (werr == nil) || (gerr != nil && gerr.Error() != werr.Error()) {
@@ -89,9 +90,49 @@ func TestParseBodyHeaderMemo(t *testing.T) {
 	}
 }
 
+// TestHeaderMemoReplacement: the memo is replaced on the 1st and 9th miss, not between; headers
+// too long to remember do not count as misses.
+func TestHeaderMemoReplacement(t *testing.T) {
+	a := []byte(`{"message_type": "a"}`)
+	b := []byte(`{"message_type": "b", "destination_id": "d"}`)
+	long := append([]byte(`{"message_type": "m", "pad": "`), bytes.Repeat([]byte("p"), MaxMemoJSON)...)
+	long = append(long, `"}`...)
+	var m HeaderMemo
+	var h Header
+	scan := func(j []byte) {
+		t.Helper()
+		if err := m.Scan(j, &h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scan(a)
+	if !bytes.Equal(m.json, a) {
+		t.Fatalf("first miss not remembered: %q", m.json)
+	}
+	for range 3 {
+		scan(long)
+	}
+	for i := 2; i <= 8; i++ {
+		scan(b)
+		if !bytes.Equal(m.json, a) {
+			t.Fatalf("miss %d replaced the memo", i)
+		}
+	}
+	scan(b)
+	if !bytes.Equal(m.json, b) {
+		t.Fatalf("9th miss did not replace the memo (long headers counted?): %q", m.json)
+	}
+	scan(b) // a hit, through the replaced positions
+	want := Header{}
+	if err := ScanHeader(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	sameHeader(t, b, &h, &want)
+}
+
 // FuzzHeaderMemo: whatever two headers come in a row, the memo answers exactly as ScanHeader.
 func FuzzHeaderMemo(f *testing.F) {
-	for _, s := range trickyJSON {
+	for _, s := range append(vectorJSON(), trickyJSON...) {
 		f.Add([]byte(s), []byte(s))
 	}
 	f.Add(benchJSON, benchJSON)
