@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"sync"
 
 	"github.com/aioconn/aioconn/connector"
 )
@@ -29,20 +28,19 @@ func runBenchHost(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		os.Setenv("AIOCONN_LOOPS", "1")
 	}
 	cns := make([]*connector.Connector, 0, len(args))
+	defer func() { // on an error: stop the ones made (Close is idempotent)
+		for _, cn := range cns {
+			cn.Close()
+		}
+	}()
 	for _, path := range args {
 		cfg, code := loadConnectorConfig(path, stderr)
 		if cfg == nil {
-			for _, cn := range cns {
-				cn.Close()
-			}
 			return code
 		}
 		cn, err := connector.New(cfg, io.Discard)
 		if err != nil {
 			fmt.Fprintf(stderr, "aioconn: %s: %v\n", path, err)
-			for _, cn := range cns {
-				cn.Close()
-			}
 			return 1
 		}
 		cns = append(cns, cn)
@@ -50,28 +48,16 @@ func runBenchHost(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	defer startCPUProfile()()
 	// One connector that fails to start stops them all, so that the bench sees the process exit
 	// at once instead of waiting for sockets that will not appear.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	failed := 0
 	for i, cn := range cns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := cn.Run(ctx); err != nil {
-				mu.Lock()
-				failed++
-				fmt.Fprintf(stderr, "aioconn: %s: %v\n", args[i], err)
-				mu.Unlock()
-				cancel()
-			}
-		}()
+		if err := cn.Start(); err != nil {
+			fmt.Fprintf(stderr, "aioconn: %s: %v\n", args[i], err)
+			return 1
+		}
 	}
-	wg.Wait()
-	fmt.Fprintln(stdout, strconv.Itoa(len(cns)-failed)+" connectors stopped")
-	if failed > 0 {
-		return 1
+	<-ctx.Done()
+	for _, cn := range cns {
+		cn.Close()
 	}
+	fmt.Fprintln(stdout, strconv.Itoa(len(cns))+" connectors stopped")
 	return 0
 }
