@@ -192,13 +192,11 @@ func (e *env) launch(p *proc) error {
 		cmd.Env = append(os.Environ(), "PYTHONPATH="+e.pyPath)
 	} else {
 		cmd = exec.Command(e.bin, "create_connector", path)
-		if e.profDir != "" {
-			name := p.name
-			if name == "" {
-				name = "server"
-			}
-			cmd.Env = append(os.Environ(), "AIOCONN_CPUPROFILE="+filepath.Join(e.profDir, name+".cpu.pprof"))
+		name := p.name
+		if name == "" {
+			name = "server"
 		}
+		e.profile(cmd, name)
 	}
 	if err := e.startProc(p, cmd); err != nil {
 		return fmt.Errorf("benchmarks: start %s connector: %w", role, err)
@@ -238,9 +236,7 @@ func (e *env) launchHost(ps []*proc) error {
 	e.hosts++
 	name := fmt.Sprintf("host%d", e.hosts)
 	e.mu.Unlock()
-	if e.profDir != "" {
-		cmd.Env = append(os.Environ(), "AIOCONN_CPUPROFILE="+filepath.Join(e.profDir, name+".cpu.pprof"))
-	}
+	e.profile(cmd, name)
 	hp := &proc{name: name, role: ps[0].role, done: make(chan struct{})}
 	if err := e.startProc(hp, cmd); err != nil {
 		return fmt.Errorf("benchmarks: start %s host of %d connectors: %w", ps[0].role, len(ps), err)
@@ -528,4 +524,12 @@ func (m selfMark) end(rep *NodeReport) {
 	rep.CPU = (selfCPU() - m.cpu).Seconds()
 	w, n := schedStat(0)
 	rep.RunqWaitNs, rep.Slices = int64(w-m.wait), n-m.slices
+}
+
+// profile makes the aioconn process cmd write its CPU profile to profDir/<name>.cpu.pprof when
+// profiles are asked for (--profile-dir).
+func (e *env) profile(cmd *exec.Cmd, name string) {
+	if e.profDir != "" {
+		cmd.Env = append(os.Environ(), "AIOCONN_CPUPROFILE="+filepath.Join(e.profDir, name+".cpu.pprof"))
+	}
 }
