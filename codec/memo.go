@@ -8,10 +8,11 @@ const MaxMemoJSON = 512
 
 // MemoStoreNow is the replacement rule of header memos (this package's and the Go API's
 // encoded-header memo): of the headers that miss the memo (misses counts them, from 1), the
-// 1st, 9th, 17th... replace it. A stream of headers that never repeat (a request id in each)
-// then pays a comparison, not a copy, per frame, and a sender that settles on one header is
-// remembered within eight frames.
-func MemoStoreNow(misses uint32) bool { return (misses-1)%8 == 0 }
+// 2nd, 10th, 18th... replace it. A stream of headers that never repeat (a request id in each)
+// then pays a comparison, not a copy, per frame; a connection that carries one message (an
+// await request, Python's non-preserve mode) copies nothing; a sender that settles on one
+// header is remembered within eight frames.
+func MemoStoreNow(misses uint32) bool { return misses >= 2 && (misses-2)%8 == 0 }
 
 // nHeaderFields is the number of Values in a Header.
 const nHeaderFields = 11
