@@ -304,19 +304,36 @@ func (b *bitset) mark(i uint64) (dup, ok bool) {
 	return dup, true
 }
 
-// armSub checks a Subscribe's result, sets the subscription's pending limits and flushes nc so
-// that the server has registered it before anything is published (who names nc in errors).
-func armSub(o options, nc *nats.Conn, sub *nats.Subscription, err error, who string) error {
+// openSub connects role's connection (named name) to the server, records the server's version
+// in res, subscribes h to the subject with the configured pending limits and flushes, so that
+// the server has registered the subscription before anything is published.
+func openSub(o options, res *result, st *subStats, name, role string, h nats.MsgHandler) (*nats.Conn, *nats.Subscription, error) {
+	nc, err := connectSub(o, name, st)
 	if err != nil {
-		return fmt.Errorf("natsref: subscribe %s: %w", o.Subject, err)
+		return nil, nil, fmt.Errorf("natsref: %s connect %s: %w", role, o.URL, err)
 	}
-	if err := sub.SetPendingLimits(o.PendingMsgs, o.PendingBytes); err != nil {
-		return fmt.Errorf("natsref: pending limits: %w", err)
+	res.ServerVersion = nc.ConnectedServerVersion()
+	sub, err := nc.Subscribe(o.Subject, h)
+	if err == nil {
+		err = sub.SetPendingLimits(o.PendingMsgs, o.PendingBytes)
 	}
-	if err := nc.Flush(); err != nil {
-		return fmt.Errorf("natsref: %s flush: %w", who, err)
+	if err == nil {
+		err = nc.Flush()
 	}
-	return nil
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("natsref: %s subscribe %s: %w", role, o.Subject, err)
+	}
+	return nc, sub, nil
+}
+
+// finish fills res with what the subscriber side saw: drops by nats.go, slow-consumer events,
+// disconnects and the last error. Call with s.mu held.
+func (s *subStats) finish(res *result, clientDropped *int64) {
+	res.Dropped = clientDropped
+	res.SlowConsumer = s.slowConsumer.Load()
+	res.Disconnects = s.disconnects.Load()
+	res.LastError = s.lastErr
 }
 
 func putHeader(buf []byte, seq uint64) {
@@ -342,13 +359,7 @@ func runRate(o options) (*result, error) {
 		dup     int64
 		bad     int64
 	)
-	sc, err := connectSub(o, "natsref-rate-sub", &st)
-	if err != nil {
-		return nil, fmt.Errorf("natsref: subscriber connect %s: %w", o.URL, err)
-	}
-	defer sc.Close()
-	res.ServerVersion = sc.ConnectedServerVersion()
-	sub, err := sc.Subscribe(o.Subject, func(m *nats.Msg) {
+	sc, sub, err := openSub(o, res, &st, "natsref-rate-sub", "subscriber", func(m *nats.Msg) {
 		now := time.Now().UnixNano()
 		st.mu.Lock()
 		if len(m.Data) < headerLen {
@@ -378,9 +389,10 @@ func runRate(o options) (*result, error) {
 		}
 		st.mu.Unlock()
 	})
-	if err := armSub(o, sc, sub, err, "subscriber"); err != nil {
+	if err != nil {
 		return nil, err
 	}
+	defer sc.Close()
 
 	pubs := make([]*nats.Conn, o.Clients)
 	for i := range pubs {
@@ -458,10 +470,7 @@ func runRate(o options) (*result, error) {
 	res.Lost = res.Sent - res.Delivered
 	res.Dup = dup
 	res.Errors = pubErrs.Load() + bad
-	res.Dropped = clientDropped
-	res.SlowConsumer = st.slowConsumer.Load()
-	res.Disconnects = st.disconnects.Load()
-	res.LastError = st.lastErr
+	st.finish(res, clientDropped)
 	res.PublishS = pubEnd.Sub(start).Seconds()
 	res.ElapsedS = end.Sub(start).Seconds()
 	res.SendRate = float64(res.Sent) / res.PublishS
@@ -520,13 +529,7 @@ func runThroughput(o options) (*result, error) {
 		lastRecv atomic.Int64
 	)
 	seen.w = make([]uint64, o.Count/64+1)
-	sc, err := connectSub(o, "natsref-tput-sub", &st)
-	if err != nil {
-		return nil, fmt.Errorf("natsref: subscriber connect %s: %w", o.URL, err)
-	}
-	defer sc.Close()
-	res.ServerVersion = sc.ConnectedServerVersion()
-	sub, err := sc.Subscribe(o.Subject, func(m *nats.Msg) {
+	sc, sub, err := openSub(o, res, &st, "natsref-tput-sub", "subscriber", func(m *nats.Msg) {
 		st.mu.Lock()
 		if len(m.Data) < headerLen {
 			bad++
@@ -545,9 +548,10 @@ func runThroughput(o options) (*result, error) {
 		}
 		st.mu.Unlock()
 	})
-	if err := armSub(o, sc, sub, err, "subscriber"); err != nil {
+	if err != nil {
 		return nil, err
 	}
+	defer sc.Close()
 	pc, err := connectPub(o, "natsref-tput-pub")
 	if err != nil {
 		return nil, fmt.Errorf("natsref: publisher connect: %w", err)
@@ -588,10 +592,7 @@ func runThroughput(o options) (*result, error) {
 	res.Lost = sent - res.Delivered
 	res.Dup = dup
 	res.Errors = pubErrs + bad
-	res.Dropped = clientDropped
-	res.SlowConsumer = st.slowConsumer.Load()
-	res.Disconnects = st.disconnects.Load()
-	res.LastError = st.lastErr
+	st.finish(res, clientDropped)
 	res.PublishS = pubEnd.Sub(start).Seconds()
 	res.SendRate = float64(sent) / res.PublishS
 	if lr := lastRecv.Load(); lr > 0 {
@@ -609,22 +610,15 @@ func runReqRep(o options) (*result, error) {
 	res.Count = o.Count
 
 	var st subStats
-	rc, err := connectSub(o, "natsref-responder", &st)
-	if err != nil {
-		return nil, fmt.Errorf("natsref: responder connect %s: %w", o.URL, err)
-	}
-	defer rc.Close()
-	res.ServerVersion = rc.ConnectedServerVersion()
-	sub, err := rc.Subscribe(o.Subject, func(m *nats.Msg) {
+	rc, sub, err := openSub(o, res, &st, "natsref-responder", "responder", func(m *nats.Msg) {
 		if err := m.Respond(m.Data); err != nil {
 			st.setErr(err)
-			return
 		}
-		st.delivered.Add(1)
 	})
-	if err := armSub(o, rc, sub, err, "responder"); err != nil {
+	if err != nil {
 		return nil, err
 	}
+	defer rc.Close()
 	qc, err := connectPub(o, "natsref-requester")
 	if err != nil {
 		return nil, fmt.Errorf("natsref: requester connect: %w", err)
