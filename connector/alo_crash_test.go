@@ -214,7 +214,7 @@ func TestALORecoverLeadingGap(t *testing.T) {
 
 	cli := newConnector(t, cdir, conf, nil)
 	s := cli.alo.existingSender(peer)
-	if g := skippedRuns(s); len(g) != 1 || g[0] != [2]uint64{1, aloBlock} || s.assigned() != 5+aloBlock || s.unacked() != aloBlock+5 {
+	if g := skippedRuns(s); len(g) != 1 || g[0] != [2]uint64{1, aloBlock} || s.assigned() != 5+aloBlock || s.unacked() != int(aloBlock)+5 {
 		t.Fatalf("recovered: gaps %v, assigned %d, unacked %d", g, s.assigned(), s.unacked())
 	}
 	got := e.got
@@ -439,4 +439,46 @@ func TestALORecoverySync(t *testing.T) {
 	if n := syncs.Load(); n == 0 {
 		t.Fatal("no segment fsync at a start after an unclean stop")
 	}
+}
+
+// TestALOSendCap: nothing more than aloBlock numbers past the durable point is sent (a machine
+// crash can then cost at most that many numbers), and a paced syncer runs early once half of
+// that is written and not synced, so that a busy link does not wait for its pace.
+func TestALOSendCap(t *testing.T) {
+	oldBlock, oldEvery := aloBlock, aloSyncEvery
+	aloBlock, aloSyncEvery = 8, time.Hour
+	t.Cleanup(func() { aloBlock, aloSyncEvery = oldBlock, oldEvery })
+	fail := injectSyncFailure(t, func(string) bool { return true })
+	_, cli, got := aloPairCounting(t)
+	ctx := context.Background()
+	if err := cli.Local().SendDurable(ctx, aloFrame(0)); err != nil {
+		t.Fatal(err)
+	}
+	s := cli.alo.existingSender(cli.serverPeer)
+	// Paced for an hour, but 20 messages are more than half a block: the syncer runs early and
+	// the link never waits at the cap.
+	for i := 1; i <= 20; i++ {
+		if err := cli.Local().Send(aloFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got.waitAll(t, 21)
+	// The durable point frozen by a failed fdatasync: the link stops aloBlock past it.
+	fail.Store(true)
+	for i := 21; i < 50; i++ {
+		if err := cli.Local().Send(aloFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "all written", func() bool {
+		s.fmu.Lock()
+		defer s.fmu.Unlock()
+		return s.wlast == 50
+	})
+	eventually(t, "the fdatasync failed", func() bool { return s.failed.Load() })
+	d := s.durable.Load()
+	if sendable := s.sendable.Load(); sendable != d+aloBlock {
+		t.Fatalf("sendable %d with durable %d, want durable + %d", sendable, d, aloBlock)
+	}
+	got.waitAll(t, int(d+aloBlock))
 }

@@ -55,7 +55,7 @@ const aloRecHead = 16
 
 // aloBlock is how far past the durable point messages may be sent, and so how many numbers a
 // machine crash can make unusable (skipped).
-const aloBlock = 1 << 17
+var aloBlock uint64 = 1 << 17 // a variable for tests
 
 // aloWindowMax bounds how far past a receiver's delivered point a number (or a skip) may lie:
 // a sender's window holds at most aloMaxMsgs messages, plus the skipped numbers of a few machine
@@ -432,7 +432,7 @@ func (s *aloSender) syncRun() {
 // and not synced); false: the sender stops.
 func (s *aloSender) syncPace(last time.Time) bool {
 	d := time.Until(last.Add(aloSyncEvery))
-	if d <= 0 || s.waiters.Load() > 0 {
+	if d <= 0 || s.syncDue() {
 		return true
 	}
 	t := time.NewTimer(d)
@@ -442,16 +442,25 @@ func (s *aloSender) syncPace(last time.Time) bool {
 		case <-t.C:
 			return true
 		case <-s.syncKick:
-			s.fmu.Lock()
-			behind := s.wlast - min(s.wlast, s.durable.Load())
-			s.fmu.Unlock()
-			if s.waiters.Load() > 0 || behind >= aloBlock/2 { // the link nears its cap
+			if s.syncDue() {
 				return true
 			}
 		case <-s.syncQuit:
 			return false
 		}
 	}
+}
+
+// syncDue reports whether the paced syncer must run now: a durable send waits, or the link
+// nears its cap (half of aloBlock written and not synced).
+func (s *aloSender) syncDue() bool {
+	if s.waiters.Load() > 0 {
+		return true
+	}
+	s.fmu.Lock()
+	behind := s.wlast - min(s.wlast, s.durable.Load())
+	s.fmu.Unlock()
+	return behind >= aloBlock/2
 }
 
 // syncRound fsyncs the retired segments (then closes them), the current one and, after a
