@@ -222,6 +222,7 @@ func (a *API) dial(ctx context.Context) (net.Conn, error) {
 		}
 		return nil, fmt.Errorf("%w %s: %w", ErrConnect, a.sendPath, err)
 	}
+	c = uds.Wrap(c)
 	if !a.track(c) {
 		return nil, ErrClosed
 	}
@@ -266,7 +267,11 @@ func writeFrame(ctx context.Context, c net.Conn, f frame) error {
 		if len(f.bin) > 0 {
 			bufs = append(bufs, binary.LittleEndian.AppendUint32(nil, uint32(len(f.bin))), f.bin)
 		}
-		_, err = bufs.WriteTo(c)
+		if uc, ok := c.(*uds.Conn); ok {
+			_, err = uc.WriteBuffers(bufs)
+		} else {
+			_, err = bufs.WriteTo(c)
+		}
 	}
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err()
@@ -546,7 +551,7 @@ func (a *API) StartWaitingForMessages(messageType string, h Handler, reuse bool)
 func (a *API) accept(w *waiter) {
 	defer a.wg.Done()
 	for {
-		c, err := w.ln.AcceptUnix()
+		uc, err := w.ln.AcceptUnix()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -561,6 +566,7 @@ func (a *API) accept(w *waiter) {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
+		c := uds.Wrap(uc)
 		a.wg.Add(1)
 		if !a.track(c) {
 			a.wg.Done()

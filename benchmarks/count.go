@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aioconn/aioconn/codec"
+	"github.com/aioconn/aioconn/uds"
 )
 
 // Payload layout of every bench message (little endian), at the start of the data:
@@ -209,6 +210,7 @@ func (s *sink) accept() {
 		if err != nil {
 			return
 		}
+		c = uds.Wrap(c)
 		s.mu.Lock()
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()

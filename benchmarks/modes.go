@@ -11,6 +11,7 @@ import (
 
 	"github.com/aioconn/aioconn/api"
 	"github.com/aioconn/aioconn/codec"
+	"github.com/aioconn/aioconn/uds"
 )
 
 // tmpl is a raw frame with a fixed transport JSON and size data bytes; messages are made by
@@ -52,7 +53,7 @@ func dialAll(ps []*proc) ([]net.Conn, error) {
 			}
 			return nil, err
 		}
-		cs = append(cs, c)
+		cs = append(cs, uds.Wrap(c))
 	}
 	return cs, nil
 }
@@ -597,6 +598,7 @@ func runReqrep(ctx context.Context, e *env, o *Options, res *Result) error {
 	if err != nil {
 		return err
 	}
+	reply = uds.Wrap(reply)
 	defer reply.Close()
 	srcID := srv.opts.SourceID()
 	var replyMu sync.Mutex

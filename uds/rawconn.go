@@ -1,0 +1,218 @@
+package uds
+
+import (
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+)
+
+// Conn is a unix-socket connection of an application (the Go API's, the bench's) whose reads
+// and writes are non-blocking system calls made without the Go runtime's system-call
+// bookkeeping (syscall.RawSyscall inside syscall.RawConn's Read and Write), everything else
+// (deadlines, Close, addresses) being the wrapped *net.UnixConn's.
+//
+// Why: the runtime's monitor thread (sysmon) sleeps while every P is idle, and the first
+// ordinary system call after that wakes it (entersyscall); it then polls every 20 µs until
+// the process is idle again. An application that answers one message at a time is idle
+// between messages, so every message paid a futex wake-up of that thread and its polling:
+// on a 2-vCPU VM about half of a request/response application's CPU and 5 – 10 µs of the
+// round trip (benchmarks/RESULTS.md, "sysmon"). The calls made here never block (the socket
+// is non-blocking: EAGAIN parks the goroutine in the runtime's poller, as net.Conn does),
+// and each copies at most one socket buffer, so keeping the P through them is harmless.
+//
+// Concurrency: as net.Conn, every method is safe for concurrent use (Reads are serialised
+// among themselves, Writes too); Close may be called from any goroutine and interrupts a
+// parked Read or Write. The caller's slices are not retained after a call returns.
+type Conn struct {
+	*net.UnixConn
+	rc     syscall.RawConn
+	rd, wr rawOp
+}
+
+// rawOp is one direction's call in progress: the closure handed to RawConn is made once, in
+// Wrap, so that a call allocates nothing.
+type rawOp struct {
+	mu    sync.Mutex
+	p     []byte   // Read, Write
+	bufs  [][]byte // WriteBuffers: the slices, and the next unwritten byte bufs[i][off]
+	i     int
+	off   int
+	iov   []syscall.Iovec
+	n     int64
+	errno syscall.Errno
+	read  func(uintptr) bool
+	write func(uintptr) bool
+	wv    func(uintptr) bool
+}
+
+// Wrap returns c as a *Conn when it is a *net.UnixConn, and c unchanged otherwise (or when
+// its raw descriptor cannot be had).
+func Wrap(c net.Conn) net.Conn {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return c
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	w := &Conn{UnixConn: uc, rc: rc}
+	w.rd.read = w.rd.doRead
+	w.wr.write = w.wr.doWrite
+	w.wr.wv = w.wr.doWritev
+	return w
+}
+
+func opErr(c *Conn, op string, err error) error {
+	return &net.OpError{Op: op, Net: "unix", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}
+
+func (o *rawOp) doRead(fd uintptr) bool {
+	for {
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&o.p[0])), uintptr(len(o.p)))
+		switch e {
+		case 0:
+			o.n = int64(r)
+			return true
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			o.errno = e
+			return true
+		}
+	}
+}
+
+// Read reads up to len(p) bytes as net.Conn's Read does: io.EOF at the end of the stream,
+// a *net.OpError wrapping os.ErrDeadlineExceeded or net.ErrClosed when the read deadline
+// passes or the connection is closed.
+func (c *Conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	o := &c.rd
+	o.mu.Lock()
+	o.p, o.n, o.errno = p, 0, 0
+	err := c.rc.Read(o.read)
+	n, errno := int(o.n), o.errno
+	o.p = nil
+	o.mu.Unlock()
+	if err != nil {
+		return 0, err // already a *net.OpError from RawConn
+	}
+	if errno != 0 {
+		return 0, opErr(c, "read", os.NewSyscallError("read", errno))
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (o *rawOp) doWrite(fd uintptr) bool {
+	for o.n < int64(len(o.p)) {
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&o.p[o.n])), uintptr(int64(len(o.p))-o.n))
+		switch e {
+		case 0:
+			o.n += int64(r)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			o.errno = e
+			return true
+		}
+	}
+	return true
+}
+
+// Write writes all of p (or fails) as net.Conn's Write does; a write that fails midway
+// reports how much was written.
+func (c *Conn) Write(p []byte) (int, error) {
+	o := &c.wr
+	o.mu.Lock()
+	o.p, o.n, o.errno = p, 0, 0
+	err := c.rc.Write(o.write)
+	n, errno := int(o.n), o.errno
+	o.p = nil
+	o.mu.Unlock()
+	if err != nil {
+		return n, err
+	}
+	if errno != 0 {
+		return n, opErr(c, "write", os.NewSyscallError("write", errno))
+	}
+	return n, nil
+}
+
+// maxIovecs bounds one writev (the kernel's UIO_MAXIOV is 1024).
+const maxIovecs = 1024
+
+func (o *rawOp) doWritev(fd uintptr) bool {
+	for {
+		for o.i < len(o.bufs) && o.off == len(o.bufs[o.i]) {
+			o.i, o.off = o.i+1, 0
+		}
+		if o.i == len(o.bufs) {
+			return true
+		}
+		o.iov = o.iov[:0]
+		for j := o.i; j < len(o.bufs) && len(o.iov) < maxIovecs; j++ {
+			b := o.bufs[j]
+			if j == o.i {
+				b = b[o.off:]
+			}
+			if len(b) == 0 {
+				continue
+			}
+			v := syscall.Iovec{Base: &b[0]}
+			v.SetLen(len(b))
+			o.iov = append(o.iov, v)
+		}
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&o.iov[0])), uintptr(len(o.iov)))
+		switch e {
+		case 0:
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		default:
+			o.errno = e
+			return true
+		}
+		o.n += int64(r)
+		for k := int(r); k > 0; {
+			rest := len(o.bufs[o.i]) - o.off
+			if k < rest {
+				o.off += k
+				break
+			}
+			k -= rest
+			o.i, o.off = o.i+1, 0
+		}
+	}
+}
+
+// WriteBuffers writes every slice of bufs in order with writev, as net.Buffers.WriteTo does
+// on a *net.UnixConn; empty slices are skipped. bufs itself is not modified.
+func (c *Conn) WriteBuffers(bufs [][]byte) (int64, error) {
+	o := &c.wr
+	o.mu.Lock()
+	o.bufs, o.i, o.off, o.n, o.errno = bufs, 0, 0, 0, 0
+	err := c.rc.Write(o.wv)
+	n, errno := o.n, o.errno
+	o.bufs = nil
+	clear(o.iov[:cap(o.iov)]) // drop the pointers into the caller's slices
+	o.mu.Unlock()
+	if err != nil {
+		return n, err
+	}
+	if errno != 0 {
+		return n, opErr(c, "writev", os.NewSyscallError("writev", errno))
+	}
+	return n, nil
+}

@@ -1,0 +1,184 @@
+package uds
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// rawPair returns a connected pair of unix connections, both wrapped.
+func rawPair(t testing.TB) (client, server *Conn) {
+	t.Helper()
+	d, err := os.MkdirTemp("", "ac")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	path := filepath.Join(d, "s")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cw, ok1 := Wrap(c).(*Conn)
+	sw, ok2 := Wrap(s).(*Conn)
+	if !ok1 || !ok2 {
+		t.Fatal("Wrap did not wrap a *net.UnixConn")
+	}
+	t.Cleanup(func() { cw.Close(); sw.Close() })
+	return cw, sw
+}
+
+func TestRawConnWrapOther(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if Wrap(a) != a {
+		t.Fatal("Wrap changed a connection that is not a *net.UnixConn")
+	}
+}
+
+func TestRawConnReadWrite(t *testing.T) {
+	c, s := rawPair(t)
+	if n, err := c.Write([]byte("hello")); n != 5 || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if n, err := c.Write(nil); n != 0 || err != nil {
+		t.Fatalf("empty Write = %d, %v", n, err)
+	}
+	buf := make([]byte, 16)
+	if n, err := s.Read(buf[:0]); n != 0 || err != nil {
+		t.Fatalf("empty Read = %d, %v", n, err)
+	}
+	n, err := io.ReadFull(s, buf[:5])
+	if err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+	// a Read parked in the poller is woken by a later write
+	done := make(chan error, 1)
+	go func() {
+		n, err := s.Read(buf)
+		if err == nil && string(buf[:n]) != "late" {
+			err = errors.New("read " + string(buf[:n]))
+		}
+		done <- err
+	}()
+	if _, err := c.Write([]byte("late")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if n, err := s.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("Read after peer close = %d, %v; want 0, io.EOF", n, err)
+	}
+}
+
+func TestRawConnDeadlineAndClose(t *testing.T) {
+	c, s := rawPair(t)
+	s.SetReadDeadline(time.Now().Add(-time.Second))
+	_, err := s.Read(make([]byte, 4))
+	var ne net.Error
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("Read past its deadline: %v; want a timeout wrapping os.ErrDeadlineExceeded", err)
+	}
+	s.SetReadDeadline(time.Time{})
+	// Close from another goroutine interrupts a Read
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Read(make([]byte, 4))
+		done <- err
+	}()
+	s.Close() // whether the Read has parked yet or not, it must end with net.ErrClosed
+	if err := <-done; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Read interrupted by Close: %v; want net.ErrClosed", err)
+	}
+	// writing to a peer that is gone fails with EPIPE (no SIGPIPE kills the process)
+	var werr error
+	for range 100 {
+		if _, werr = c.Write([]byte("x")); werr != nil {
+			break
+		}
+	}
+	if !errors.Is(werr, syscall.EPIPE) && !errors.Is(werr, syscall.ECONNRESET) {
+		t.Fatalf("Write to a closed peer: %v; want EPIPE", werr)
+	}
+	var op *net.OpError
+	if !errors.As(werr, &op) || op.Op != "write" {
+		t.Fatalf("Write error %#v is not a *net.OpError of op write", werr)
+	}
+}
+
+func TestRawConnLargeWritesAndBuffers(t *testing.T) {
+	c, s := rawPair(t)
+	// 4 MiB through a socket buffer of a few hundred KiB: writes park on EAGAIN and resume
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<18)
+	bufs := [][]byte{nil, big[:10], {}, big[10 : 1<<20], big[1<<20:]}
+	var many [][]byte
+	for i := 0; i < 3000; i++ { // more slices than one writev takes
+		many = append(many, []byte{byte(i)})
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(s)
+		got <- b
+	}()
+	if n, err := c.Write(big); n != len(big) || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if n, err := c.WriteBuffers(bufs); n != int64(len(big)) || err != nil {
+		t.Fatalf("WriteBuffers = %d, %v", n, err)
+	}
+	if n, err := c.WriteBuffers(many); n != int64(len(many)) || err != nil {
+		t.Fatalf("WriteBuffers(3000 slices) = %d, %v", n, err)
+	}
+	if n, err := c.WriteBuffers(nil); n != 0 || err != nil {
+		t.Fatalf("WriteBuffers(nil) = %d, %v", n, err)
+	}
+	c.Close()
+	want := append(append(append([]byte{}, big...), big...), bytes.Join(many, nil)...)
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Fatalf("read %d bytes, want %d (content differs)", len(b), len(want))
+	}
+	if len(bufs[3]) != 1<<20-10 {
+		t.Fatal("WriteBuffers modified its argument")
+	}
+}
+
+func BenchmarkRawConnRoundTrip(b *testing.B) {
+	for _, raw := range []bool{false, true} {
+		name := "net"
+		if raw {
+			name = "raw"
+		}
+		b.Run(name, func(b *testing.B) {
+			cw, sw := rawPair(b)
+			var c, s net.Conn = cw.UnixConn, sw.UnixConn
+			if raw {
+				c, s = cw, sw
+			}
+			msg := make([]byte, 100)
+			buf := make([]byte, 100)
+			b.ReportAllocs()
+			for b.Loop() {
+				c.Write(msg)
+				io.ReadFull(s, buf)
+			}
+		})
+	}
+}
