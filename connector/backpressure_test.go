@@ -6,8 +6,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aioconn/aioconn/codec"
 	"github.com/aioconn/aioconn/config"
+	"github.com/valyala/bytebufferpool"
 )
 
 // TestSendBackpressure: while the peer's queue is full (its send loop waits for an _ack), the
@@ -60,5 +63,88 @@ func TestSendBackpressure(t *testing.T) {
 	}
 	if d := cli.stats.dropQueueFull.Load(); d != 0 {
 		t.Fatalf("%d messages dropped despite backpressure", d)
+	}
+}
+
+// TestHeldFramesRefusedByAFullRing: frames a link holds for a receive ring (pushRT) that
+// another producer filled since the link's check are kept, in order, and the link takes no
+// frame until they are in; they are dropped only after backpressureMax without progress, or
+// when the link is gone.
+func TestHeldFramesRefusedByAFullRing(t *testing.T) {
+	dir := shortDir(t)
+	srv := newConnector(t, dir, serverConf(dir, 0, nil), func(o *config.Options) { o.MaxQueueSize = 8 })
+	rt := srv.recv["any"]
+	other := func(i int) { // another producer (a link on another loop)
+		b := bytebufferpool.Get()
+		b.B = append(b.B[:0], "other"+strconv.Itoa(i)...)
+		if !rt.q.Push(b, len(b.B)) {
+			t.Fatalf("ring refused the other producer's frame %d", i)
+		}
+	}
+	for i := range 6 {
+		other(i)
+	}
+	p := &peer{cn: srv}
+	for i := range 4 {
+		p.pushRT(rt, []byte(`{"message_type": "any"}`), []byte("held"+strconv.Itoa(i)), nil, false)
+	}
+	if p.flushRT() {
+		t.Fatal("flushRT reported every held frame pushed into a ring with room for 2 of 4")
+	}
+	if len(p.rtBufs) != 2 || srv.stats.dropQueueFull.Load() != 0 {
+		t.Fatalf("after a partial push: %d frames held, %d dropped; want 2 held, 0 dropped", len(p.rtBufs), srv.stats.dropQueueFull.Load())
+	}
+	// while frames are stuck, the link takes no frame of any type
+	f := codec.Frame{JSON: []byte(`{"message_type": "nope", "source_id": "c"}`)}
+	var h codec.Header
+	if err := codec.ScanHeader(f.JSON, &h); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.process(f, h, -1); err != errBackpressure {
+		t.Fatalf("process with frames stuck: %v; want errBackpressure", err)
+	}
+	// the consumer makes room: the rest goes in, in order
+	for range 3 {
+		if b, ok := rt.q.Pop(); ok {
+			bytebufferpool.Put(b)
+		}
+	}
+	if !p.flushRT() || len(p.rtBufs) != 0 || !p.rtStuckSince.IsZero() {
+		t.Fatalf("flushRT after room was made: %d still held", len(p.rtBufs))
+	}
+	var got []string
+	for {
+		b, ok := rt.q.Pop()
+		if !ok {
+			break
+		}
+		if fr, err := codec.ParseBody(b.B[codec.LenPrefix:]); err == nil {
+			got = append(got, string(fr.Data))
+		} else {
+			got = append(got, string(b.B))
+		}
+	}
+	want := "other3 other4 other5 held0 held1 held2 held3"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("ring holds %q, want %q", strings.Join(got, " "), want)
+	}
+
+	// no progress for backpressureMax: the held frames are dropped, counted and logged
+	for i := range 8 {
+		other(10 + i)
+	}
+	p.pushRT(rt, []byte(`{"message_type": "any"}`), []byte("late"), nil, false)
+	if p.flushRT() {
+		t.Fatal("flushRT into a full ring reported success")
+	}
+	p.rtStuckSince = time.Now().Add(-backpressureMax)
+	if !p.flushRT() || len(p.rtBufs) != 0 || srv.stats.dropQueueFull.Load() != 1 {
+		t.Fatalf("after backpressureMax: %d held, %d dropped; want 0 held, 1 dropped", len(p.rtBufs), srv.stats.dropQueueFull.Load())
+	}
+	// a link that is gone does not wait
+	p.pushRT(rt, []byte(`{"message_type": "any"}`), []byte("closing"), nil, false)
+	p.gone = true
+	if !p.flushRT() || srv.stats.dropQueueFull.Load() != 2 {
+		t.Fatalf("flushRT on a closed link: %d dropped; want 2", srv.stats.dropQueueFull.Load())
 	}
 }

@@ -51,6 +51,12 @@ func (rt *recvType) listenerPresent() bool {
 	return err == nil
 }
 
+// dropFull counts and logs n messages dropped because rt's ring stayed full.
+func (rt *recvType) dropFull(n int) {
+	rt.cn.stats.dropQueueFull.Add(int64(n))
+	rt.cn.log.Errorf("%s queue_recv full for type %s: %d messages dropped", rt.cn.sourceID, rt.mtype, n)
+}
+
 func (rt *recvType) dropNoListener() {
 	rt.cn.stats.dropNoListener.Add(1)
 	rt.cn.log.Warnf("%s could not connect to non existing %s", rt.cn.sourceID, rt.path)

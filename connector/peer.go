@@ -70,6 +70,7 @@ type peer struct {
 	rtBufs       []*bytebufferpool.ByteBuffer
 	rtSizes      []int
 	blockedSince time.Time // loop-owned: when receive backpressure began
+	rtStuckSince time.Time // loop-owned: since when a full ring refuses the frames left in rtBufs (zero: none refused)
 
 	// metrics (metrics.go)
 	mx      atomic.Pointer[peerMetrics] // traffic counters, set at the first counted message
@@ -288,7 +289,9 @@ func (h *peerHandler) OnTraffic(c *loop.Conn) error {
 			}
 		}
 	}
-	p.flushRT()
+	if !p.flushRT() {
+		p.scheduleRewake() // the ring's consumer is kicked below; retry once it made room
+	}
 	for i, rt := range p.touched {
 		rt.kick()
 		p.touched[i] = nil
@@ -452,7 +455,19 @@ func (p *peer) process(f codec.Frame, h codec.Header, stream int64) error {
 	// Backpressure: while the receive ring of this type is full, stop reading this peer for a
 	// while (the frame stays buffered); drop only when that does not help. The frames this link
 	// holds for the ring (pushRT) count: the ring refuses what does not fit when they go in.
-	if rt := cn.recv[string(mt)]; rt != nil && rt.q.Len()+p.heldFor(rt) >= cn.cfg.MaxQueueSize {
+	rt := cn.recv[string(mt)]
+	// Held frames go into their ring before anything else of this link may reach a ring: before
+	// a frame of another type, once a batch is whole, and before a frame that may be pushed
+	// directly (persisted or numbered types). Frames a full ring refused (another loop's link,
+	// or the broker, filled it meanwhile) stay held and this link takes nothing more until they
+	// are in: the frame stays buffered.
+	if len(p.rtBufs) > 0 && (p.rtPend != rt || len(p.rtBufs) >= rtBatch || !p.rtStuckSince.IsZero() ||
+		p.aloMode.Load() != aloOff || cn.cfg.DiskPersistenceRecv.Has(p.rtPend.mtype)) {
+		if !p.flushRT() {
+			return errBackpressure
+		}
+	}
+	if rt != nil && rt.q.Len()+p.heldFor(rt) >= cn.cfg.MaxQueueSize {
 		if p.blockedSince.IsZero() {
 			p.blockedSince = time.Now()
 		}
@@ -618,8 +633,7 @@ func (p *peer) deliverRest(mt []byte, rt *recvType, hp *codec.Header, f codec.Fr
 			}
 			p.touched = append(p.touched, rt)
 		}
-		p.flushRT()
-		if !rt.pushTagged(json, f.Data, f.Binary, f.HasBinary, p.aloCur) {
+		if !p.flushRT() || !rt.pushTagged(json, f.Data, f.Binary, f.HasBinary, p.aloCur) {
 			return errBackpressure
 		}
 		p.aloCurSet = false
@@ -628,7 +642,9 @@ func (p *peer) deliverRest(mt []byte, rt *recvType, hp *codec.Header, f codec.Fr
 	if cn.cfg.DiskPersistenceRecv.Has(rt.mtype) {
 		// The listener check (a stat of its socket) runs once per read burst, as below.
 		listenerOK := func() bool { return p.touchedHas(rt) || rt.listenerPresent() }
-		p.flushRT()
+		if !p.flushRT() {
+			return errBackpressure
+		}
 		if rt.deliverOrPersist(json, f.Data, f.Binary, f.HasBinary, listenerOK) {
 			return nil
 		}
@@ -653,8 +669,16 @@ const rtBatch = 64
 // (flushRT: one reservation per batch, where a push per frame contends with the consumer's
 // thread on every message). Loop-owned.
 func (p *peer) pushRT(rt *recvType, json, data, binary []byte, withBinary bool) {
-	if p.rtPend != rt || len(p.rtBufs) >= rtBatch {
-		p.flushRT()
+	if (p.rtPend != rt || len(p.rtBufs) >= rtBatch) && !p.flushRT() && p.rtPend != rt {
+		// Frames of another type are held, refused by their ring (process lets no frame
+		// through then; a file completed meanwhile gets here): this one goes to its own ring.
+		b := bytebufferpool.Get()
+		b.B = codec.AppendFrame(b.B[:0], json, data, binary, withBinary)
+		if !rt.q.Push(b, len(b.B)) {
+			bytebufferpool.Put(b)
+			rt.dropFull(1)
+		}
+		return
 	}
 	b := bytebufferpool.Get()
 	b.B = codec.AppendFrame(b.B[:0], json, data, binary, withBinary)
@@ -663,24 +687,43 @@ func (p *peer) pushRT(rt *recvType, json, data, binary []byte, withBinary bool) 
 	p.rtSizes = append(p.rtSizes, len(b.B))
 }
 
-// flushRT pushes the held frames to their type's ring, dropping (and logging) those a full ring
-// refuses, as a push per frame would. Call it before the consumer is kicked and before anything
-// else enters the same ring from this link. Loop-owned.
-func (p *peer) flushRT() {
+// flushRT pushes the held frames to their type's ring and reports whether none is left. A ring
+// that another producer filled since this link's check (process) refuses some: they stay held,
+// in order, and the link takes no frame until they are in (process returns errBackpressure,
+// OnTraffic retries after rewakeDelay). They are dropped (and logged, as a push per frame
+// would) only when the ring took none of them for backpressureMax, when the link's held input
+// reaches backpressureInbound, or when the link is gone. Call it before the consumer is kicked
+// and before anything else enters a ring from this link. Loop-owned.
+func (p *peer) flushRT() bool {
 	if len(p.rtBufs) == 0 {
-		return
+		return true
 	}
 	rt := p.rtPend
 	n := rt.q.PushBatch(p.rtBufs, p.rtSizes)
-	if rest := len(p.rtBufs) - n; rest > 0 {
-		for _, b := range p.rtBufs[n:] {
-			bytebufferpool.Put(b)
-		}
-		rt.cn.stats.dropQueueFull.Add(int64(rest))
-		rt.cn.log.Errorf("%s queue_recv full for type %s: %d messages dropped", rt.cn.sourceID, rt.mtype, rest)
+	if n == len(p.rtBufs) {
+		clear(p.rtBufs)
+		p.rtBufs, p.rtSizes, p.rtPend = p.rtBufs[:0], p.rtSizes[:0], nil
+		p.rtStuckSince = time.Time{}
+		return true
 	}
+	m := copy(p.rtBufs, p.rtBufs[n:])
+	clear(p.rtBufs[m:])
+	p.rtBufs = p.rtBufs[:m]
+	p.rtSizes = p.rtSizes[:copy(p.rtSizes, p.rtSizes[n:])]
+	if p.rtStuckSince.IsZero() || n > 0 {
+		p.rtStuckSince = time.Now()
+	}
+	if !p.gone && time.Since(p.rtStuckSince) < backpressureMax && (p.conn == nil || p.conn.Held() < backpressureInbound) {
+		return false
+	}
+	for _, b := range p.rtBufs {
+		bytebufferpool.Put(b)
+	}
+	rt.dropFull(m)
 	clear(p.rtBufs)
 	p.rtBufs, p.rtSizes, p.rtPend = p.rtBufs[:0], p.rtSizes[:0], nil
+	p.rtStuckSince = time.Time{}
+	return true
 }
 
 // heldFor is how many frames the link holds for rt (pushRT), not yet in its ring. Loop-owned.
