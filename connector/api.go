@@ -33,28 +33,54 @@ type apiConn struct {
 	pendB    int64 // sum of pendSz (checked per frame against the queue's byte cap)
 	pendPeer *peer
 	pendPrio int
+	// since when a full queue refuses the frames left in pend (zero: none refused)
+	pendStuckSince time.Time
 }
 
 // pushBatch is the most frames held in apiConn.pend before they are pushed.
 const pushBatch = 64
 
-// flushPending pushes the held frames to their peer's queue, dropping (and logging) those the
-// queue refuses. Call it before waking the touched peers. Loop-owned (or under Local.mu).
-func (a *apiConn) flushPending(cn *Connector) {
+// flushPending pushes the held frames to their peer's queue and reports whether none is left.
+// A queue that another producer (a connection on another loop, an embedded application, the
+// broker) filled since this connection's check (route) refuses some: they stay held, in order,
+// and route takes no frame from this connection until they are in. They are dropped (and
+// logged) only when the queue took none of them for backpressureMax, or when force is set
+// (the connection is closing, or its unread input reached backpressureInbound). Call it before
+// waking the touched peers. Loop-owned (or under Local.mu).
+func (a *apiConn) flushPending(cn *Connector, force bool) bool {
 	if len(a.pend) == 0 {
-		return
+		return true
 	}
 	p := a.pendPeer
 	n := p.q.PushBatch(a.pend, a.pendSz, a.pendPrio)
-	if rest := len(a.pend) - n; rest > 0 {
-		for _, m := range a.pend[n:] {
-			m.release()
-		}
-		cn.stats.dropQueueFull.Add(int64(rest))
-		cn.log.Errorf("%s queue_send_to_connector_put : queue full for peer %s, %d messages dropped", cn.sourceID, p.name, rest)
+	if n == len(a.pend) {
+		clear(a.pend)
+		a.pend, a.pendSz, a.pendPeer, a.pendB = a.pend[:0], a.pendSz[:0], nil, 0
+		a.pendStuckSince = time.Time{}
+		return true
 	}
+	for _, sz := range a.pendSz[:n] {
+		a.pendB -= int64(sz)
+	}
+	m := copy(a.pend, a.pend[n:])
+	clear(a.pend[m:])
+	a.pend = a.pend[:m]
+	a.pendSz = a.pendSz[:copy(a.pendSz, a.pendSz[n:])]
+	if a.pendStuckSince.IsZero() || n > 0 {
+		a.pendStuckSince = time.Now()
+	}
+	if !force && time.Since(a.pendStuckSince) < backpressureMax {
+		return false
+	}
+	for _, m := range a.pend {
+		m.release()
+	}
+	cn.stats.dropQueueFull.Add(int64(m))
+	cn.log.Errorf("%s queue_send_to_connector_put : queue full for peer %s, %d messages dropped", cn.sourceID, p.name, m)
 	clear(a.pend)
 	a.pend, a.pendSz, a.pendPeer, a.pendB = a.pend[:0], a.pendSz[:0], nil, 0
+	a.pendStuckSince = time.Time{}
+	return true
 }
 
 // Backpressure limits: how long, and up to how many buffered input bytes, an application's
@@ -125,13 +151,16 @@ func (h *apiHandler) OnTraffic(c *loop.Conn) error {
 		a.retry = false
 		c.Discard(size)
 	}
-	a.flushPending(cn)
+	held := !a.flushPending(cn, c.InboundBuffered() >= backpressureInbound)
+	if held {
+		a.retryLater(c) // the touched peers drain their queues meanwhile
+	}
 	for i, p := range a.touched {
 		p.conn.Wake()
 		a.touched[i] = nil
 	}
 	a.touched = a.touched[:0]
-	if a.closeAfter && err == nil {
+	if a.closeAfter && err == nil && !held {
 		c.Close()
 	}
 	return err
@@ -140,6 +169,9 @@ func (h *apiHandler) OnTraffic(c *loop.Conn) error {
 func (h *apiHandler) OnClose(c *loop.Conn, err error) {
 	h.cn.apiConns.Add(-1)
 	h.cn.forgetWaitersOf(connReplier{c})
+	if a, ok := c.Ctx.(*apiConn); ok {
+		a.flushPending(h.cn, true) // frames still refused by a full queue when the application left
+	}
 }
 
 // handle applies LOCAL-API §4.2 steps 2–10 to one frame from an application.
@@ -154,6 +186,10 @@ func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error {
 	if cn.cfg.DebugMsgCounts && !a.retry {
 		cn.stats.msgRecvdUDS.Add(1) // counted when read, as Python does (LOCAL §4.2 step 1)
+	}
+	// Frames a full queue refused stay held (flushPending); nothing more is taken until they are in.
+	if !a.pendStuckSince.IsZero() && !a.flushPending(cn, inbound >= backpressureInbound) {
+		return errBackpressure
 	}
 	var hd codec.Header
 	f, err := codec.ParseBodyHeaderMemo(fr[codec.LenPrefix:], &hd, &a.memo)
@@ -266,20 +302,35 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error 
 	}
 	b := bytebufferpool.Get()
 	b.B = codec.AppendFrame(b.B[:0], json, f.Data, f.Binary, f.HasBinary)
-	if a.pendPeer != p || a.pendPrio != prio || len(a.pend) >= pushBatch {
-		a.flushPending(cn)
+	m := qmsg{b: b, ack: hd.WaitForAck.Truthy(), file: hd.WithFile.Present()}
+	if (a.pendPeer != p || a.pendPrio != prio || len(a.pend) >= pushBatch) && !a.flushPending(cn, false) &&
+		(a.pendPeer != p || a.pendPrio != prio) {
+		// the held frames of another queue (or priority) were refused just now: this one goes
+		// to its own queue directly (order only holds within one peer and priority)
+		if p.q.PushBatch([]qmsg{m}, []int{len(b.B)}, prio) == 0 {
+			m.release()
+			cn.stats.dropQueueFull.Add(1)
+			cn.log.Errorf("%s queue_send_to_connector_put : queue full for peer %s, %d messages dropped", cn.sourceID, p.name, 1)
+		}
+		a.touchPeer(p)
+		return nil
 	}
 	a.pendPeer, a.pendPrio = p, prio
-	a.pend = append(a.pend, qmsg{b: b, ack: hd.WaitForAck.Truthy(), file: hd.WithFile.Present()})
+	a.pend = append(a.pend, m)
 	a.pendSz = append(a.pendSz, len(b.B))
 	a.pendB += int64(len(b.B))
+	a.touchPeer(p)
+	return nil
+}
+
+// touchPeer lists p among the peers to wake after this burst. Loop-owned (or under Local.mu).
+func (a *apiConn) touchPeer(p *peer) {
 	for _, t := range a.touched {
 		if t == p {
-			return nil
+			return
 		}
 	}
 	a.touched = append(a.touched, p)
-	return nil
 }
 
 // strEq reports whether the JSON string value v equals s, without allocating when v has no escapes.

@@ -48,7 +48,15 @@ func (l *Local) Send(frame []byte) error {
 // wakeTouched wakes the links the route calls since the last wake queued frames for, and empties
 // the list keeping its array (no allocation per send). Caller holds l.mu (Wake never blocks).
 func (l *Local) wakeTouched() {
-	l.a.flushPending(l.cn)
+	if !l.a.flushPending(l.cn, false) && !l.a.rewake.Swap(true) {
+		// frames a full queue refused stay held: retry once the touched links drained some
+		time.AfterFunc(rewakeDelay, func() {
+			l.mu.Lock()
+			l.a.rewake.Store(false)
+			l.wakeTouched()
+			l.mu.Unlock()
+		})
+	}
 	for i, p := range l.a.touched {
 		p.conn.Wake()
 		l.a.touched[i] = nil

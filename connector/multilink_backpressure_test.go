@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -91,6 +92,93 @@ func TestMultiLinkReceiveBackpressure(t *testing.T) {
 	t.Logf("%d delivered, %d dropped, read in %v", got, dropped, readAll.Round(time.Millisecond))
 	if dropped != 0 && readAll < backpressureMax {
 		t.Fatalf("%d messages dropped although no link can have waited %v (all read %v after the ring was full)",
+			dropped, backpressureMax, readAll.Round(time.Millisecond))
+	}
+}
+
+// TestMultiConnSendBackpressure: two applications on two event loops send to the same peer while
+// its queue is full (the server reads nothing for a moment, then everything). A frame may be
+// dropped only after an application was held back for backpressureMax; here the server reads as
+// soon as the queue is full, so every message arrives, each application's in order.
+func TestMultiConnSendBackpressure(t *testing.T) {
+	t.Setenv("AIOCONN_LOOPS", "2")
+	const perApp = 1500
+	dir := shortDir(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	cli := newConnector(t, dir, clientConf(dir, port, "client1", nil), func(o *config.Options) { o.MaxQueueSize = 64 })
+	dumpLogs(t, cli)
+	tcp, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	r := &frameReader{c: tcp}
+	if f, err := r.next(5 * time.Second); err != nil || f == nil {
+		t.Fatalf("no handshake: %v", err)
+	}
+	waitPeers(t, cli, "connected", func(p []string) bool { return len(p) == 1 })
+	p := cli.peerByName(cli.serverPeer)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for k := range 2 {
+		send := dialUnix(t, cli.Paths().SendToConnector)
+		js := []byte(`{"message_type": "any", "source_id": "client1", "destination_id": ` + pyStr(cli.serverPeer) + `}`)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			send.SetWriteDeadline(time.Now().Add(20 * time.Second))
+			var batch []byte
+			for i := 0; i < perApp; i++ {
+				batch = append(batch, bpFrame(js, k*perApp+i)...)
+				if len(batch) >= 256<<10 || i == perApp-1 {
+					if _, err := send.Write(batch); err != nil {
+						errs <- err
+						return
+					}
+					batch = batch[:0]
+				}
+			}
+		}()
+	}
+	eventually(t, "the peer's queue full", func() bool { return p.q.Len() >= cli.cfg.MaxQueueSize })
+	start := time.Now()
+	next := []int{0, perApp}
+	got := 0
+	deadline := time.Now().Add(30 * time.Second)
+	for got+int(cli.stats.dropQueueFull.Load()) < 2*perApp {
+		if time.Now().After(deadline) {
+			t.Fatalf("read %d messages in 30 s, %d dropped", got, cli.stats.dropQueueFull.Load())
+		}
+		f, body, ok := r.body(t, 50*time.Millisecond, got)
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(string(body.Data[:min(8, len(body.Data))]))
+		if err != nil || len(body.Data) != bpPayload {
+			t.Fatalf("message %d: %.100q", got, f)
+		}
+		k := n / perApp
+		if n < next[k] {
+			t.Fatalf("message %d from application %d came after %d (duplicated or reordered)", n, k+1, next[k]-1)
+		}
+		next[k] = n + 1
+		got++
+	}
+	readAll := time.Since(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("application send socket: %v", err)
+	}
+	dropped := cli.stats.dropQueueFull.Load()
+	t.Logf("%d delivered, %d dropped, read in %v", got, dropped, readAll.Round(time.Millisecond))
+	if dropped != 0 && readAll < backpressureMax {
+		t.Fatalf("%d messages dropped although no application can have waited %v (all read %v after the queue was full)",
 			dropped, backpressureMax, readAll.Round(time.Millisecond))
 	}
 }
