@@ -13,9 +13,12 @@ FUZZMIN ?= 200x
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/aioconn
 
-## test: gofmt check, go vet, and the whole suite with the race detector (golden, fuzz seeds, integration).
+## test: gofmt check, go vet, and the whole suite with the race detector (golden, fuzz seeds,
+## integration); then the Go API and unix-socket packages once more without it, since -race
+## builds keep the API's connections on net's own system calls (uds.Wrap).
 test: lint
 	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -count=1 ./uds/ ./api/
 
 lint: fmtcheck vet
 

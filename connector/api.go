@@ -45,14 +45,17 @@ const pushBatch = 64
 // broker) filled since this connection's check (route) refuses some: they stay held, in order,
 // and route takes no frame from this connection until they are in. They are dropped (and
 // logged) only when the queue took none of them for backpressureMax, or when force is set
-// (the connection is closing, or its unread input reached backpressureInbound). Call it before
-// waking the touched peers. Loop-owned (or under Local.mu).
+// (the connection is closing, or its unread input reached backpressureInbound). What it pushes
+// lists the peer among those to wake. Call it before waking the touched peers. Loop-owned (or under Local.mu).
 func (a *apiConn) flushPending(cn *Connector, force bool) bool {
 	if len(a.pend) == 0 {
 		return true
 	}
 	p := a.pendPeer
 	n := p.q.PushBatch(a.pend, a.pendSz, a.pendPrio)
+	if n > 0 {
+		a.touchPeer(p) // a retry: no new frame for p may come to list it
+	}
 	if n == len(a.pend) {
 		clear(a.pend)
 		a.pend, a.pendSz, a.pendPeer, a.pendB = a.pend[:0], a.pendSz[:0], nil, 0
@@ -151,7 +154,7 @@ func (h *apiHandler) OnTraffic(c *loop.Conn) error {
 		a.retry = false
 		c.Discard(size)
 	}
-	held := !a.flushPending(cn, c.InboundBuffered() >= backpressureInbound)
+	held := !a.flushPending(cn, c.InboundBuffered() >= backpressureInbound || c.Closing())
 	if held {
 		a.retryLater(c) // the touched peers drain their queues meanwhile
 	}
@@ -176,7 +179,11 @@ func (h *apiHandler) OnClose(c *loop.Conn, err error) {
 
 // handle applies LOCAL-API §4.2 steps 2–10 to one frame from an application.
 func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
-	return h.cn.route(connReplier{c}, a, fr, c.InboundBuffered())
+	inbound := c.InboundBuffered()
+	if c.Closing() { // the application left: nothing can wait (route then pushes or drops)
+		inbound = backpressureInbound
+	}
+	return h.cn.route(connReplier{c}, a, fr, inbound)
 }
 
 // route applies LOCAL-API §4.2 steps 2–10 to one frame from an application; r receives the

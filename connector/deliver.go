@@ -36,9 +36,13 @@ type recvType struct {
 	tags  []aloTag // at_least_once: written to the connection, not yet out of gnet's buffer
 }
 
+// recvRingBytes is the byte cap of a receive ring (a variable for tests that need a ring full by
+// bytes before it is full by count; set it before the connector is made, in a non-parallel test).
+var recvRingBytes int64 = defaultMaxBytes
+
 func newRecvType(cn *Connector, t string) *recvType {
 	return &recvType{cn: cn, mtype: t, path: cn.paths.ReceivePath(t), stopped: make(chan struct{}),
-		q: ring.NewMPSC[*bytebufferpool.ByteBuffer](cn.cfg.MaxQueueSize, defaultMaxBytes)}
+		q: ring.NewMPSC[*bytebufferpool.ByteBuffer](cn.cfg.MaxQueueSize, recvRingBytes)}
 }
 
 // listenerPresent is the original's rule: a listener exists iff its socket file exists. Callers

@@ -457,12 +457,13 @@ func (p *peer) process(f codec.Frame, h codec.Header, stream int64) error {
 	// holds for the ring (pushRT) count: the ring refuses what does not fit when they go in.
 	rt := cn.recv[string(mt)]
 	// Held frames go into their ring before anything else of this link may reach a ring: before
-	// a frame of another type, once a batch is whole, and before a frame that may be pushed
-	// directly (persisted or numbered types). Frames a full ring refused (another loop's link,
-	// or the broker, filled it meanwhile) stay held and this link takes nothing more until they
-	// are in: the frame stays buffered.
+	// a frame of another type, once a batch is whole, and before a frame of a persisted type
+	// (pushed or persisted directly; a numbered at_least_once frame flushes in deliverRest, where
+	// backpressure un-accepts its number). Frames a full ring refused (another loop's link, or
+	// the broker, filled it meanwhile) stay held and this link takes nothing more until they are
+	// in: the frame stays buffered.
 	if len(p.rtBufs) > 0 && (p.rtPend != rt || len(p.rtBufs) >= rtBatch || !p.rtStuckSince.IsZero() ||
-		p.aloMode.Load() != aloOff || cn.cfg.DiskPersistenceRecv.Has(p.rtPend.mtype)) {
+		cn.cfg.DiskPersistenceRecv.Has(p.rtPend.mtype)) {
 		if !p.flushRT() {
 			return errBackpressure
 		}
@@ -471,7 +472,7 @@ func (p *peer) process(f codec.Frame, h codec.Header, stream int64) error {
 		if p.blockedSince.IsZero() {
 			p.blockedSince = time.Now()
 		}
-		if time.Since(p.blockedSince) < backpressureMax && p.conn.Held() < backpressureInbound {
+		if time.Since(p.blockedSince) < backpressureMax && p.conn.Held() < backpressureInbound && !p.conn.Closing() {
 			return errBackpressure
 		}
 	}
@@ -692,7 +693,8 @@ func (p *peer) pushRT(rt *recvType, json, data, binary []byte, withBinary bool) 
 // in order, and the link takes no frame until they are in (process returns errBackpressure,
 // OnTraffic retries after rewakeDelay). They are dropped (and logged, as a push per frame
 // would) only when the ring took none of them for backpressureMax, when the link's held input
-// reaches backpressureInbound, or when the link is gone. Call it before the consumer is kicked
+// reaches backpressureInbound, or when the link is closing or gone. What it pushes lists rt
+// among the rings to kick. Call it before the consumer is kicked
 // and before anything else enters a ring from this link. Loop-owned.
 func (p *peer) flushRT() bool {
 	if len(p.rtBufs) == 0 {
@@ -700,6 +702,9 @@ func (p *peer) flushRT() bool {
 	}
 	rt := p.rtPend
 	n := rt.q.PushBatch(p.rtBufs, p.rtSizes)
+	if n > 0 && !p.touchedHas(rt) { // a retry: no new frame of rt may come to list it
+		p.touched = append(p.touched, rt)
+	}
 	if n == len(p.rtBufs) {
 		clear(p.rtBufs)
 		p.rtBufs, p.rtSizes, p.rtPend = p.rtBufs[:0], p.rtSizes[:0], nil
@@ -713,7 +718,7 @@ func (p *peer) flushRT() bool {
 	if p.rtStuckSince.IsZero() || n > 0 {
 		p.rtStuckSince = time.Now()
 	}
-	if !p.gone && time.Since(p.rtStuckSince) < backpressureMax && (p.conn == nil || p.conn.Held() < backpressureInbound) {
+	if !p.gone && time.Since(p.rtStuckSince) < backpressureMax && (p.conn == nil || p.conn.Held() < backpressureInbound && !p.conn.Closing()) {
 		return false
 	}
 	for _, b := range p.rtBufs {

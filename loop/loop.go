@@ -73,6 +73,7 @@ type Conn struct {
 	tf      *transform                // byte-stream transforms (transform.go, tlswire.go), loop-owned; nil: none
 	tfPub   atomic.Pointer[transform] // tf, for TransformCounts off the loop
 	encoded atomic.Bool               // tf.enc is set (read by AsyncWrite off the loop)
+	ending  bool                      // the peer closed: the Handler is offered what is left (Closing), loop-owned
 	// Ctx belongs to the Handler (set it in OnOpen or before Enroll); loop never touches it.
 	Ctx any
 }
@@ -112,6 +113,11 @@ func (c *Conn) Held() int {
 	}
 	return n
 }
+
+// Closing reports whether the peer closed the connection and the Handler is being offered the
+// input that is left, before OnClose: it must take now whatever it can (drop what it cannot,
+// counting it), since nothing can wait; input it leaves is lost. On the loop only.
+func (c *Conn) Closing() bool { return c.ending }
 
 // OutboundBuffered is the number of bytes accepted by Write but not yet sent. On the loop only.
 func (c *Conn) OutboundBuffered() int {
@@ -441,6 +447,19 @@ func (c *Conn) drainOnClose() {
 	}
 }
 
+// drainPlain gives the Handler, before OnClose, the input a plaintext connection still holds
+// when the peer's EOF closes it (a Handler that held input back, for backpressure, can take it
+// now that Closing reports true), as long as it takes some. On the loop only.
+func (c *Conn) drainPlain() {
+	c.ending = true
+	for range 256 {
+		raw := c.gc.InboundBuffered()
+		if raw == 0 || c.h.OnTraffic(c) != nil || c.gc.InboundBuffered() == raw {
+			return
+		}
+	}
+}
+
 // tlsCloseFlush bounds how long a closing TLS connection waits for its output to drain, or a
 // closed one for its last input to be handled (as tls.Conn.Close bounded its write).
 const tlsCloseFlush = 5 * time.Second
@@ -485,10 +504,14 @@ func (e *Engine) OnClose(gc gnet.Conn, err error) gnet.Action {
 	if ce != nil && err == nil {
 		err = ce
 	}
+	if c.tf == nil && ce == nil && errors.Is(err, io.EOF) && c.gc.InboundBuffered() > 0 {
+		c.drainPlain() // the peer closed: what it sent before is offered to the Handler
+	}
 	if t := c.tf; t != nil {
 		// the peer closed (EOF, or close_notify handled in OnTraffic): what it sent before is
 		// offered to the Handler; not after a local Close or a Handler or decoding error
 		if ce == nil && (t.eof || errors.Is(err, io.EOF)) {
+			c.ending = true
 			c.drainOnClose()
 			if t.eof && errors.Is(err, io.EOF) {
 				err = nil // close_notify came before the FIN: a clean TLS close

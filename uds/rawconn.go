@@ -20,8 +20,10 @@ import (
 // between messages, so every message paid a futex wake-up of that thread and its polling:
 // on a 2-vCPU VM about half of a request/response application's CPU and 5 – 10 µs of the
 // round trip (benchmarks/RESULTS.md, "sysmon"). The calls made here never block (the socket
-// is non-blocking: EAGAIN parks the goroutine in the runtime's poller, as net.Conn does),
-// and each copies at most one socket buffer, so keeping the P through them is harmless.
+// is non-blocking: EAGAIN parks the goroutine in the runtime's poller, as net.Conn does), and
+// each moves at most rawChunk bytes (a longer Write loops in Go, where the goroutine can be
+// preempted), so keeping the P through one is harmless. net.Buffers.WriteTo on a *Conn takes
+// net's own writev (the embedded connection's method is promoted); WriteBuffers is the raw one.
 //
 // Concurrency: as net.Conn, every method is safe for concurrent use (Reads are serialised
 // among themselves, Writes too); Close may be called from any goroutine and interrupts a
@@ -48,11 +50,19 @@ type rawOp struct {
 	wv    func(uintptr) bool
 }
 
-// Wrap returns c as a *Conn when it is a *net.UnixConn, and c unchanged otherwise (or when
-// its raw descriptor cannot be had).
+// Wrap returns c as a *Conn when it is a stream *net.UnixConn, and c unchanged otherwise (or
+// when its raw descriptor cannot be had). Built with -race it returns c unchanged: raw system
+// calls do not tell the race detector about the memory a read or write hands over.
 func Wrap(c net.Conn) net.Conn {
+	if raceEnabled {
+		return c
+	}
+	return wrap(c)
+}
+
+func wrap(c net.Conn) net.Conn {
 	uc, ok := c.(*net.UnixConn)
-	if !ok {
+	if !ok || uc.LocalAddr() == nil || uc.LocalAddr().Network() != "unix" {
 		return c
 	}
 	rc, err := uc.SyscallConn()
@@ -70,9 +80,14 @@ func opErr(c *Conn, op string, err error) error {
 	return &net.OpError{Op: op, Net: "unix", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
 
+// rawChunk bounds the bytes one raw call moves: a write to a socket whose reader keeps up can
+// otherwise copy tens of megabytes (20 ms) in one call, holding the P and delaying a
+// stop-the-world that long.
+const rawChunk = 256 << 10
+
 func (o *rawOp) doRead(fd uintptr) bool {
 	for {
-		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&o.p[0])), uintptr(len(o.p)))
+		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&o.p[0])), uintptr(min(len(o.p), rawChunk)))
 		switch e {
 		case 0:
 			o.n = int64(r)
@@ -115,7 +130,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 func (o *rawOp) doWrite(fd uintptr) bool {
 	for o.n < int64(len(o.p)) {
-		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&o.p[o.n])), uintptr(int64(len(o.p))-o.n))
+		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&o.p[o.n])), uintptr(min(int64(len(o.p))-o.n, rawChunk)))
 		switch e {
 		case 0:
 			o.n += int64(r)
@@ -161,7 +176,8 @@ func (o *rawOp) doWritev(fd uintptr) bool {
 			return true
 		}
 		o.iov = o.iov[:0]
-		for j := o.i; j < len(o.bufs) && len(o.iov) < maxIovecs; j++ {
+		room := rawChunk
+		for j := o.i; j < len(o.bufs) && len(o.iov) < maxIovecs && room > 0; j++ {
 			b := o.bufs[j]
 			if j == o.i {
 				b = b[o.off:]
@@ -169,6 +185,8 @@ func (o *rawOp) doWritev(fd uintptr) bool {
 			if len(b) == 0 {
 				continue
 			}
+			b = b[:min(len(b), room)]
+			room -= len(b)
 			v := syscall.Iovec{Base: &b[0]}
 			v.SetLen(len(b))
 			o.iov = append(o.iov, v)

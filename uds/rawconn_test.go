@@ -34,8 +34,8 @@ func rawPair(t testing.TB) (client, server *Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cw, ok1 := Wrap(c).(*Conn)
-	sw, ok2 := Wrap(s).(*Conn)
+	cw, ok1 := wrap(c).(*Conn)
+	sw, ok2 := wrap(s).(*Conn)
 	if !ok1 || !ok2 {
 		t.Fatal("Wrap did not wrap a *net.UnixConn")
 	}
