@@ -38,7 +38,9 @@ type Handler interface {
 	// OnOpen is called once when the connection is registered on its loop.
 	OnOpen(c *Conn)
 	// OnTraffic is called when bytes are buffered for reading (c.InboundBuffered() > 0) or after
-	// a Wake. Returning a non-nil error closes the connection (OnClose receives it).
+	// a Wake, and, when the peer closed while input is left, once more before OnClose with
+	// c.Closing() true (again while it takes some). Returning a non-nil error closes the
+	// connection (OnClose receives it).
 	OnTraffic(c *Conn) error
 	// OnClose is called once when the connection is gone; err is nil on a clean EOF.
 	OnClose(c *Conn, err error)
