@@ -65,13 +65,8 @@ func (a *apiConn) flushPending(cn *Connector, force bool) bool {
 	for _, sz := range a.pendSz[:n] {
 		a.pendB -= int64(sz)
 	}
-	m := copy(a.pend, a.pend[n:])
-	clear(a.pend[m:])
-	a.pend = a.pend[:m]
-	a.pendSz = a.pendSz[:copy(a.pendSz, a.pendSz[n:])]
-	if a.pendStuckSince.IsZero() || n > 0 {
-		a.pendStuckSince = time.Now()
-	}
+	a.pend, a.pendSz, a.pendStuckSince = heldRest(a.pend, a.pendSz, n, a.pendStuckSince)
+	m := len(a.pend)
 	if !force && time.Since(a.pendStuckSince) < backpressureMax {
 		return false
 	}
@@ -84,6 +79,18 @@ func (a *apiConn) flushPending(cn *Connector, force bool) bool {
 	a.pend, a.pendSz, a.pendPeer, a.pendB = a.pend[:0], a.pendSz[:0], nil, 0
 	a.pendStuckSince = time.Time{}
 	return true
+}
+
+// heldRest is what a partial push leaves of a held batch (vs and their sizes, n of them
+// pushed): the rest moved to the front of the same arrays, in order, and since when the batch
+// is refused (restarted at now when the push made progress).
+func heldRest[T any](vs []T, sizes []int, n int, since time.Time) ([]T, []int, time.Time) {
+	m := copy(vs, vs[n:])
+	clear(vs[m:])
+	if since.IsZero() || n > 0 {
+		since = time.Now()
+	}
+	return vs[:m], sizes[:copy(sizes, sizes[n:])], since
 }
 
 // Backpressure limits: how long, and up to how many buffered input bytes, an application's

@@ -711,13 +711,8 @@ func (p *peer) flushRT() bool {
 		p.rtStuckSince = time.Time{}
 		return true
 	}
-	m := copy(p.rtBufs, p.rtBufs[n:])
-	clear(p.rtBufs[m:])
-	p.rtBufs = p.rtBufs[:m]
-	p.rtSizes = p.rtSizes[:copy(p.rtSizes, p.rtSizes[n:])]
-	if p.rtStuckSince.IsZero() || n > 0 {
-		p.rtStuckSince = time.Now()
-	}
+	p.rtBufs, p.rtSizes, p.rtStuckSince = heldRest(p.rtBufs, p.rtSizes, n, p.rtStuckSince)
+	m := len(p.rtBufs)
 	if !p.gone && time.Since(p.rtStuckSince) < backpressureMax && (p.conn == nil || p.conn.Held() < backpressureInbound && !p.conn.Closing()) {
 		return false
 	}

@@ -85,6 +85,18 @@ func opErr(c *Conn, op string, err error) error {
 // stop-the-world that long.
 const rawChunk = 256 << 10
 
+// run makes one call of this direction on p: op (RawConn's Read or Write) with fn (the
+// pre-bound doRead or doWrite). It returns the bytes moved, the failing call's errno, and op's
+// own error (deadline, closed).
+func (o *rawOp) run(p []byte, op func(func(uintptr) bool) error, fn func(uintptr) bool) (int, syscall.Errno, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.p, o.n, o.errno = p, 0, 0
+	err := op(fn)
+	o.p = nil
+	return int(o.n), o.errno, err
+}
+
 func (o *rawOp) doRead(fd uintptr) bool {
 	for {
 		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&o.p[0])), uintptr(min(len(o.p), rawChunk)))
@@ -109,13 +121,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	o := &c.rd
-	o.mu.Lock()
-	o.p, o.n, o.errno = p, 0, 0
-	err := c.rc.Read(o.read)
-	n, errno := int(o.n), o.errno
-	o.p = nil
-	o.mu.Unlock()
+	n, errno, err := c.rd.run(p, c.rc.Read, c.rd.read)
 	if err != nil {
 		return 0, err // already a *net.OpError from RawConn
 	}
@@ -148,13 +154,7 @@ func (o *rawOp) doWrite(fd uintptr) bool {
 // Write writes all of p (or fails) as net.Conn's Write does; a write that fails midway
 // reports how much was written.
 func (c *Conn) Write(p []byte) (int, error) {
-	o := &c.wr
-	o.mu.Lock()
-	o.p, o.n, o.errno = p, 0, 0
-	err := c.rc.Write(o.write)
-	n, errno := int(o.n), o.errno
-	o.p = nil
-	o.mu.Unlock()
+	n, errno, err := c.wr.run(p, c.rc.Write, c.wr.write)
 	if err != nil {
 		return n, err
 	}
