@@ -25,12 +25,7 @@ func TestSendBackpressure(t *testing.T) {
 			t.Logf("log:\n%s", b)
 		}
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
+	ln, port := fakeServer(t)
 	cli := newConnector(t, dir, strings.ReplaceAll(`{"is_server": false, "client_name": "client1",
  "server_sockaddr": ["127.0.0.1", PORT], "use_ssl": false, "connector_files_dirpath": "$DIR",
  "default_logger_dirpath": "$DIR", "debug_msg_counts": false, "send_message_types": ["any"]}`, "PORT", strconv.Itoa(port)),

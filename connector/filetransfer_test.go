@@ -147,12 +147,7 @@ func TestWholeOversizedFileFrame(t *testing.T) {
 // a file frame out comes after that frame, never inside it.
 func TestNoFrameInsideFileFrame(t *testing.T) {
 	dir := shortDir(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
+	ln, port := fakeServer(t)
 	cli := newConnector(t, dir, `{"is_server": false, "client_name": "client1", "server_sockaddr": ["127.0.0.1", `+strconv.Itoa(port)+`],
  "use_ssl": false, "connector_files_dirpath": "$DIR", "default_logger_dirpath": "$DIR", "send_message_types": ["any"],
  "recv_message_types": ["any"], "debug_msg_counts": false}`, nil)

@@ -27,12 +27,7 @@ func TestGoldenFileSend(t *testing.T) {
 	dir := shortDir(t)
 	src := filepath.Join(dir, "file_src.txt")
 	os.WriteFile(src, []byte("file content 123\n"), 0o644)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
+	ln, port := fakeServer(t)
 	cli := newConnector(t, dir, strings.ReplaceAll(`{"is_server": false, "client_name": "client1",
  "server_sockaddr": ["127.0.0.1", PORT], "use_ssl": false, "connector_files_dirpath": "$DIR",
  "default_logger_dirpath": "$DIR", "send_message_types": ["any"], "recv_message_types": ["any"],

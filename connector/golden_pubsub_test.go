@@ -51,12 +51,7 @@ func pingFrame(name string, id int) []byte {
 func TestGoldenSubscriberAndPublisher(t *testing.T) {
 	v := goldenSession(t, "nossl_pubsub")
 	dir := shortDir(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
+	ln, port := fakeServer(t)
 	common := strings.ReplaceAll(`"server_sockaddr": ["127.0.0.1", PORT], "use_ssl": false, "connector_files_dirpath": "$DIR",
  "default_logger_dirpath": "$DIR", "debug_msg_counts": false`, "PORT", strconv.Itoa(port))
 	sub := newConnector(t, dir, `{"is_server": false, "client_name": "sub1", "recv_message_types": ["type_pub"],

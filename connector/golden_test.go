@@ -153,12 +153,7 @@ func TestGoldenServer(t *testing.T) {
 func TestGoldenClient(t *testing.T) {
 	v := goldenSession(t, "nossl_p2p")
 	dir := shortDir(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
+	ln, port := fakeServer(t)
 	cli := newConnector(t, dir, strings.ReplaceAll(`{"is_server": false, "client_name": "client1",
  "server_sockaddr": ["127.0.0.1", PORT], "use_ssl": false, "connector_files_dirpath": "$DIR",
  "default_logger_dirpath": "$DIR", "send_message_types": ["any"], "recv_message_types": ["any"],

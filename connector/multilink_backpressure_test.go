@@ -44,12 +44,7 @@ func TestMultiLinkReceiveBackpressure(t *testing.T) {
 func TestMultiConnSendBackpressure(t *testing.T) {
 	t.Setenv("AIOCONN_LOOPS", "2")
 	dir := shortDir(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
+	ln, port := fakeServer(t)
 	cli := newConnector(t, dir, clientConf(dir, port, "client1", nil), func(o *config.Options) { o.MaxQueueSize = 64 })
 	dumpLogs(t, cli)
 	tcp, err := ln.Accept()

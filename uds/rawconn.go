@@ -86,15 +86,18 @@ func opErr(c *Conn, op string, err error) error {
 const rawChunk = 256 << 10
 
 // run makes one call of this direction on p: op (RawConn's Read or Write) with fn (the
-// pre-bound doRead or doWrite). It returns the bytes moved, the failing call's errno, and op's
-// own error (deadline, closed).
-func (o *rawOp) run(p []byte, op func(func(uintptr) bool) error, fn func(uintptr) bool) (int, syscall.Errno, error) {
+// pre-bound doRead or doWrite). It returns the bytes moved and op's own error (deadline,
+// closed: already a *net.OpError), or the failing system call's as a *net.OpError of name.
+func (o *rawOp) run(c *Conn, name string, p []byte, op func(func(uintptr) bool) error, fn func(uintptr) bool) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.p, o.n, o.errno = p, 0, 0
 	err := op(fn)
 	o.p = nil
-	return int(o.n), o.errno, err
+	if err == nil && o.errno != 0 {
+		err = opErr(c, name, os.NewSyscallError(name, o.errno))
+	}
+	return int(o.n), err
 }
 
 func (o *rawOp) doRead(fd uintptr) bool {
@@ -121,17 +124,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, errno, err := c.rd.run(p, c.rc.Read, c.rd.read)
-	if err != nil {
-		return 0, err // already a *net.OpError from RawConn
-	}
-	if errno != 0 {
-		return 0, opErr(c, "read", os.NewSyscallError("read", errno))
-	}
-	if n == 0 {
+	n, err := c.rd.run(c, "read", p, c.rc.Read, c.rd.read)
+	if err == nil && n == 0 {
 		return 0, io.EOF
 	}
-	return n, nil
+	return n, err
 }
 
 func (o *rawOp) doWrite(fd uintptr) bool {
@@ -154,14 +151,7 @@ func (o *rawOp) doWrite(fd uintptr) bool {
 // Write writes all of p (or fails) as net.Conn's Write does; a write that fails midway
 // reports how much was written.
 func (c *Conn) Write(p []byte) (int, error) {
-	n, errno, err := c.wr.run(p, c.rc.Write, c.wr.write)
-	if err != nil {
-		return n, err
-	}
-	if errno != 0 {
-		return n, opErr(c, "write", os.NewSyscallError("write", errno))
-	}
-	return n, nil
+	return c.wr.run(c, "write", p, c.rc.Write, c.wr.write)
 }
 
 // maxIovecs bounds one writev (the kernel's UIO_MAXIOV is 1024).
