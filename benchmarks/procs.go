@@ -378,9 +378,16 @@ func (e *env) stop() {
 func (e *env) markCPU() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if x := e.ext; x != nil && x.p.pid == 0 {
+		// looked for again now that the server answered: a process caught right after its
+		// exec may show no command line yet (the kernel sets it after releasing the parent)
+		x.p.pid = findConnectorPID(x.path)
+	}
 	for _, p := range e.procs {
 		p.cpu0, _ = procCPU(p.pid)
-		p.wait0, p.slices0 = schedStat(p.pid)
+		if p.pid > 0 { // 0: an external server not found (schedStat(0) is this process)
+			p.wait0, p.slices0 = schedStat(p.pid)
+		}
 	}
 }
 
@@ -401,9 +408,11 @@ func (e *env) stats() []ProcStats {
 		s.Count++
 		cpu, _ := procCPU(p.pid)
 		s.CPUSeconds += (cpu - p.cpu0).Seconds()
-		w, n := schedStat(p.pid)
-		s.RunqWaitMs += float64(w-p.wait0) / 1e6
-		s.Slices += n - p.slices0
+		if p.pid > 0 {
+			w, n := schedStat(p.pid)
+			s.RunqWaitMs += float64(w-p.wait0) / 1e6
+			s.Slices += n - p.slices0
+		}
 		rss := procPeakRSS(p.pid)
 		s.PeakRSSMBTotal += rss
 		if rss > s.PeakRSSMBMax {
