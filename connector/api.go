@@ -52,6 +52,20 @@ func (a *apiConn) flushPending(cn *Connector, force bool) bool {
 		return true
 	}
 	p := a.pendPeer
+	if p.conn != nil && p.conn.Closed() {
+		// The peer left and its close drained its queue: nothing would send these. Those of
+		// disk_persistence_send types follow what the close persisted; the rest are dropped.
+		m := len(a.pend)
+		m -= cn.persistQueued(p.name, a.pend)
+		if m > 0 {
+			cn.stats.dropQueueFull.Add(int64(m))
+			cn.log.Errorf("%s queue_send_to_connector_put : peer %s left, %d messages dropped", cn.sourceID, p.name, m)
+		}
+		clear(a.pend)
+		a.pend, a.pendSz, a.pendPeer, a.pendB = a.pend[:0], a.pendSz[:0], nil, 0
+		a.pendStuckSince = time.Time{}
+		return true
+	}
 	n := p.q.PushBatch(a.pend, a.pendSz, a.pendPrio)
 	if n > 0 {
 		a.touchPeer(p) // a retry: no new frame for p may come to list it
@@ -155,6 +169,7 @@ func (h *apiHandler) OnTraffic(c *loop.Conn) error {
 		if err == errBackpressure {
 			err = nil
 			a.retry = true
+			a.closeAfter = false // the frame is not taken: its retry decides again (non-preserve)
 			a.retryLater(c)
 			break
 		}
@@ -180,7 +195,14 @@ func (h *apiHandler) OnClose(c *loop.Conn, err error) {
 	h.cn.apiConns.Add(-1)
 	h.cn.forgetWaitersOf(connReplier{c})
 	if a, ok := c.Ctx.(*apiConn); ok {
-		a.flushPending(h.cn, true) // frames still refused by a full queue when the application left
+		// frames still held when the application left (a full queue, or an error that ended
+		// OnTraffic before its flush): pushed, or dropped and counted, and their peers woken
+		a.flushPending(h.cn, true)
+		for i, p := range a.touched {
+			p.conn.Wake()
+			a.touched[i] = nil
+		}
+		a.touched = a.touched[:0]
 	}
 }
 

@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
@@ -246,4 +247,153 @@ func setRecvRingBytes(t *testing.T, n int64) {
 	old := recvRingBytes
 	recvRingBytes = n
 	t.Cleanup(func() { recvRingBytes = old })
+}
+
+// TestNonPreserveFrameUnderBackpressure: without uds_path_send_preserve_socket every frame comes
+// on its own connection, which the connector closes once the frame is taken. A frame that meets
+// a full peer queue is not taken yet: its connection must stay open until it is (the ack below
+// empties the queue), never closed with the frame unread.
+func TestNonPreserveFrameUnderBackpressure(t *testing.T) {
+	dir := shortDir(t)
+	ln, port := fakeServer(t)
+	cli := newConnector(t, dir, clientConf(dir, port, "client1", opts{"uds_path_send_preserve_socket": false}),
+		func(o *config.Options) { o.MaxQueueSize = 4 })
+	tcp, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	r := &frameReader{c: tcp}
+	if f, err := r.next(5 * time.Second); err != nil || f == nil {
+		t.Fatalf("no handshake: %v", err)
+	}
+	waitPeers(t, cli, "connected", func(p []string) bool { return len(p) == 1 })
+	js := `{"message_type": "any", "source_id": "client1", "destination_id": ` + pyStr(cli.serverPeer)
+	dialUnix(t, cli.Paths().SendToConnector).Write(frameOf(js+`, "wait_for_ack": true}`, "first"))
+	if f, err := r.next(5 * time.Second); err != nil || f == nil {
+		t.Fatalf("first frame not sent: %v", err)
+	}
+	const n = 8 // twice the queue's cap, one connection each, while the link waits for the ack
+	for i := range n {
+		dialUnix(t, cli.Paths().SendToConnector).Write(frameOf(js+`}`, strconv.Itoa(i)))
+	}
+	p := cli.peerByName(cli.serverPeer)
+	eventually(t, "the peer's queue full", func() bool { return p.q.Len() >= cli.cfg.MaxQueueSize })
+	tcp.Write(frameOf(`{"transport_id": 1, "message_type": "_ack", "source_id": "srv"}`, ""))
+	got := 0
+	for got+int(cli.stats.dropQueueFull.Load()) < n {
+		f, err := r.next(5 * time.Second)
+		if err != nil || f == nil {
+			t.Fatalf("%d of %d delivered, %d counted as dropped: the rest lost", got, n, cli.stats.dropQueueFull.Load())
+		}
+		got++
+	}
+	if d := cli.stats.dropQueueFull.Load(); d != 0 {
+		t.Fatalf("%d dropped although the queue emptied at once", d)
+	}
+}
+
+// TestHeldFramesForAPeerThatLeft: frames an application holds for a peer's full queue (another
+// producer filled it) when that peer disconnects are not pushed into the departed peer's queue
+// (its close already persisted or dropped what it held): with disk_persistence_send they are
+// persisted after it, without it dropped and counted.
+func TestHeldFramesForAPeerThatLeft(t *testing.T) {
+	for _, persisted := range []bool{false, true} {
+		t.Run("persisted="+strconv.FormatBool(persisted), func(t *testing.T) {
+			dir := shortDir(t)
+			ln, port := fakeServer(t)
+			extra := opts{}
+			if persisted {
+				extra["disk_persistence_send"] = true
+			}
+			cli := newConnector(t, dir, clientConf(dir, port, "client1", extra), func(o *config.Options) { o.MaxQueueSize = 4 })
+			tcp, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &frameReader{c: tcp}
+			if f, err := r.next(5 * time.Second); err != nil || f == nil {
+				t.Fatalf("no handshake: %v", err)
+			}
+			waitPeers(t, cli, "connected", func(p []string) bool { return len(p) == 1 })
+			p := cli.peerByName(cli.serverPeer)
+			js := `{"message_type": "any", "source_id": "client1", "destination_id": ` + pyStr(cli.serverPeer)
+			l := cli.Local()
+			// the link waits for an _ack that never comes, so its queue is not drained
+			if err := l.Send(codec.AppendFrame(nil, []byte(js+`, "wait_for_ack": true}`), []byte("first"), nil, false)); err != nil {
+				t.Fatal(err)
+			}
+			if f, err := r.next(5 * time.Second); err != nil || f == nil {
+				t.Fatalf("first frame not sent: %v", err)
+			}
+			msg := func(s string) qmsg {
+				b := bytebufferpool.Get()
+				b.B = codec.AppendFrame(b.B[:0], []byte(js+`}`), []byte(s), nil, false)
+				return qmsg{b: b}
+			}
+			for range 4 { // another producer fills the queue after this application's check
+				m := msg("other")
+				if !p.q.Push(m, len(m.b.B), 0) {
+					t.Fatal("the queue refused the other producer")
+				}
+			}
+			l.mu.Lock()
+			for range 3 {
+				m := msg("held")
+				l.a.pend = append(l.a.pend, m)
+				l.a.pendSz = append(l.a.pendSz, len(m.b.B))
+				l.a.pendB += int64(len(m.b.B))
+			}
+			l.a.pendPeer, l.a.pendPrio = p, 0
+			l.wakeTouched() // refused: held, a retry scheduled
+			held := len(l.a.pend)
+			l.mu.Unlock()
+			if held != 3 {
+				t.Fatalf("%d frames held, want 3", held)
+			}
+			stored0 := cli.stats.storePersistenceSend.Load()
+			tcp.Close() // the peer leaves
+			waitPeers(t, cli, "the peer gone", func(ps []string) bool { return len(ps) == 0 })
+			eventually(t, "the held frames handled", func() bool { l.mu.Lock(); defer l.mu.Unlock(); return len(l.a.pend) == 0 })
+			dropped, stored := cli.stats.dropQueueFull.Load(), cli.stats.storePersistenceSend.Load()-stored0
+			switch {
+			case p.q.Len() != 0:
+				t.Fatalf("%d frames pushed into the departed peer's queue", p.q.Len())
+			case persisted && (stored < 3 || dropped != 0):
+				t.Fatalf("with disk_persistence_send: %d stored after the close, %d dropped; want the 3 held ones stored", stored, dropped)
+			case !persisted && dropped != 3:
+				t.Fatalf("%d counted as dropped, want 3", dropped)
+			}
+		})
+	}
+}
+
+// TestFramesBeforeABadFrameAreSent: frames an application sent before a frame over the size
+// limit (which closes its connection) are still sent: the close pushes them and wakes their peer.
+func TestFramesBeforeABadFrameAreSent(t *testing.T) {
+	dir := shortDir(t)
+	ln, port := fakeServer(t)
+	cli := newConnector(t, dir, clientConf(dir, port, "client1", nil), func(o *config.Options) { o.MaxFrame = 4096 })
+	tcp, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	r := &frameReader{c: tcp}
+	if f, err := r.next(5 * time.Second); err != nil || f == nil {
+		t.Fatalf("no handshake: %v", err)
+	}
+	waitPeers(t, cli, "connected", func(p []string) bool { return len(p) == 1 })
+	js := `{"message_type": "any", "source_id": "client1", "destination_id": ` + pyStr(cli.serverPeer) + `}`
+	var out []byte
+	for i := range 3 {
+		out = append(out, frameOf(js, strconv.Itoa(i))...)
+	}
+	out = binary.LittleEndian.AppendUint32(out, 1<<20) // over MaxFrame: the connection is closed
+	dialUnix(t, cli.Paths().SendToConnector).Write(out)
+	for i := range 3 {
+		if f, err := r.next(5 * time.Second); err != nil || f == nil {
+			t.Fatalf("message %d not sent (%d in the peer's queue)", i, cli.peerByName(cli.serverPeer).q.Len())
+		}
+	}
 }

@@ -304,6 +304,9 @@ func (h *peerHandler) OnTraffic(c *loop.Conn) error {
 		p.wakePeers[i] = nil
 	}
 	p.wakePeers = p.wakePeers[:0]
+	if c.Closing() { // the peer left: what is queued stays for OnClose (persisted or dropped)
+		return nil
+	}
 	p.drain()
 	p.flush()
 	return nil

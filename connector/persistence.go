@@ -170,6 +170,13 @@ func (p *peer) persistLostQueue(msgs []qmsg) int {
 			}
 		}
 	}
+	return cn.persistQueued(p.name, msgs)
+}
+
+// persistQueued stores, in order, the messages of msgs whose type is one of
+// disk_persistence_send in peerName's send-persistence file, and returns how many. It takes
+// ownership of the messages (returns their buffers to the pools). Concurrency-safe.
+func (cn *Connector) persistQueued(peerName string, msgs []qmsg) int {
 	var frames [][]byte
 	for _, m := range msgs {
 		b := m.b.B
@@ -189,7 +196,7 @@ func (p *peer) persistLostQueue(msgs []qmsg) int {
 	if len(frames) == 0 {
 		return 0
 	}
-	s := cn.store(persist.SendPath(cn.cfg.ConnectorFilesDirpath, cn.alnumID, p.name))
+	s := cn.store(persist.SendPath(cn.cfg.ConnectorFilesDirpath, cn.alnumID, peerName))
 	if err := s.AppendBatch(frames); err != nil {
 		cn.log.Warnf("%s %v", cn.sourceID, err)
 	}
