@@ -61,9 +61,7 @@ func (a *apiConn) flushPending(cn *Connector, force bool) bool {
 			cn.stats.dropQueueFull.Add(int64(m))
 			cn.log.Errorf("%s queue_send_to_connector_put : peer %s left, %d messages dropped", cn.sourceID, p.name, m)
 		}
-		clear(a.pend)
-		a.pend, a.pendSz, a.pendPeer, a.pendB = a.pend[:0], a.pendSz[:0], nil, 0
-		a.pendStuckSince = time.Time{}
+		a.clearPending()
 		return true
 	}
 	n := p.q.PushBatch(a.pend, a.pendSz, a.pendPrio)
@@ -71,9 +69,7 @@ func (a *apiConn) flushPending(cn *Connector, force bool) bool {
 		a.touchPeer(p) // a retry: no new frame for p may come to list it
 	}
 	if n == len(a.pend) {
-		clear(a.pend)
-		a.pend, a.pendSz, a.pendPeer, a.pendB = a.pend[:0], a.pendSz[:0], nil, 0
-		a.pendStuckSince = time.Time{}
+		a.clearPending()
 		return true
 	}
 	for _, sz := range a.pendSz[:n] {
@@ -89,10 +85,15 @@ func (a *apiConn) flushPending(cn *Connector, force bool) bool {
 	}
 	cn.stats.dropQueueFull.Add(int64(m))
 	cn.log.Errorf("%s queue_send_to_connector_put : queue full for peer %s, %d messages dropped", cn.sourceID, p.name, m)
+	a.clearPending()
+	return true
+}
+
+// clearPending empties the held batch, keeping its arrays (their messages were pushed or released).
+func (a *apiConn) clearPending() {
 	clear(a.pend)
 	a.pend, a.pendSz, a.pendPeer, a.pendB = a.pend[:0], a.pendSz[:0], nil, 0
 	a.pendStuckSince = time.Time{}
-	return true
 }
 
 // heldRest is what a partial push leaves of a held batch (vs and their sizes, n of them

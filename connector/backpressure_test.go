@@ -258,16 +258,7 @@ func TestNonPreserveFrameUnderBackpressure(t *testing.T) {
 	ln, port := fakeServer(t)
 	cli := newConnector(t, dir, clientConf(dir, port, "client1", opts{"uds_path_send_preserve_socket": false}),
 		func(o *config.Options) { o.MaxQueueSize = 4 })
-	tcp, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcp.Close()
-	r := &frameReader{c: tcp}
-	if f, err := r.next(5 * time.Second); err != nil || f == nil {
-		t.Fatalf("no handshake: %v", err)
-	}
-	waitPeers(t, cli, "connected", func(p []string) bool { return len(p) == 1 })
+	tcp, r := acceptLink(t, ln, cli)
 	js := `{"message_type": "any", "source_id": "client1", "destination_id": ` + pyStr(cli.serverPeer)
 	dialUnix(t, cli.Paths().SendToConnector).Write(frameOf(js+`, "wait_for_ack": true}`, "first"))
 	if f, err := r.next(5 * time.Second); err != nil || f == nil {
@@ -307,15 +298,7 @@ func TestHeldFramesForAPeerThatLeft(t *testing.T) {
 				extra["disk_persistence_send"] = true
 			}
 			cli := newConnector(t, dir, clientConf(dir, port, "client1", extra), func(o *config.Options) { o.MaxQueueSize = 4 })
-			tcp, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := &frameReader{c: tcp}
-			if f, err := r.next(5 * time.Second); err != nil || f == nil {
-				t.Fatalf("no handshake: %v", err)
-			}
-			waitPeers(t, cli, "connected", func(p []string) bool { return len(p) == 1 })
+			tcp, r := acceptLink(t, ln, cli)
 			p := cli.peerByName(cli.serverPeer)
 			js := `{"message_type": "any", "source_id": "client1", "destination_id": ` + pyStr(cli.serverPeer)
 			l := cli.Local()
@@ -374,16 +357,7 @@ func TestFramesBeforeABadFrameAreSent(t *testing.T) {
 	dir := shortDir(t)
 	ln, port := fakeServer(t)
 	cli := newConnector(t, dir, clientConf(dir, port, "client1", nil), func(o *config.Options) { o.MaxFrame = 4096 })
-	tcp, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcp.Close()
-	r := &frameReader{c: tcp}
-	if f, err := r.next(5 * time.Second); err != nil || f == nil {
-		t.Fatalf("no handshake: %v", err)
-	}
-	waitPeers(t, cli, "connected", func(p []string) bool { return len(p) == 1 })
+	_, r := acceptLink(t, ln, cli)
 	js := `{"message_type": "any", "source_id": "client1", "destination_id": ` + pyStr(cli.serverPeer) + `}`
 	var out []byte
 	for i := range 3 {
@@ -396,4 +370,21 @@ func TestFramesBeforeABadFrameAreSent(t *testing.T) {
 			t.Fatalf("message %d not sent (%d in the peer's queue)", i, cli.peerByName(cli.serverPeer).q.Len())
 		}
 	}
+}
+
+// acceptLink accepts the client connector's link on a fakeServer listener, reads its handshake
+// and waits until the client lists the link as connected. The connection is closed at the end.
+func acceptLink(t *testing.T, ln net.Listener, cli *Connector) (net.Conn, *frameReader) {
+	t.Helper()
+	tcp, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tcp.Close() })
+	r := &frameReader{c: tcp}
+	if f, err := r.next(5 * time.Second); err != nil || f == nil {
+		t.Fatalf("no handshake: %v", err)
+	}
+	waitPeers(t, cli, "connected", func(p []string) bool { return len(p) == 1 })
+	return tcp, r
 }

@@ -100,21 +100,27 @@ func (o *rawOp) run(c *Conn, name string, p []byte, op func(func(uintptr) bool) 
 	return int(o.n), err
 }
 
-func (o *rawOp) doRead(fd uintptr) bool {
+// rawCall makes one raw read or write (trap) of p on fd, at most rawChunk bytes, retrying on
+// EINTR: n bytes moved; again on EAGAIN; errno on any other failure. p is not empty.
+func rawCall(trap, fd uintptr, p []byte) (n int64, again bool, errno syscall.Errno) {
 	for {
-		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&o.p[0])), uintptr(min(len(o.p), rawChunk)))
+		r, _, e := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(min(len(p), rawChunk)))
 		switch e {
 		case 0:
-			o.n = int64(r)
-			return true
+			return int64(r), false, 0
 		case syscall.EINTR:
 		case syscall.EAGAIN:
-			return false
+			return 0, true, 0
 		default:
-			o.errno = e
-			return true
+			return 0, false, e
 		}
 	}
+}
+
+func (o *rawOp) doRead(fd uintptr) bool {
+	n, again, e := rawCall(syscall.SYS_READ, fd, o.p)
+	o.n, o.errno = n, e
+	return !again
 }
 
 // Read reads up to len(p) bytes as net.Conn's Read does: io.EOF at the end of the stream,
@@ -133,17 +139,15 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 func (o *rawOp) doWrite(fd uintptr) bool {
 	for o.n < int64(len(o.p)) {
-		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&o.p[o.n])), uintptr(min(int64(len(o.p))-o.n, rawChunk)))
-		switch e {
-		case 0:
-			o.n += int64(r)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
+		n, again, e := rawCall(syscall.SYS_WRITE, fd, o.p[o.n:])
+		if again {
 			return false
-		default:
+		}
+		if e != 0 {
 			o.errno = e
 			return true
 		}
+		o.n += n
 	}
 	return true
 }
