@@ -129,6 +129,9 @@ type replier interface {
 	reply(b *bytebufferpool.ByteBuffer, closeAfter bool, from *loop.Conn)
 	// drop ends the request without a reply (Python closes the connection).
 	drop()
+	// expire: the connector stopped waiting (await_response_timeout). Python writes nothing and
+	// leaves the application's connection as it is; an in-process requester is told (drop).
+	expire()
 }
 
 // connReplier replies on an application's send_to_connector connection.
@@ -153,7 +156,8 @@ func (r connReplier) reply(b *bytebufferpool.ByteBuffer, closeAfter bool, from *
 	}
 }
 
-func (r connReplier) drop() { r.c.Close() }
+func (r connReplier) drop()   { r.c.Close() }
+func (r connReplier) expire() {}
 
 // forgetWaitersOf drops the waiters of a closed API connection.
 func (c *Connector) forgetWaitersOf(api replier) {
@@ -183,15 +187,20 @@ func (c *Connector) sweepWaiters(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			var expired []replier
 			c.mu.Lock()
 			for k, w := range c.waiters {
 				if now.After(w.deadline) {
 					c.log.Warnf("%s timeout waiting for response %s from %s", c.sourceID, k.id[1:], k.peer)
 					delete(c.waiters, k)
 					c.waitCount[waitGroupKey{k.mtype, k.peer}]--
+					expired = append(expired, w.api)
 				}
 			}
 			c.mu.Unlock()
+			for _, r := range expired {
+				r.expire()
+			}
 		}
 	}
 }

@@ -136,7 +136,8 @@ func (l *Local) SendDurable(ctx context.Context, frame []byte) error {
 
 // SendAwait hands an await_response frame and waits for the reply frame (the caller owns it),
 // or for ctx. (nil, nil) means the connector ended the request without a reply, as when it
-// closes an application's await connection (peer absent, ignored traffic).
+// closes an application's await connection (peer absent, ignored traffic), or stopped waiting
+// for it (await_response_timeout).
 func (l *Local) SendAwait(ctx context.Context, frame []byte) ([]byte, error) {
 	r := &localReplier{ch: make(chan []byte, 1)}
 	ended, err := l.send(frame, r)
@@ -267,7 +268,8 @@ func (r *localReplier) reply(b *bytebufferpool.ByteBuffer, _ bool, _ *loop.Conn)
 	r.once.Do(func() { r.ch <- out })
 }
 
-func (r *localReplier) drop() { r.once.Do(func() { close(r.ch) }) }
+func (r *localReplier) drop()   { r.once.Do(func() { close(r.ch) }) }
+func (r *localReplier) expire() { r.drop() }
 
 // localNoReply is the replier of plain (non-await) embedded sends.
 type localNoReply struct{}
@@ -275,7 +277,8 @@ type localNoReply struct{}
 func (localNoReply) reply(b *bytebufferpool.ByteBuffer, _ bool, _ *loop.Conn) {
 	bytebufferpool.Put(b)
 }
-func (localNoReply) drop() {}
+func (localNoReply) drop()   {}
+func (localNoReply) expire() {}
 
 // SendBatch hands frames (complete frames back to back, prefixes included) to the connector in
 // order, exactly as that many Send calls would, under one routing lock and with one wake per
