@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -25,5 +26,42 @@ func TestLocalAwaitExpires(t *testing.T) {
 	}
 	if ctx.Err() != nil {
 		t.Fatal("SendAwait returned only when its context ended")
+	}
+}
+
+// TestLocalCountsOnceUnderBackpressure: with debug_msg_counts, a frame an in-process
+// application hands over is counted once, however many times it met a full queue.
+func TestLocalCountsOnceUnderBackpressure(t *testing.T) {
+	dir := shortDir(t)
+	ln, port := fakeServer(t)
+	cli := newConnector(t, dir, clientConf(dir, port, "client1", opts{"debug_msg_counts": true}), func(o *config.Options) { o.MaxQueueSize = 2 })
+	tcp, r := acceptLink(t, ln, cli)
+	js := `{"message_type": "any", "source_id": "client1", "destination_id": ` + pyStr(cli.serverPeer)
+	l := cli.Local()
+	if err := l.Send(codec.AppendFrame(nil, []byte(js+`, "wait_for_ack": true}`), []byte("first"), nil, false)); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := r.next(5 * time.Second); err != nil || f == nil {
+		t.Fatalf("first frame not sent: %v", err)
+	}
+	base := cli.stats.msgRecvdUDS.Load()
+	const n = 6 // three times the queue's cap: the later ones wait for room
+	done := make(chan error, 1)
+	go func() {
+		var batch []byte
+		for i := range n {
+			batch = codec.AppendFrame(batch, []byte(js+`}`), []byte(strconv.Itoa(i)), nil, false)
+		}
+		_, err := l.SendBatch(batch)
+		done <- err
+	}()
+	p := cli.peerByName(cli.serverPeer)
+	eventually(t, "the peer's queue full", func() bool { return p.q.Len() >= cli.cfg.MaxQueueSize })
+	tcp.Write(frameOf(`{"transport_id": 1, "message_type": "_ack", "source_id": "srv"}`, ""))
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := cli.stats.msgRecvdUDS.Load() - base; got != n {
+		t.Fatalf("msgRecvdUDS counted %d for %d frames", got, n)
 	}
 }

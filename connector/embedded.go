@@ -41,7 +41,7 @@ func (c *Connector) Local() *Local {
 // destination queue is full it waits (backpressure) up to half a second, then drops as the
 // socket path does.
 func (l *Local) Send(frame []byte) error {
-	_, err := l.send(frame, nil)
+	_, err := l.send(frame, nil, false)
 	return err
 }
 
@@ -64,15 +64,16 @@ func (l *Local) wakeTouched() {
 	l.a.touched = l.a.touched[:0]
 }
 
-// send routes frame; ended reports that the connector ended an await request at once (what
+// send routes frame (retry: it was already routed once and met backpressure); ended reports that the connector ended an await request at once (what
 // closes an application's await connection on the socket path).
-func (l *Local) send(frame []byte, r replier) (ended bool, err error) {
+func (l *Local) send(frame []byte, r replier, retry bool) (ended bool, err error) {
 	var start time.Time
-	for {
+	for ; ; retry = true {
 		l.mu.Lock()
 		if r == nil {
 			r = localNoReply{}
 		}
+		l.a.retry = retry // a frame is counted once (debug_msg_counts), not at each retry
 		err = l.cn.route(r, &l.a, frame, 0)
 		l.wakeTouched()
 		ended = l.a.closeAfter
@@ -102,9 +103,10 @@ func (l *Local) send(frame []byte, r replier) (ended bool, err error) {
 // was then routed as by Send), and ctx's error if ctx ends first (the message may still be
 // delivered). Concurrency-safe; concurrent calls share the log's fsyncs (group commit).
 func (l *Local) SendDurable(ctx context.Context, frame []byte) error {
-	for {
+	for retry := false; ; retry = true {
 		l.mu.Lock()
 		l.a.aloSender = nil
+		l.a.retry = retry
 		err := l.cn.route(localNoReply{}, &l.a, frame, 0)
 		s, seq := l.a.aloSender, l.a.aloSeq
 		l.a.aloSender = nil
@@ -140,7 +142,7 @@ func (l *Local) SendDurable(ctx context.Context, frame []byte) error {
 // for it (await_response_timeout).
 func (l *Local) SendAwait(ctx context.Context, frame []byte) ([]byte, error) {
 	r := &localReplier{ch: make(chan []byte, 1)}
-	ended, err := l.send(frame, r)
+	ended, err := l.send(frame, r, false)
 	if err != nil {
 		return nil, err
 	}
@@ -301,6 +303,7 @@ func (l *Local) SendBatch(frames []byte) (int, error) {
 				break
 			}
 			f := frames[:size]
+			l.a.retry = false
 			if err = l.cn.route(localNoReply{}, &l.a, f, 0); err == errBackpressure {
 				pending, err = f, nil
 				frames = frames[size:]
@@ -320,7 +323,7 @@ func (l *Local) SendBatch(frames []byte) (int, error) {
 			return n, err
 		}
 		if pending != nil {
-			if _, err := l.send(pending, nil); err != nil {
+			if _, err := l.send(pending, nil, true); err != nil {
 				return n, fmt.Errorf("connector: SendBatch frame %d: %w", n, err)
 			}
 			n++
