@@ -76,6 +76,9 @@ const (
 // aloHelloWait is aloHelloWaitDefault (a variable for tests).
 var aloHelloWait = aloHelloWaitDefault
 
+// aloSendMaxMsgs is aloMaxMsgs for a sender's window (a variable for tests).
+var aloSendMaxMsgs = aloMaxMsgs
+
 // Link modes (peer.aloMode).
 const (
 	aloOff         int32 = iota // at_least_once not configured, or a certificate-request link

@@ -482,3 +482,27 @@ func TestALOSendCap(t *testing.T) {
 	}
 	got.waitAll(t, int(d+aloBlock))
 }
+
+// TestALOFullWindowAtApplicationClose: an application writes more covered messages than the
+// peer's at_least_once window takes and closes its connection. What the window refuses cannot
+// wait for room once the application is gone: it is dropped and counted, not lost unseen.
+func TestALOFullWindowAtApplicationClose(t *testing.T) {
+	old := aloSendMaxMsgs
+	aloSendMaxMsgs = 2
+	t.Cleanup(func() { aloSendMaxMsgs = old })
+	dir := shortDir(t)
+	_, port := fakeServer(t) // never accepted: nothing is acknowledged, the window stays full
+	cli := newConnector(t, dir, clientConf(dir, port, "client1", opts{"at_least_once": true}), nil)
+	js := `{"message_type": "any", "source_id": "client1", "destination_id": ` + pyStr(cli.serverPeer) + `}`
+	var out []byte
+	for i := range 4 {
+		out = append(out, frameOf(js, strconv.Itoa(i))...)
+	}
+	c := dialUnix(t, cli.Paths().SendToConnector)
+	c.Write(out)
+	c.Close()
+	eventually(t, "two messages logged and two counted as dropped", func() bool {
+		s := cli.alo.existingSender(cli.serverPeer)
+		return s != nil && s.unacked() == 2 && cli.stats.dropQueueFull.Load() == 2
+	})
+}

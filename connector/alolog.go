@@ -181,7 +181,7 @@ func (s *aloSender) signalSync() {
 // committer. It returns the sequence number, or errALOFull while the window is full.
 func (s *aloSender) append(json, data, binary []byte, withBinary bool) (uint64, error) {
 	s.mu.Lock()
-	if len(s.mem)-s.memHead >= aloMaxMsgs || s.memBytes >= aloMaxBytes {
+	if len(s.mem)-s.memHead >= aloSendMaxMsgs || s.memBytes >= aloMaxBytes {
 		s.mu.Unlock()
 		s.signal()
 		return 0, errALOFull

@@ -328,6 +328,11 @@ func (cn *Connector) routeALO(r replier, a *apiConn, peerB, mtB []byte, hd *code
 	s := cn.alo.sender(string(peerB))
 	seq, err := s.append(json, f.Data, f.Binary, f.HasBinary)
 	if err == errALOFull {
+		if a.closing { // the application left with this frame unread: it cannot wait
+			cn.stats.dropQueueFull.Add(1)
+			cn.log.Errorf("%s queue_send_to_connector_put : at_least_once log for %s full as the application left, 1 message dropped", cn.sourceID, peerB)
+			return nil
+		}
 		return errBackpressure
 	}
 	if err != nil {

@@ -19,6 +19,7 @@ type apiConn struct {
 	name         []byte // destination peer of the current frame
 	mtype        []byte // message_type of the current frame
 	closeAfter   bool
+	closing      bool             // the application left: nothing can wait (route pushes or drops and counts)
 	blockedSince time.Time        // when backpressure on this connection began (zero: not blocked)
 	retry        bool             // the current frame is being retried after backpressure (already counted)
 	aloSender    *aloSender       // at_least_once: the log the last routed frame went to (nil: none)
@@ -209,11 +210,8 @@ func (h *apiHandler) OnClose(c *loop.Conn, err error) {
 
 // handle applies LOCAL-API §4.2 steps 2–10 to one frame from an application.
 func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
-	inbound := c.InboundBuffered()
-	if c.Closing() { // the application left: nothing can wait (route then pushes or drops)
-		inbound = backpressureInbound
-	}
-	return h.cn.route(connReplier{c}, a, fr, inbound)
+	a.closing = c.Closing()
+	return h.cn.route(connReplier{c}, a, fr, c.InboundBuffered())
 }
 
 // route applies LOCAL-API §4.2 steps 2–10 to one frame from an application; r receives the
@@ -223,6 +221,9 @@ func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
 func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error {
 	if cn.cfg.DebugMsgCounts && !a.retry {
 		cn.stats.msgRecvdUDS.Add(1) // counted when read, as Python does (LOCAL §4.2 step 1)
+	}
+	if a.closing {
+		inbound = backpressureInbound
 	}
 	// Frames a full queue refused stay held (flushPending); nothing more is taken until they are in.
 	if !a.pendStuckSince.IsZero() && !a.flushPending(cn, inbound >= backpressureInbound) {
