@@ -33,6 +33,7 @@ const (
 	maxFileFrame = 1<<32 - 1 // a frame can carry at most a 4 GiB-1 body
 	rxBlockAt    = 2 << 20   // buffered input above which a file's link waits for its writer
 	rxBlockWait  = 50 * time.Millisecond
+	rxCloseWait  = 2 * time.Second // at most, for a file's writer when its link closes (advanceRx)
 	// fileOutboundLimit is the unsent output above which a file's sender stops feeding the link.
 	fileOutboundLimit = 512 << 10
 )
@@ -392,7 +393,7 @@ func (p *peer) advanceRx(c *loop.Conn) (bool, error) {
 					// writer (bounded waits): disk speed becomes the link's backpressure, as in
 					// Python, which writes files on its loop (TLS and compressed links alike:
 					// Held counts their input before and after decoding).
-					if c.Held() < rxBlockAt {
+					if c.Held() < rxBlockAt && !c.Closing() {
 						return false, nil // the writer wakes the link
 					}
 					select {
@@ -418,7 +419,16 @@ func (p *peer) advanceRx(c *loop.Conn) (bool, error) {
 		}
 	}
 	if rx.w != nil && !rx.w.finished() {
-		return false, nil
+		if !c.Closing() {
+			return false, nil // the writer wakes the link
+		}
+		// the peer closed after the whole file came: the link cannot be woken any more, so its
+		// last call waits (bounded) for the writer and delivers the message
+		select {
+		case <-rx.w.done:
+		case <-time.After(rxCloseWait):
+			return false, nil
+		}
 	}
 	p.rx = nil
 	if rx.discard {
