@@ -36,14 +36,8 @@ func TestLocalCountsOnceUnderBackpressure(t *testing.T) {
 	ln, port := fakeServer(t)
 	cli := newConnector(t, dir, clientConf(dir, port, "client1", opts{"debug_msg_counts": true}), func(o *config.Options) { o.MaxQueueSize = 2 })
 	tcp, r := acceptLink(t, ln, cli)
-	js := `{"message_type": "any", "source_id": "client1", "destination_id": ` + pyStr(cli.serverPeer)
+	js := stallLink(t, cli, r)
 	l := cli.Local()
-	if err := l.Send(codec.AppendFrame(nil, []byte(js+`, "wait_for_ack": true}`), []byte("first"), nil, false)); err != nil {
-		t.Fatal(err)
-	}
-	if f, err := r.next(5 * time.Second); err != nil || f == nil {
-		t.Fatalf("first frame not sent: %v", err)
-	}
 	base := cli.stats.msgRecvdUDS.Load()
 	const n = 6 // three times the queue's cap: the later ones wait for room
 	done := make(chan error, 1)

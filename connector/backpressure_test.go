@@ -300,15 +300,8 @@ func TestHeldFramesForAPeerThatLeft(t *testing.T) {
 			cli := newConnector(t, dir, clientConf(dir, port, "client1", extra), func(o *config.Options) { o.MaxQueueSize = 4 })
 			tcp, r := acceptLink(t, ln, cli)
 			p := cli.peerByName(cli.serverPeer)
-			js := `{"message_type": "any", "source_id": "client1", "destination_id": ` + pyStr(cli.serverPeer)
+			js := stallLink(t, cli, r) // no _ack will come: the queue is not drained
 			l := cli.Local()
-			// the link waits for an _ack that never comes, so its queue is not drained
-			if err := l.Send(codec.AppendFrame(nil, []byte(js+`, "wait_for_ack": true}`), []byte("first"), nil, false)); err != nil {
-				t.Fatal(err)
-			}
-			if f, err := r.next(5 * time.Second); err != nil || f == nil {
-				t.Fatalf("first frame not sent: %v", err)
-			}
 			msg := func(s string) qmsg {
 				b := bytebufferpool.Get()
 				b.B = codec.AppendFrame(b.B[:0], []byte(js+`}`), []byte(s), nil, false)
@@ -387,4 +380,20 @@ func acceptLink(t *testing.T, ln net.Listener, cli *Connector) (net.Conn, *frame
 	}
 	waitPeers(t, cli, "connected", func(p []string) bool { return len(p) == 1 })
 	return tcp, r
+}
+
+// stallLink sends a wait_for_ack message from client1 through the embedded API and reads it
+// off the link (r): until the test answers with an _ack for transport_id 1, the link sends
+// nothing more and its queue fills. It returns the JSON of client1's messages to the server
+// without its closing brace.
+func stallLink(t *testing.T, cli *Connector, r *frameReader) string {
+	t.Helper()
+	js := `{"message_type": "any", "source_id": "client1", "destination_id": ` + pyStr(cli.serverPeer)
+	if err := cli.Local().Send(codec.AppendFrame(nil, []byte(js+`, "wait_for_ack": true}`), []byte("first"), nil, false)); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := r.next(5 * time.Second); err != nil || f == nil {
+		t.Fatalf("first frame not sent: %v", err)
+	}
+	return js
 }
