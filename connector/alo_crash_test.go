@@ -161,18 +161,8 @@ func TestALOSendsOnceWritten(t *testing.T) {
 	old := aloSyncEvery
 	aloSyncEvery = time.Hour
 	t.Cleanup(func() { aloSyncEvery = old })
-	_, cli, got := aloPairCounting(t)
+	cli, s, got := aloDurableThenTwenty(t)
 	ctx := context.Background()
-	if err := cli.Local().SendDurable(ctx, aloFrame(0)); err != nil {
-		t.Fatal(err)
-	}
-	s := cli.alo.existingSender(cli.serverPeer)
-	for i := 1; i <= 20; i++ {
-		if err := cli.Local().Send(aloFrame(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got.waitAll(t, 21)
 	if d := s.durable.Load(); d >= 21 {
 		t.Fatalf("durable point %d: the paced syncer ran again", d)
 	}
@@ -359,6 +349,25 @@ func TestStartAfterClose(t *testing.T) {
 
 // aloPairCounting starts a server and a client with at_least_once, the server's "any" listener
 // counting into got.
+// aloDurableThenTwenty starts a counted pair (aloPairCounting), sends message 0 with SendDurable
+// and messages 1 to 20 with Send, and waits until the server's application got all 21; s is
+// the client's sender to the server.
+func aloDurableThenTwenty(t *testing.T) (cli *Connector, s *aloSender, got *aloCounter) {
+	t.Helper()
+	_, cli, got = aloPairCounting(t)
+	if err := cli.Local().SendDurable(context.Background(), aloFrame(0)); err != nil {
+		t.Fatal(err)
+	}
+	s = cli.alo.existingSender(cli.serverPeer)
+	for i := 1; i <= 20; i++ {
+		if err := cli.Local().Send(aloFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got.waitAll(t, 21)
+	return cli, s, got
+}
+
 func aloPairCounting(t *testing.T) (srv, cli *Connector, got *aloCounter) {
 	t.Helper()
 	srv, cli = startPair(t, opts{"at_least_once": true}, opts{"at_least_once": true}, nil, nil)
@@ -449,20 +458,9 @@ func TestALOSendCap(t *testing.T) {
 	aloBlock, aloSyncEvery = 8, time.Hour
 	t.Cleanup(func() { aloBlock, aloSyncEvery = oldBlock, oldEvery })
 	fail := injectSyncFailure(t, func(string) bool { return true })
-	_, cli, got := aloPairCounting(t)
-	ctx := context.Background()
-	if err := cli.Local().SendDurable(ctx, aloFrame(0)); err != nil {
-		t.Fatal(err)
-	}
-	s := cli.alo.existingSender(cli.serverPeer)
 	// Paced for an hour, but 20 messages are more than half a block: the syncer runs early and
 	// the link never waits at the cap.
-	for i := 1; i <= 20; i++ {
-		if err := cli.Local().Send(aloFrame(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got.waitAll(t, 21)
+	cli, s, got := aloDurableThenTwenty(t)
 	// The durable point frozen by a failed fdatasync: the link stops aloBlock past it.
 	fail.Store(true)
 	for i := 21; i < 50; i++ {

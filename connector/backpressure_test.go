@@ -2,7 +2,6 @@ package connector
 
 import (
 	"encoding/binary"
-	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -209,10 +208,8 @@ func TestHeldInputOfferedAtEOF(t *testing.T) {
 	}
 	const nA = 200
 	out := frameOf(`{"message_type": "_handshake_no_ssl", "source_id": "client1"}`, "hello")
-	data := make([]byte, 64<<10)
 	for i := range nA {
-		copy(data, fmt.Sprintf("%08d", i))
-		out = codec.AppendFrame(out, []byte(`{"message_type": "any", "source_id": "client1", "destination_id": "s"}`), data, nil, false)
+		out = append(out, bpFrame([]byte(`{"message_type": "any", "source_id": "client1", "destination_id": "s"}`), i, 64<<10)...)
 	}
 	out = codec.AppendFrame(out, []byte(`{"message_type": "b", "source_id": "client1", "destination_id": "s"}`), []byte("the b message"), nil, false)
 	if _, err := tcp.Write(out); err != nil {

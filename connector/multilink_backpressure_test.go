@@ -83,7 +83,7 @@ func (s *twoSenders) start(t *testing.T, k int, sendPath, js string) {
 		send.SetWriteDeadline(time.Now().Add(20 * time.Second))
 		var batch []byte
 		for i := 0; i < perSender; i++ {
-			batch = append(batch, bpFrame([]byte(js), k*perSender+i)...)
+			batch = append(batch, bpFrame([]byte(js), k*perSender+i, bpPayload)...)
 			if len(batch) >= 256<<10 || i == perSender-1 {
 				if _, err := send.Write(batch); err != nil {
 					s.errs[k] = err

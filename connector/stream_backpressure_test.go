@@ -26,13 +26,6 @@ const (
 	sbpFileSize = rxStreamMin + 3<<20 + 4321
 )
 
-// sbpFrame is small message i of the test: a fixed-size payload starting with its number.
-func sbpFrame(js []byte, i int) []byte {
-	data := bytes.Repeat([]byte{'s'}, sbpPayload)
-	copy(data, fmt.Sprintf("%08d", i))
-	return codec.AppendFrame(nil, js, data, nil, false)
-}
-
 // sbpContent is the file's deterministic content. Its first four bytes, read as a frame
 // prefix, announce a body over MaxFrame (what a receiver that lost the header runs into).
 func sbpContent(n int) []byte {
@@ -43,28 +36,15 @@ func sbpContent(n int) []byte {
 	return b
 }
 
-// appOutbound reads, on its event loop, the output the connection of rt to its application
-// holds beyond the kernel's socket buffer (loop-owned: probed with a zero-length AsyncWrite, as
-// probeLink does). ok is false while rt has no connection, or if its loop did not answer in 1 s.
-func appOutbound(rt *recvType) (n int, ok bool) {
+// appOutbound reads, on its event loop (onLoop), the output the connection of rt to its
+// application holds beyond the kernel's socket buffer. ok is false while rt has no connection,
+// or if its loop did not answer in 1 s.
+func appOutbound(rt *recvType) (int, bool) {
 	c := rt.conn.Load()
 	if c == nil {
 		return 0, false
 	}
-	ch := make(chan int, 1)
-	if err := c.AsyncWrite(nil, func(err error) {
-		if err == nil {
-			ch <- c.OutboundBuffered()
-		}
-	}); err != nil {
-		return 0, false
-	}
-	select {
-	case n = <-ch:
-		return n, true
-	case <-time.After(time.Second):
-		return 0, false
-	}
+	return onLoop(c, c.OutboundBuffered)
 }
 
 // TestStreamedFileUnderBackpressure: two connectors over plaintext TCP; the server's receive
@@ -116,7 +96,7 @@ func TestStreamedFileUnderBackpressure(t *testing.T) {
 		if small == sbpMaxSmall {
 			t.Fatalf("%d messages of %d bytes sent, ring at %d, consumer stalled %v: never full", small, sbpPayload, rt.q.Len(), stalled)
 		}
-		write(t, send, sbpFrame(js, small))
+		write(t, send, bpFrame(js, small, sbpPayload))
 		small++
 		if conn == nil {
 			conn = app.accept(t)
@@ -240,7 +220,7 @@ func TestStreamedFileUnderBackpressure(t *testing.T) {
 	}
 
 	// 4. The same link carries the next message; nothing was dropped or refused, no reconnection.
-	write(t, send, sbpFrame(js, small))
+	write(t, send, bpFrame(js, small, sbpPayload))
 	f, err := r.next(5 * time.Second)
 	if err != nil || f == nil {
 		t.Fatalf("message after the file not delivered: %v", err)

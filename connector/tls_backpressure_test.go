@@ -13,6 +13,7 @@ import (
 
 	"github.com/aioconn/aioconn/codec"
 	"github.com/aioconn/aioconn/config"
+	"github.com/aioconn/aioconn/loop"
 	ctls "github.com/aioconn/aioconn/tls"
 )
 
@@ -34,30 +35,35 @@ type linkState struct {
 	held         int       // input bytes the link holds for its handler (loop.Conn.Held)
 }
 
-// probeLink reads p's loop-owned backpressure state on p's event loop: a zero-length AsyncWrite
-// (on a TLS link it is queued for the loop, which runs its callback before the next OnTraffic;
-// crypto/tls writes no record for it). ok is false if the link closed or did not answer in 1 s.
-func probeLink(p *peer) (st linkState, ok bool) {
-	ch := make(chan linkState, 1)
-	err := p.conn.AsyncWrite(nil, func(err error) {
-		if err == nil { // nil only when run on the loop (a closed link reports ErrClosed off it)
-			ch <- linkState{p.blockedSince, p.conn.Held()}
+// onLoop runs f on c's event loop and returns its result: a zero-length AsyncWrite (on a TLS
+// link it is queued for the loop, which runs its callback before the next OnTraffic; crypto/tls
+// writes no record for it). ok is false if c closed or its loop did not answer in 1 s.
+func onLoop[T any](c *loop.Conn, f func() T) (v T, ok bool) {
+	ch := make(chan T, 1)
+	err := c.AsyncWrite(nil, func(err error) {
+		if err == nil { // nil only when run on the loop (a closed connection reports ErrClosed off it)
+			ch <- f()
 		}
 	})
 	if err != nil {
-		return st, false
+		return v, false
 	}
 	select {
-	case st = <-ch:
-		return st, true
+	case v = <-ch:
+		return v, true
 	case <-time.After(time.Second):
-		return st, false
+		return v, false
 	}
 }
 
-// bpFrame is test message i: a fixed-size payload starting with its number.
-func bpFrame(js []byte, i int) []byte {
-	data := bytes.Repeat([]byte{'x'}, bpPayload)
+// probeLink reads p's loop-owned backpressure state on p's event loop (onLoop).
+func probeLink(p *peer) (linkState, bool) {
+	return onLoop(p.conn, func() linkState { return linkState{p.blockedSince, p.conn.Held()} })
+}
+
+// bpFrame is test message i: a payload of size bytes starting with its number ("%08d").
+func bpFrame(js []byte, i, size int) []byte {
+	data := bytes.Repeat([]byte{'x'}, size)
 	copy(data, fmt.Sprintf("%08d", i))
 	return codec.AppendFrame(nil, js, data, nil, false)
 }
@@ -165,7 +171,7 @@ func tlsReceiveBackpressure(t *testing.T, alo bool) {
 		send.SetWriteDeadline(time.Now().Add(20 * time.Second))
 		var batch []byte
 		for i := 0; i < bpCount; i++ {
-			batch = append(batch, bpFrame(js, i)...)
+			batch = append(batch, bpFrame(js, i, bpPayload)...)
 			if len(batch) >= 1<<20 || i == bpCount-1 {
 				if _, err := send.Write(batch); err != nil {
 					sent <- err
@@ -242,7 +248,7 @@ func tlsReceiveBackpressure(t *testing.T, alo bool) {
 	// Nothing more is delivered (a resend would come before this last message on the link), and
 	// the link that carried everything is still the one up.
 	send.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, err := send.Write(bpFrame(js, bpCount)); err != nil {
+	if _, err := send.Write(bpFrame(js, bpCount, bpPayload)); err != nil {
 		t.Fatal(err)
 	}
 	f, err := r.next(5 * time.Second)
