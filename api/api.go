@@ -267,11 +267,7 @@ func writeFrame(ctx context.Context, c net.Conn, f frame) error {
 		if len(f.bin) > 0 {
 			bufs = append(bufs, binary.LittleEndian.AppendUint32(nil, uint32(len(f.bin))), f.bin)
 		}
-		if uc, ok := c.(*uds.Conn); ok {
-			_, err = uc.WriteBuffers(bufs)
-		} else {
-			_, err = bufs.WriteTo(c)
-		}
+		_, err = bufs.WriteTo(c)
 	}
 	if err != nil && ctx.Err() != nil {
 		return ctx.Err()

@@ -23,7 +23,8 @@ import (
 // is non-blocking: EAGAIN parks the goroutine in the runtime's poller, as net.Conn does), and
 // each moves at most rawChunk bytes (a longer Write loops in Go, where the goroutine can be
 // preempted), so keeping the P through one is harmless. net.Buffers.WriteTo on a *Conn takes
-// net's own writev (the embedded connection's method is promoted); WriteBuffers is the raw one.
+// net's own writev (the embedded connection's method is promoted): fine for the large writes
+// that use it (the Go API's frames over 64 KiB), where the copy costs more than the wake-up.
 //
 // Concurrency: as net.Conn, every method is safe for concurrent use (Reads are serialised
 // among themselves, Writes too); Close may be called from any goroutine and interrupts a
@@ -38,16 +39,11 @@ type Conn struct {
 // Wrap, so that a call allocates nothing.
 type rawOp struct {
 	mu    sync.Mutex
-	p     []byte   // Read, Write
-	bufs  [][]byte // WriteBuffers: the slices, and the next unwritten byte bufs[i][off]
-	i     int
-	off   int
-	iov   []syscall.Iovec
+	p     []byte
 	n     int64
 	errno syscall.Errno
 	read  func(uintptr) bool
 	write func(uintptr) bool
-	wv    func(uintptr) bool
 }
 
 // Wrap returns c as a *Conn when it is a stream *net.UnixConn, and c unchanged otherwise (or
@@ -72,7 +68,6 @@ func wrap(c net.Conn) net.Conn {
 	w := &Conn{UnixConn: uc, rc: rc}
 	w.rd.read = w.rd.doRead
 	w.wr.write = w.wr.doWrite
-	w.wr.wv = w.wr.doWritev
 	return w
 }
 
@@ -156,75 +151,4 @@ func (o *rawOp) doWrite(fd uintptr) bool {
 // reports how much was written.
 func (c *Conn) Write(p []byte) (int, error) {
 	return c.wr.run(c, "write", p, c.rc.Write, c.wr.write)
-}
-
-// maxIovecs bounds one writev (the kernel's UIO_MAXIOV is 1024).
-const maxIovecs = 1024
-
-func (o *rawOp) doWritev(fd uintptr) bool {
-	for {
-		for o.i < len(o.bufs) && o.off == len(o.bufs[o.i]) {
-			o.i, o.off = o.i+1, 0
-		}
-		if o.i == len(o.bufs) {
-			return true
-		}
-		o.iov = o.iov[:0]
-		room := rawChunk
-		for j := o.i; j < len(o.bufs) && len(o.iov) < maxIovecs && room > 0; j++ {
-			b := o.bufs[j]
-			if j == o.i {
-				b = b[o.off:]
-			}
-			if len(b) == 0 {
-				continue
-			}
-			b = b[:min(len(b), room)]
-			room -= len(b)
-			v := syscall.Iovec{Base: &b[0]}
-			v.SetLen(len(b))
-			o.iov = append(o.iov, v)
-		}
-		r, _, e := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&o.iov[0])), uintptr(len(o.iov)))
-		switch e {
-		case 0:
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		default:
-			o.errno = e
-			return true
-		}
-		o.n += int64(r)
-		for k := int(r); k > 0; {
-			rest := len(o.bufs[o.i]) - o.off
-			if k < rest {
-				o.off += k
-				break
-			}
-			k -= rest
-			o.i, o.off = o.i+1, 0
-		}
-	}
-}
-
-// WriteBuffers writes every slice of bufs in order with writev, as net.Buffers.WriteTo does
-// on a *net.UnixConn; empty slices are skipped. bufs itself is not modified.
-func (c *Conn) WriteBuffers(bufs [][]byte) (int64, error) {
-	o := &c.wr
-	o.mu.Lock()
-	o.bufs, o.i, o.off, o.n, o.errno = bufs, 0, 0, 0, 0
-	err := c.rc.Write(o.wv)
-	n, errno := o.n, o.errno
-	o.bufs = nil
-	clear(o.iov[:cap(o.iov)]) // drop the pointers into the caller's slices
-	o.mu.Unlock()
-	if err != nil {
-		return n, err
-	}
-	if errno != 0 {
-		return n, opErr(c, "writev", os.NewSyscallError("writev", errno))
-	}
-	return n, nil
 }
