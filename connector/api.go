@@ -47,7 +47,8 @@ const pushBatch = 64
 // and route takes no frame from this connection until they are in. They are dropped (and
 // logged) only when the queue took none of them for backpressureMax, or when force is set
 // (the connection is closing, or its unread input reached backpressureInbound). What it pushes
-// lists the peer among those to wake. Call it before waking the touched peers. Loop-owned (or under Local.mu).
+// lists the peer among those to wake. Call it before wakeTouched. Loop-owned (or under
+// Local.mu).
 func (a *apiConn) flushPending(cn *Connector, force bool) bool {
 	if len(a.pend) == 0 {
 		return true
@@ -84,10 +85,15 @@ func (a *apiConn) flushPending(cn *Connector, force bool) bool {
 	for _, m := range a.pend {
 		m.release()
 	}
-	cn.stats.dropQueueFull.Add(int64(m))
-	cn.log.Errorf("%s queue_send_to_connector_put : queue full for peer %s, %d messages dropped", cn.sourceID, p.name, m)
+	cn.dropSendFull(p, m)
 	a.clearPending()
 	return true
+}
+
+// dropSendFull counts and logs n messages for p dropped because its queue stayed full.
+func (cn *Connector) dropSendFull(p *peer, n int) {
+	cn.stats.dropQueueFull.Add(int64(n))
+	cn.log.Errorf("%s queue_send_to_connector_put : queue full for peer %s, %d messages dropped", cn.sourceID, p.name, n)
 }
 
 // clearPending empties the held batch, keeping its arrays (their messages were pushed or released).
@@ -182,11 +188,7 @@ func (h *apiHandler) OnTraffic(c *loop.Conn) error {
 	if held {
 		a.retryLater(c) // the touched peers drain their queues meanwhile
 	}
-	for i, p := range a.touched {
-		p.conn.Wake()
-		a.touched[i] = nil
-	}
-	a.touched = a.touched[:0]
+	a.wakeTouched()
 	if a.closeAfter && err == nil && !held {
 		c.Close()
 	}
@@ -200,11 +202,7 @@ func (h *apiHandler) OnClose(c *loop.Conn, err error) {
 		// frames still held when the application left (a full queue, or an error that ended
 		// OnTraffic before its flush): pushed, or dropped and counted, and their peers woken
 		a.flushPending(h.cn, true)
-		for i, p := range a.touched {
-			p.conn.Wake()
-			a.touched[i] = nil
-		}
-		a.touched = a.touched[:0]
+		a.wakeTouched()
 	}
 }
 
@@ -347,8 +345,7 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error 
 		// to its own queue directly (order only holds within one peer and priority)
 		if p.q.PushBatch([]qmsg{m}, []int{len(b.B)}, prio) == 0 {
 			m.release()
-			cn.stats.dropQueueFull.Add(1)
-			cn.log.Errorf("%s queue_send_to_connector_put : queue full for peer %s, %d messages dropped", cn.sourceID, p.name, 1)
+			cn.dropSendFull(p, 1)
 		}
 		a.touchPeer(p)
 		return nil
@@ -359,6 +356,16 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error 
 	a.pendB += int64(len(b.B))
 	a.touchPeer(p)
 	return nil
+}
+
+// wakeTouched wakes the peers listed since the last wake and empties the list, keeping its
+// array. Loop-owned (or under Local.mu; Wake never blocks).
+func (a *apiConn) wakeTouched() {
+	for i, p := range a.touched {
+		p.conn.Wake()
+		a.touched[i] = nil
+	}
+	a.touched = a.touched[:0]
 }
 
 // touchPeer lists p among the peers to wake after this burst. Loop-owned (or under Local.mu).

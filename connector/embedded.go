@@ -57,14 +57,11 @@ func (l *Local) wakeTouched() {
 			l.mu.Unlock()
 		})
 	}
-	for i, p := range l.a.touched {
-		p.conn.Wake()
-		l.a.touched[i] = nil
-	}
-	l.a.touched = l.a.touched[:0]
+	l.a.wakeTouched()
 }
 
-// send routes frame (retry: it was already routed once and met backpressure); ended reports that the connector ended an await request at once (what
+// send routes frame (retry: it was already routed once and met backpressure); ended reports
+// that the connector ended an await request at once (what
 // closes an application's await connection on the socket path).
 func (l *Local) send(frame []byte, r replier, retry bool) (ended bool, err error) {
 	var start time.Time

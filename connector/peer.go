@@ -674,8 +674,10 @@ const rtBatch = 64
 // thread on every message). Loop-owned.
 func (p *peer) pushRT(rt *recvType, json, data, binary []byte, withBinary bool) {
 	if (p.rtPend != rt || len(p.rtBufs) >= rtBatch) && !p.flushRT() && p.rtPend != rt {
-		// Frames of another type are held, refused by their ring (process lets no frame
-		// through then; a file completed meanwhile gets here): this one goes to its own ring.
+		// Frames of another type are held, refused by their ring. process lets no frame through
+		// while that lasts, and a file's completion finds no frame of another type held, so
+		// this is not expected; should it happen, this frame goes to its own ring, never into
+		// the batch of another type.
 		b := bytebufferpool.Get()
 		b.B = codec.AppendFrame(b.B[:0], json, data, binary, withBinary)
 		if !rt.q.Push(b, len(b.B)) {
@@ -697,8 +699,8 @@ func (p *peer) pushRT(rt *recvType, json, data, binary []byte, withBinary bool) 
 // OnTraffic retries after rewakeDelay). They are dropped (and logged, as a push per frame
 // would) only when the ring took none of them for backpressureMax, when the link's held input
 // reaches backpressureInbound, or when the link is closing or gone. What it pushes lists rt
-// among the rings to kick. Call it before the consumer is kicked
-// and before anything else enters a ring from this link. Loop-owned.
+// among the rings to kick. Call it before the consumer is kicked and before anything else
+// enters a ring from this link. Loop-owned.
 func (p *peer) flushRT() bool {
 	if len(p.rtBufs) == 0 {
 		return true
@@ -709,9 +711,7 @@ func (p *peer) flushRT() bool {
 		p.touched = append(p.touched, rt)
 	}
 	if n == len(p.rtBufs) {
-		clear(p.rtBufs)
-		p.rtBufs, p.rtSizes, p.rtPend = p.rtBufs[:0], p.rtSizes[:0], nil
-		p.rtStuckSince = time.Time{}
+		p.clearRT()
 		return true
 	}
 	p.rtBufs, p.rtSizes, p.rtStuckSince = heldRest(p.rtBufs, p.rtSizes, n, p.rtStuckSince)
@@ -723,10 +723,16 @@ func (p *peer) flushRT() bool {
 		bytebufferpool.Put(b)
 	}
 	rt.dropFull(m)
+	p.clearRT()
+	return true
+}
+
+// clearRT empties the held batch, keeping its arrays (their buffers were pushed or released).
+// Loop-owned.
+func (p *peer) clearRT() {
 	clear(p.rtBufs)
 	p.rtBufs, p.rtSizes, p.rtPend = p.rtBufs[:0], p.rtSizes[:0], nil
 	p.rtStuckSince = time.Time{}
-	return true
 }
 
 // heldFor is how many frames the link holds for rt (pushRT), not yet in its ring. Loop-owned.
