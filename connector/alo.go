@@ -177,12 +177,12 @@ func newALO(cn *Connector) (*aloState, error) {
 		senders: map[string]*aloSender{}, trackers: map[string]*aloTracker{}}
 	a.boot = aloBootID()
 	a.bootPath = uds.Join(a.dir, "aioconn_alo_boot_"+a.base)
-	old, err := os.ReadFile(a.bootPath)
+	old, rerr := os.ReadFile(a.bootPath)
 	switch id, clean := parseBootFile(old); {
-	case errors.Is(err, fs.ErrNotExist), err == nil && clean:
+	case errors.Is(rerr, fs.ErrNotExist), rerr == nil && clean:
 		a.bootChanged, a.logsSynced = false, true
 	default:
-		a.bootChanged = err != nil || a.boot == "" || id != a.boot
+		a.bootChanged = rerr != nil || a.boot == "" || id != a.boot
 	}
 	if err := a.recoverSenders(); err != nil {
 		return nil, err
@@ -192,7 +192,7 @@ func newALO(cn *Connector) (*aloState, error) {
 	}
 	// Only now, with every recovered log made safe for this boot, is the boot recorded (and the
 	// clean mark removed: from here on a crash may leave unsynced tails).
-	if string(old) != a.boot {
+	if rerr != nil || string(old) != a.boot { // also when the boot id is unknown and no file exists yet
 		if err := writeFileSync(a.bootPath, []byte(a.boot)); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrALOLog, a.bootPath, err)
 		}

@@ -222,7 +222,7 @@ func TestALORecoverLeadingGap(t *testing.T) {
 // still go out once written, and the boot file makes the next start skip as after a crash.
 func TestALOFsyncFailureFreezes(t *testing.T) {
 	fail := injectSyncFailure(t, func(string) bool { return true })
-	_, cli, got := aloPairCounting(t)
+	srv, cli, got := aloPairCounting(t)
 	ctx := context.Background()
 	if err := cli.Local().SendDurable(ctx, aloFrame(0)); err != nil {
 		t.Fatal(err)
@@ -245,6 +245,13 @@ func TestALOFsyncFailureFreezes(t *testing.T) {
 	cli.Close()
 	if b, _ := os.ReadFile(bootFile); string(b) != aloSyncFailedMark {
 		t.Fatalf("boot file %q after a failed fdatasync, want %q (the next start skips)", b, aloSyncFailedMark)
+	}
+	last := s.assigned()
+	fail.Store(false)
+	dir := cli.cfg.ConnectorFilesDirpath
+	cli = newConnector(t, dir, clientConf(dir, srv.TCPAddr().Port, "client1", opts{"at_least_once": true}), nil)
+	if next := cli.alo.existingSender(cli.serverPeer).assigned() + 1; next != last+1+aloBlock {
+		t.Fatalf("the start after a failed fdatasync assigns %d next, want %d (a block skipped)", next, last+1+aloBlock)
 	}
 }
 
@@ -503,4 +510,34 @@ func TestALOFullWindowAtApplicationClose(t *testing.T) {
 		s := cli.alo.existingSender(cli.serverPeer)
 		return s != nil && s.unacked() == 2 && cli.stats.dropQueueFull.Load() == 2
 	})
+}
+
+// TestALOUnknownBootID: where the machine's boot id cannot be read, the boot file is still
+// written at the first start (empty id), so that a later unclean start skips a block, as after
+// a crash, instead of taking the logs for an older aioconn's fully synced ones.
+func TestALOUnknownBootID(t *testing.T) {
+	oldBoot := aloBootID
+	t.Cleanup(func() { aloBootID = oldBoot })
+	aloBootID = func() string { return "" }
+	dir := shortDir(t)
+	_, port := fakeServer(t) // never accepted: what is sent stays unacknowledged in the log
+	conf := clientConf(dir, port, "client1", opts{"at_least_once": true})
+	cli := newConnector(t, dir, conf, nil)
+	bootFile := filepath.Join(dir, "aioconn_alo_boot_"+cli.alnumID)
+	if _, err := os.Stat(bootFile); err != nil {
+		t.Fatalf("no boot file after a start with an unknown boot id: %v", err)
+	}
+	for i := range 5 {
+		if err := cli.Local().Send(aloFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := cli.alo.existingSender(cli.serverPeer)
+	eventually(t, "five messages logged", func() bool { return s.assigned() == 5 })
+	cli.Close()
+	os.WriteFile(bootFile, nil, 0o644) // an unclean stop under an unknown boot id
+	cli = newConnector(t, dir, conf, nil)
+	if next := cli.alo.existingSender(cli.serverPeer).assigned() + 1; next != 6+aloBlock {
+		t.Fatalf("after an unclean stop with an unknown boot id the next number is %d, want %d", next, 6+aloBlock)
+	}
 }
