@@ -109,6 +109,7 @@ type aloState struct {
 	logsSynced  bool   // the logs found at start are synced to their end (clean close, or older aioconn)
 	boot        string // this boot's id ("" unknown)
 	bootPath    string
+	syncFailed  sync.Once // the boot file marked aloSyncFailedMark (markSyncFailed)
 }
 
 // The boot file (aioconn_alo_boot_<B>) holds the boot id the logs were last opened under,
@@ -306,6 +307,16 @@ func (a *aloState) trackerList() []*aloTracker {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]*aloTracker(nil), a.byIdx...)
+}
+
+// markSyncFailed records in the boot file, once whichever senders' syncers fail, that the
+// next start must not trust the logs' tails. Concurrency-safe.
+func (a *aloState) markSyncFailed() {
+	a.syncFailed.Do(func() {
+		if err := writeFileSync(a.bootPath, []byte(aloSyncFailedMark)); err != nil {
+			a.cn.log.Errorf("%s at_least_once: %s: %v", a.cn.sourceID, a.bootPath, err)
+		}
+	})
 }
 
 // close stops the committers after a last commit. Called by Connector.Close.

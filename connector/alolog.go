@@ -45,7 +45,7 @@ import (
 //   - a connector that finds its log written in an earlier boot (aloState.bootChanged) treats
 //     the aloBlock numbers after the log's last record as possibly seen: it continues after
 //     them, in a new segment, and the gap between two records or segments is announced to the
-//     receiver by a `_aioconn_skip` frame on every link until it is acknowledged.
+//     receiver by a `_aioconn_skip` frame sent in the gap's place, in number order (take).
 
 var aloMagic = []byte("\x89AIOALO\n")
 
@@ -67,7 +67,7 @@ const aloWindowMax = 4 * aloMaxMsgs
 // crash's window stays open. A variable for tests and benchmarks.
 var aloSyncEvery = 100 * time.Millisecond
 
-// aloRetryEvery paces the syncer's retries after an I/O error.
+// aloRetryEvery paces the writer's retries after a failed write (each in a new segment).
 const aloRetryEvery = 100 * time.Millisecond
 
 type aloSeg struct {
@@ -464,7 +464,8 @@ func (s *aloSender) syncDue() bool {
 }
 
 // syncRound fsyncs the retired segments (then closes them), the current one and, after a
-// segment was created, the directory; false: an error, retried later.
+// segment was created, the directory; false: an error, which freezes the durable point until
+// a restart (markSyncFailed).
 func (s *aloSender) syncRound() bool {
 	s.fmu.Lock()
 	if s.failed.Load() {
@@ -505,9 +506,7 @@ func (s *aloSender) syncRound() bool {
 		s.a.cn.log.Errorf("%s at_least_once log for %s: %v: nothing more is made durable until the connector restarts", s.a.cn.sourceID, s.peer, err)
 		// The pages that failed may read back as written until they are evicted: the next start
 		// must not trust the log's tail, as after a machine crash.
-		if err := writeFileSync(s.a.bootPath, []byte(aloSyncFailedMark)); err != nil {
-			s.a.cn.log.Errorf("%s at_least_once: %s: %v", s.a.cn.sourceID, s.a.bootPath, err)
-		}
+		s.a.markSyncFailed()
 		return false
 	}
 	if target > s.durable.Load() {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aioconn/aioconn/uds"
-	"golang.org/x/sys/unix"
 )
 
 // The receiver side of at_least_once: one aloTracker per peer name (the peer's current stream),
@@ -563,7 +562,7 @@ func (r *aloRecvState) commit() {
 			err = f.Truncate(n)
 		}
 		if err == nil {
-			err = unix.Fdatasync(int(f.Fd()))
+			err = fdatasync(f)
 		}
 		if err != nil {
 			r.sizes[i] = -1
