@@ -933,3 +933,14 @@ func TestRenice(t *testing.T) {
 		}
 	}
 }
+
+// TestSchedStatNoPID: a process the bench could not find (pid 0) reports no scheduler figures,
+// not the bench's own.
+func TestSchedStatNoPID(t *testing.T) {
+	if w, n := schedStat(0); w != 0 || n != 0 {
+		t.Fatalf("schedStat(0) = %v, %d; want nothing", w, n)
+	}
+	if _, n := schedStat(os.Getpid()); n <= 0 {
+		t.Skip("no /proc schedstat on this kernel")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -181,7 +182,7 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 	sent := make([]atomic.Int64, len(conns))
 	e.markCPU()
 	cpuSelf0 := selfCPU()
-	wait0, slices0 := schedStat(0)
+	wait0, slices0 := schedStat(os.Getpid())
 	sendStart := clk.now()
 	cnt.mu.Lock()
 	cnt.latFrom = sendStart + int64(o.Warmup)
@@ -225,7 +226,7 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 	cnt.mu.Unlock()
 	finish(&ph, clk, sendStart, sendEnd, cnt, counts, o.Size, e, cpuSelf0)
 	res.Phases = append(res.Phases, ph)
-	wait, slices := schedStat(0)
+	wait, slices := schedStat(os.Getpid())
 	if o.Warmup > 0 {
 		res.Notes = append(res.Notes, fmt.Sprintf("rate: the first %v of sending (--warmup) are counted (loss, duplicates, rates, CPU) "+
 			"but left out of the latency figures and the p99 per second", o.Warmup))

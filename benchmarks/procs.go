@@ -385,9 +385,7 @@ func (e *env) markCPU() {
 	}
 	for _, p := range e.procs {
 		p.cpu0, _ = procCPU(p.pid)
-		if p.pid > 0 { // 0: an external server not found (schedStat(0) is this process)
-			p.wait0, p.slices0 = schedStat(p.pid)
-		}
+		p.wait0, p.slices0 = schedStat(p.pid)
 	}
 }
 
@@ -408,11 +406,9 @@ func (e *env) stats() []ProcStats {
 		s.Count++
 		cpu, _ := procCPU(p.pid)
 		s.CPUSeconds += (cpu - p.cpu0).Seconds()
-		if p.pid > 0 {
-			w, n := schedStat(p.pid)
-			s.RunqWaitMs += float64(w-p.wait0) / 1e6
-			s.Slices += n - p.slices0
-		}
+		w, n := schedStat(p.pid)
+		s.RunqWaitMs += float64(w-p.wait0) / 1e6
+		s.Slices += n - p.slices0
 		rss := procPeakRSS(p.pid)
 		s.PeakRSSMBTotal += rss
 		if rss > s.PeakRSSMBMax {
@@ -486,15 +482,15 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// schedStat sums, over the threads of pid (0: this process), the time spent runnable but
-// waiting for a CPU and the number of time slices run (/proc/<pid>/task/*/schedstat, fields 2
-// and 3); zero when the kernel does not provide them. A thread that exited takes its share
-// with it.
+// schedStat sums, over the threads of pid (0 or less: none, as procCPU), the time spent
+// runnable but waiting for a CPU and the number of time slices run
+// (/proc/<pid>/task/*/schedstat, fields 2 and 3); zero when the kernel does not provide them. A
+// thread that exited takes its share with it.
 func schedStat(pid int) (wait time.Duration, slices int64) {
-	dir := "/proc/self/task"
-	if pid > 0 {
-		dir = "/proc/" + strconv.Itoa(pid) + "/task"
+	if pid <= 0 {
+		return 0, 0
 	}
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return 0, 0
@@ -524,14 +520,14 @@ type selfMark struct {
 
 func markSelf() selfMark {
 	m := selfMark{cpu: selfCPU()}
-	m.wait, m.slices = schedStat(0)
+	m.wait, m.slices = schedStat(os.Getpid())
 	return m
 }
 
 // end writes the CPU time, run-queue wait and time slices since m into rep.
 func (m selfMark) end(rep *NodeReport) {
 	rep.CPU = (selfCPU() - m.cpu).Seconds()
-	w, n := schedStat(0)
+	w, n := schedStat(os.Getpid())
 	rep.RunqWaitNs, rep.Slices = int64(w-m.wait), n-m.slices
 }
 
