@@ -60,20 +60,12 @@ func TestALOMachineCrash(t *testing.T) {
 	conf := clientConf(cdir, port, "client1", al)
 	cli := newConnector(t, cdir, conf, nil)
 	dumpLogs(t, srv, cli)
-	ctx := context.Background()
-	send := func(c *Connector, from, to int) {
-		for i := from; i < to; i++ {
-			if err := c.Local().SendDurable(ctx, aloFrame(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	acked := func(c *Connector) {
 		s := c.alo.existingSender(c.serverPeer)
 		eventually(t, "client log acknowledged", func() bool { return s.unacked() == 0 })
 	}
 	bootFile := filepath.Join(cdir, "aioconn_alo_boot_"+cli.alnumID)
-	send(cli, 0, 80) // numbers 1..80
+	aloSendRange(t, cli, 0, 80, true) // numbers 1..80
 	got.waitAll(t, 80)
 	acked(cli)
 	cli.Close()
@@ -87,7 +79,7 @@ func TestALOMachineCrash(t *testing.T) {
 	if next := cli.alo.existingSender(cli.serverPeer).assigned() + 1; next != 81 {
 		t.Fatalf("after a clean close and a reboot the next number is %d, want 81", next)
 	}
-	send(cli, 80, 90) // 81..90
+	aloSendRange(t, cli, 80, 90, true) // 81..90
 	got.waitAll(t, 90)
 	acked(cli)
 	cli.Close()
@@ -109,7 +101,7 @@ func TestALOMachineCrash(t *testing.T) {
 	}
 	srv = startSrv()
 	dumpLogs(t, srv)
-	send(cli, 90, 100)
+	aloSendRange(t, cli, 90, 100, true)
 	got.waitAll(t, 100)
 	eventually(t, "client log acknowledged past the gap", func() bool { return s.unacked() == 0 })
 	cli.Close()
@@ -119,7 +111,7 @@ func TestALOMachineCrash(t *testing.T) {
 	if next := cli.alo.existingSender(cli.serverPeer).assigned() + 1; next != 81+aloBlock {
 		t.Fatalf("after a restart in the same boot the next number is %d, want %d", next, 81+aloBlock)
 	}
-	send(cli, 100, 110)
+	aloSendRange(t, cli, 100, 110, true)
 	got.waitAll(t, 110)
 	acked(cli)
 	if got.dups() != 0 || got.leaked != 0 {
@@ -228,11 +220,7 @@ func TestALOFsyncFailureFreezes(t *testing.T) {
 		t.Fatal(err)
 	}
 	fail.Store(true)
-	for i := 1; i <= 5; i++ {
-		if err := cli.Local().Send(aloFrame(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	aloSendRange(t, cli, 1, 5+1, false)
 	got.waitAll(t, 6)
 	if err := cli.Local().SendDurable(ctx, aloFrame(6)); !errors.Is(err, ErrALOLog) {
 		t.Fatalf("SendDurable after a failed fdatasync: %v", err)
@@ -274,16 +262,11 @@ func TestALOWriteFailureRetries(t *testing.T) {
 	conf := clientConf(e.cdir, e.port, "client1", e.al)
 	c1 := newConnector(t, e.cdir, conf, nil)
 	dumpLogs(t, c1)
-	ctx := context.Background()
 	fr := append(append(aloFrame(0), aloFrame(1)...), aloFrame(2)...) // the failed write tears them
 	if n, err := c1.Local().SendBatch(fr); n != 3 || err != nil {
 		t.Fatalf("SendBatch: %d %v", n, err)
 	}
-	for i := 3; i < 5; i++ {
-		if err := c1.Local().SendDurable(ctx, aloFrame(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	aloSendRange(t, c1, 3, 5, true)
 	if fails.Load() >= 0 {
 		t.Fatal("the injected failure did not happen")
 	}
@@ -366,11 +349,7 @@ func aloDurableThenTwenty(t *testing.T) (cli *Connector, s *aloSender, got *aloC
 		t.Fatal(err)
 	}
 	s = cli.alo.existingSender(cli.serverPeer)
-	for i := 1; i <= 20; i++ {
-		if err := cli.Local().Send(aloFrame(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	aloSendRange(t, cli, 1, 20+1, false)
 	got.waitAll(t, 21)
 	return cli, s, got
 }
@@ -470,11 +449,7 @@ func TestALOSendCap(t *testing.T) {
 	cli, s, got := aloDurableThenTwenty(t)
 	// The durable point frozen by a failed fdatasync: the link stops aloBlock past it.
 	fail.Store(true)
-	for i := 21; i < 50; i++ {
-		if err := cli.Local().Send(aloFrame(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	aloSendRange(t, cli, 21, 50, false)
 	eventually(t, "all written", func() bool {
 		s.fmu.Lock()
 		defer s.fmu.Unlock()
@@ -539,5 +514,22 @@ func TestALOUnknownBootID(t *testing.T) {
 	cli = newConnector(t, dir, conf, nil)
 	if next := cli.alo.existingSender(cli.serverPeer).assigned() + 1; next != 6+aloBlock {
 		t.Fatalf("after an unclean stop with an unknown boot id the next number is %d, want %d", next, 6+aloBlock)
+	}
+}
+
+// aloSendRange hands messages aloFrame(from) to aloFrame(to-1) to c's embedded API, with
+// SendDurable (durable) or Send, failing the test at the first error.
+func aloSendRange(t *testing.T, c *Connector, from, to int, durable bool) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		var err error
+		if durable {
+			err = c.Local().SendDurable(context.Background(), aloFrame(i))
+		} else {
+			err = c.Local().Send(aloFrame(i))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

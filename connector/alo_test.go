@@ -241,28 +241,15 @@ func TestALORestarts(t *testing.T) {
 	srv := startSrv()
 	cli := newConnector(t, cdir, clientConf(cdir, port, "client1", al), nil)
 	dumpLogs(t, srv, cli)
-	ctx := context.Background()
-	for i := 0; i < 100; i++ {
-		if err := cli.Local().SendDurable(ctx, aloFrame(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	aloSendRange(t, cli, 0, 100, true)
 	got.waitAll(t, 100)
 	srv.Close()
-	for i := 100; i < 300; i++ { // server away: durable in the client's log
-		if err := cli.Local().SendDurable(ctx, aloFrame(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cli.Close() // the client restarts too, before the server is back
+	aloSendRange(t, cli, 100, 300, true) // server away: durable in the client's log
+	cli.Close()                          // the client restarts too, before the server is back
 	srv = startSrv()
 	cli = newConnector(t, cdir, clientConf(cdir, port, "client1", al), nil)
 	got.waitAll(t, 300)
-	for i := 300; i < 400; i++ {
-		if err := cli.Local().SendDurable(ctx, aloFrame(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	aloSendRange(t, cli, 300, 400, true)
 	got.waitAll(t, 400)
 	if got.dups() != 0 || got.leaked != 0 {
 		t.Fatalf("dups %d, leaked %d", got.dups(), got.leaked)
