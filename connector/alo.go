@@ -1,6 +1,7 @@
 package connector
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -383,15 +385,9 @@ func (a *aloState) recoverSenders() error {
 	sort.Strings(names)
 	for _, n := range names {
 		segs := byName[n]
-		sort.Slice(segs, func(i, j int) bool { // a retry's segment (name suffix _n) after the one it retried
-			a, b := segs[i], segs[j]
-			if a.first != b.first {
-				return a.first < b.first
-			}
-			if len(a.path) != len(b.path) {
-				return len(a.path) < len(b.path)
-			}
-			return a.path < b.path
+		// by first number; a retry's segment (name suffix _n) after the one it retried
+		slices.SortFunc(segs, func(x, y aloSeg) int {
+			return cmp.Or(cmp.Compare(x.first, y.first), cmp.Compare(len(x.path), len(y.path)), strings.Compare(x.path, y.path))
 		})
 		s, err := recoverSender(a, n, segs)
 		if err != nil {
