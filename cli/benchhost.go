@@ -6,19 +6,22 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/aioconn/aioconn/connector"
+	"github.com/aioconn/aioconn/loop"
 )
 
 // runBenchHost is the child process of `aioconn bench --host-clients N`: it runs one connector
 // per config file given, side by side in this process (each with its own sockets, TCP connection
 // and identity, as create_connector runs it, without create_connector's telemetry: no
 // detailed_stats, metrics_listen or SIGHUP reload), until ctx ends (SIGINT, SIGTERM) or one
-// connector fails to start. Each hosted connector runs one event loop; the process keeps Go's
-// default of one P per CPU (create_connector's single P is not applied). Measured on 2 CPUs, 100 connectors at 40 msg/s each: with
-// 2 Ps the rate p99 was 0.36 - 0.39 ms and the host's CPU 70 µs per message, against 0.41 -
-// 0.42 ms and 83 µs with one P per loop (101), 0.61 - 0.62 ms with 1 P, 0.39 - 0.44 ms with 8
-// (benchmarks/RESULTS.md).
+// connector fails to start. The connectors share one group of event loops (loop.Group; one loop
+// per P, AIOCONN_HOST_LOOPS=N for N, 0 for one engine and loop per connector as before 27 Nov)
+// and the process keeps Go's default of one P per CPU. Measured on 2 CPUs, 100 connectors at 40
+// msg/s each: the shared loops cost the process 18 - 27 µs of CPU per message against 70 - 73
+// with a loop per connector (one thread woken per message and per connector), rate p99 258 -
+// 316 µs against 317 - 347 (benchmarks/RESULTS.md, 27 Nov).
 func runBenchHost(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: aioconn bench_host CONFIG.json [CONFIG.json ...]")
@@ -26,6 +29,14 @@ func runBenchHost(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if os.Getenv("AIOCONN_LOOPS") == "" {
 		os.Setenv("AIOCONN_LOOPS", "1")
+	}
+	var grp *loop.Group
+	if n, err := strconv.Atoi(os.Getenv("AIOCONN_HOST_LOOPS")); err != nil || n > 0 {
+		if grp, err = loop.NewGroup(n); err != nil {
+			fmt.Fprintf(stderr, "aioconn: %v\n", err)
+			return 1
+		}
+		defer grp.Close(5 * time.Second)
 	}
 	cns := make([]*connector.Connector, 0, len(args))
 	defer func() { // on an error: stop the ones made (Close is idempotent)
@@ -42,6 +53,9 @@ func runBenchHost(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if err != nil {
 			fmt.Fprintf(stderr, "aioconn: %s: %v\n", path, err)
 			return 1
+		}
+		if grp != nil {
+			cn.SetLoopGroup(grp)
 		}
 		cns = append(cns, cn)
 	}

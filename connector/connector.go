@@ -52,7 +52,8 @@ type Connector struct {
 	sendPrio  atomic.Pointer[map[string]int] // allowed send types -> priority (replaced whole on reload)
 	recvTypes map[string]struct{}            // allowed receive types (immutable)
 
-	mu        sync.Mutex // guards running, eng, waiters, cmd state
+	mu        sync.Mutex  // guards running, eng, waiters, cmd state
+	group     *loop.Group // set by SetLoopGroup: runs on these shared loops; nil: loops of its own
 	running   bool
 	eng       *loop.Engine
 	runCtx    context.Context // cancelled on stop: ends dialers and timers of this run
@@ -282,7 +283,11 @@ func (c *Connector) Start() error {
 			go s.run(rt)
 		}
 	}
-	eng, err := loop.Start(ls, loop.Options{ReusePort: c.cfg.ReuseServerSockaddr, Loops: loopsFromEnv()})
+	start := loop.Start
+	if c.group != nil {
+		start = c.group.Start
+	}
+	eng, err := start(ls, loop.Options{ReusePort: c.cfg.ReuseServerSockaddr, Loops: loopsFromEnv()})
 	if err != nil {
 		os.Remove(c.paths.SendToConnector)
 		return fmt.Errorf("connector: start: %w", err)
@@ -502,6 +507,15 @@ func (c *Connector) unsubscribeOnStop() {
 	case <-done:
 	case <-time.After(time.Second):
 	}
+}
+
+// SetLoopGroup makes the connector's runs use g's event loops instead of loops of their own
+// (aioconn bench_host, which runs many connectors in one process). Call it before Start; g must
+// outlive the connector's Close.
+func (c *Connector) SetLoopGroup(g *loop.Group) {
+	c.mu.Lock()
+	c.group = g
+	c.mu.Unlock()
 }
 
 // loopsFromEnv reads AIOCONN_LOOPS (number of event loops); the default is one loop per

@@ -76,6 +76,7 @@ type Conn struct {
 	tfPub   atomic.Pointer[transform] // tf, for TransformCounts off the loop
 	encoded atomic.Bool               // tf.enc is set (read by AsyncWrite off the loop)
 	ending  bool                      // the peer closed: the Handler is offered what is left (Closing), loop-owned
+	m       *member                   // the Group member engine it belongs to; nil: an engine of its own
 	// Ctx belongs to the Handler (set it in OnOpen or before Enroll); loop never touches it.
 	Ctx any
 }
@@ -260,6 +261,7 @@ type Engine struct {
 	runErr   error
 	tcpAddr  net.Addr
 	stopOnce sync.Once
+	m        *member // set: a member of a Group (group.go), sharing the group's loops
 	gnet.BuiltinEventEngine
 }
 
@@ -382,6 +384,9 @@ func (e *Engine) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		gc.SetContext(c)
 	}
 	c.gc = gc
+	if c.m != nil && !c.m.join(c) {
+		return nil, gnet.Close
+	}
 	c.h.OnOpen(c)
 	if c.closed.Load() {
 		return nil, gnet.Close
@@ -528,6 +533,9 @@ func (e *Engine) OnClose(gc gnet.Conn, err error) gnet.Action {
 		}
 	}
 	c.h.OnClose(c, err)
+	if c.m != nil {
+		c.m.leave(c)
+	}
 	return gnet.None
 }
 
@@ -555,6 +563,10 @@ func (e *Engine) Enroll(nc net.Conn, h Handler, ctx any) (*Conn, error) {
 }
 
 func (e *Engine) enroll(c *Conn, nc net.Conn) error {
+	if c.m = e.m; c.m != nil && c.m.stopped() {
+		nc.Close()
+		return fmt.Errorf("loop: enroll %s: %w", nc.RemoteAddr(), ErrStopped)
+	}
 	gctx := gnet.NewContext(context.Background(), c)
 	gctx = gnet.NewNetConnContext(gctx, nc)
 	ch, err := e.eng.Register(gctx)
@@ -569,13 +581,19 @@ func (e *Engine) enroll(c *Conn, nc net.Conn) error {
 	return nil
 }
 
-// Stop closes every listener and connection and waits (at most timeout) for the loops to end.
+// Stop closes every listener and connection and waits (at most timeout) for the loops to end
+// (a Group member's: for its connections' OnClose; the group's loops go on).
 // Concurrency-safe and idempotent; never call it on a loop.
 func (e *Engine) Stop(timeout time.Duration) error {
 	var err error
 	e.stopOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
+		if e.m != nil { // a Group member: its listeners and connections only
+			err = e.m.stop(ctx)
+			close(e.done)
+			return
+		}
 		// gnet's Stop polls for the end every 500 ms; the engine is over as soon as Rotate
 		// returns (e.done), so wait for that instead.
 		go e.eng.Stop(ctx)
