@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/aioconn/aioconn/api"
 	"github.com/aioconn/aioconn/config"
 	"github.com/aioconn/aioconn/connector"
+	"github.com/aioconn/aioconn/loop"
 )
 
 // The rate and pubsub modes of `aioconn bench_node` (the child processes of `aioconn bench
@@ -112,6 +114,11 @@ func EmbeddedConfig(server bool, name string, port int, dir string, send, recv [
 // StartEmbedded starts a connector from the config js and returns it with an API embedded in
 // this process (api.NewWithTransport over its Local). The caller closes both (API first).
 func StartEmbedded(js []byte) (*connector.Connector, *api.API, error) {
+	return startEmbedded(js, nil)
+}
+
+// startEmbedded is StartEmbedded on grp's loops (nil: loops of its own).
+func startEmbedded(js []byte, grp *loop.Group) (*connector.Connector, *api.API, error) {
 	cfg, err := config.Parse(js, "bench_node")
 	if err != nil {
 		return nil, nil, err
@@ -120,6 +127,9 @@ func StartEmbedded(js []byte) (*connector.Connector, *api.API, error) {
 	cn, err := connector.New(cfg, io.Discard)
 	if err != nil {
 		return nil, nil, err
+	}
+	if grp != nil {
+		cn.SetLoopGroup(grp)
 	}
 	if err := cn.Start(); err != nil {
 		return nil, nil, err
@@ -262,10 +272,25 @@ func RunNode(ctx context.Context, o NodeOptions, stdin io.Reader, stdout io.Writ
 type embeddedSet struct {
 	cns  []*connector.Connector
 	apis []*api.API
+	grp  *loop.Group // set: the connectors added share its loops (HostLoops)
+}
+
+// HostLoops reads AIOCONN_HOST_LOOPS for a process that hosts hosted connectors: whether they
+// share one group of event loops (loop.Group), and how many loops it has (0: one per P). They
+// share by default when there are two or more; AIOCONN_HOST_LOOPS=0 gives each its own engine
+// and loop (as before 27 Nov).
+func HostLoops(hosted int) (loops int, share bool) {
+	n, err := strconv.Atoi(os.Getenv("AIOCONN_HOST_LOOPS"))
+	if err != nil || n < 0 {
+		n = 0
+	} else if n == 0 {
+		return 0, false
+	}
+	return n, hosted > 1
 }
 
 func (s *embeddedSet) add(js []byte) (*connector.Connector, *api.API, error) {
-	cn, a, err := StartEmbedded(js)
+	cn, a, err := startEmbedded(js, s.grp)
 	if err == nil {
 		s.cns, s.apis = append(s.cns, cn), append(s.apis, a)
 	}
@@ -276,6 +301,9 @@ func (s *embeddedSet) close() {
 	for i := range s.cns {
 		s.apis[i].Close()
 		s.cns[i].Close()
+	}
+	if s.grp != nil {
+		s.grp.Close(5 * time.Second)
 	}
 }
 
@@ -354,6 +382,13 @@ func nodeRateServer(ctx context.Context, o *NodeOptions, nio *nodeIO, rep *NodeR
 func nodeRateClients(ctx context.Context, o *NodeOptions, nio *nodeIO, rep *NodeReport) error {
 	var set embeddedSet
 	defer set.close()
+	if loops, share := HostLoops(o.Clients); share {
+		g, err := loop.NewGroup(loops)
+		if err != nil {
+			return err
+		}
+		set.grp = g
+	}
 	for i := range o.Clients {
 		name := "b" + strconv.Itoa(o.First+i+1)
 		if _, _, err := set.add(EmbeddedConfig(false, name, o.Port, o.Dir, []string{"any"}, []string{"any"}, nil)); err != nil {

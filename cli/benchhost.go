@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aioconn/aioconn/benchmarks"
 	"github.com/aioconn/aioconn/connector"
 	"github.com/aioconn/aioconn/loop"
 )
@@ -31,7 +32,8 @@ func runBenchHost(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		os.Setenv("AIOCONN_LOOPS", "1")
 	}
 	var grp *loop.Group
-	if n, err := strconv.Atoi(os.Getenv("AIOCONN_HOST_LOOPS")); len(args) > 1 && (err != nil || n > 0) {
+	if n, share := benchmarks.HostLoops(len(args)); share {
+		var err error
 		if grp, err = loop.NewGroup(n); err != nil {
 			fmt.Fprintf(stderr, "aioconn: %v\n", err)
 			return 1

@@ -74,11 +74,12 @@ func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return 2
 		}
 		no.Mode, no.Role, no.Port, no.Dir, no.Size, no.Count, no.Window = *mode, *role, *port, *dir, *size, *count, *window
-		// A node hosting several connectors gives each its own P (and one event loop each):
-		// gnet waits in epoll_wait through a plain blocking syscall, so with fewer Ps than loops
-		// a loop woken by the kernel waits for sysmon to take the P back from a loop that is
-		// still blocked (measured: pub/sub 1→10 in one process, 30 000 msg/s per subscriber on
-		// one P, 130 000 on 16; benchmarks/RESULTS.md "Embedded rate and pub/sub").
+		// The rate clients share one group of loops (benchmarks.HostLoops) on Go's default Ps.
+		// Otherwise a node hosting several connectors gives each its own P (and one event loop
+		// each): gnet waits in epoll_wait through a plain blocking syscall, so with fewer Ps than
+		// loops a loop woken by the kernel waits for sysmon to take the P back from a loop that
+		// is still blocked (measured: pub/sub 1→10 in one process, 30 000 msg/s per subscriber
+		// on one P, 130 000 on 16; benchmarks/RESULTS.md "Embedded rate and pub/sub").
 		hosted := 1
 		if *role == "clients" {
 			hosted = no.Clients
@@ -90,7 +91,8 @@ func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		// goroutines) come all at once; the node keeps every CPU so that they run side by side.
 		if storm && os.Getenv("GOMAXPROCS") == "" {
 			os.Setenv("GOMAXPROCS", strconv.Itoa(runtime.NumCPU()))
-		} else if hosted > 1 && os.Getenv("GOMAXPROCS") == "" {
+		} else if _, share := benchmarks.HostLoops(hosted); hosted > 1 && os.Getenv("GOMAXPROCS") == "" &&
+			(!share || *mode != benchmarks.ModeRate) {
 			os.Setenv("GOMAXPROCS", strconv.Itoa(hosted+1))
 			runtime.GOMAXPROCS(hosted + 1)
 		}
