@@ -7,8 +7,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -17,40 +20,53 @@ import (
 
 // Group is one set of gnet event loops shared by several engines (aioconn bench_host: a hundred
 // client connectors in one process). Each engine started with Group.Start keeps its own
-// listeners, connections and Stop, but its connections are served by the group's loops: a burst
-// of messages for many connectors wakes one loop thread, not one thread per connector.
+// listeners, connections and Stop, but its connections are served by one of the group's loops:
+// a burst of messages for many connectors wakes one loop thread, not one thread per connector.
+// Every connection of one member engine is on the same loop (members are dealt round-robin), so
+// a connector's application connection and peer link never wake each other's thread.
 //
 // A member engine listens with Go's listeners (an accept goroutine each, parked in the runtime's
 // poller) and enrolls what it accepts, so an accepted connection costs one hand-over to the loop
 // more than on an engine of its own; connections that stay open (preserve-socket applications,
 // peer links) do not notice. Concurrency-safe.
 type Group struct {
-	root *Engine
-	dir  string
+	roots []*Engine // one single-loop engine per loop
+	next  atomic.Uint32
+	dir   string
 }
 
 // NewGroup starts a group of loops event loops (0: one per GOMAXPROCS). Close it after every
 // member engine has stopped.
 func NewGroup(loops int) (*Group, error) {
+	if loops <= 0 {
+		loops = runtime.GOMAXPROCS(0)
+	}
 	dir, err := os.MkdirTemp("", "aioconn-lg")
 	if err != nil {
 		return nil, fmt.Errorf("loop: group: %w", err)
 	}
-	// gnet runs an engine around at least one listener: a private socket whose connections are
-	// refused (no Handler).
-	root, err := Start([]Listener{{Addr: "unix://" + filepath.Join(dir, "g")}}, Options{Loops: loops})
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("loop: group: %w", err)
+	g := &Group{dir: dir}
+	for i := range loops {
+		// gnet runs an engine around at least one listener: a private socket whose connections
+		// are refused (no Handler).
+		root, err := Start([]Listener{{Addr: "unix://" + filepath.Join(dir, strconv.Itoa(i))}}, Options{Loops: 1})
+		if err != nil {
+			g.Close(5 * time.Second)
+			return nil, fmt.Errorf("loop: group: %w", err)
+		}
+		g.roots = append(g.roots, root)
 	}
-	return &Group{root: root, dir: dir}, nil
+	return g, nil
 }
 
-// Close stops the group's loops (at most timeout) and removes its private socket.
+// Close stops the group's loops (at most timeout each) and removes its private sockets.
 func (g *Group) Close(timeout time.Duration) error {
-	err := g.root.Stop(timeout)
+	var errs []error
+	for _, r := range g.roots {
+		errs = append(errs, r.Stop(timeout))
+	}
 	os.RemoveAll(g.dir)
-	return err
+	return errors.Join(errs...)
 }
 
 // Start listens on every listener for a new member engine of g, as the package-level Start
@@ -60,8 +76,9 @@ func (g *Group) Start(ls []Listener, o Options) (*Engine, error) {
 	if len(ls) == 0 {
 		return nil, ErrNoListener
 	}
+	root := g.roots[int(g.next.Add(1)-1)%len(g.roots)]
 	m := &member{conns: map[*Conn]struct{}{}}
-	e := &Engine{eng: g.root.eng, done: make(chan struct{}), m: m}
+	e := &Engine{eng: root.eng, done: make(chan struct{}), m: m}
 	for _, l := range ls {
 		ln, err := memberListen(l.Addr, o.ReusePort)
 		if err != nil {
