@@ -66,6 +66,20 @@ func newCounter(streams int, keepLat bool) *counter {
 	return c
 }
 
+// expectMax bounds the latency samples expect reserves (64 Mi samples, 512 MB): past it they
+// grow as needed.
+const expectMax = 1 << 26
+
+// expect reserves room for n more latency samples, so that a phase of n messages appends
+// without regrowing (copying) the slice while it is measured.
+func (c *counter) expect(n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keepLat && n > 0 {
+		c.lat = slices.Grow(c.lat, int(min(n, expectMax)))
+	}
+}
+
 // allProbed reports whether every counter of cnts counted at least one warm-up probe.
 func allProbed(cnts []*counter) bool {
 	for _, c := range cnts {

@@ -111,6 +111,7 @@ func finish(ph *Phase, clk *clock, sendStart, sendEnd int64, cnt *counter, sent 
 	for _, s := range sent {
 		total += s
 	}
+	conn, self := e.cpuSince(cpuSelf0) // before the counting and sorting below, which are not the phase's
 	ph.Sent = total
 	ph.Lost, ph.Delivered = cnt.missing(sent)
 	cnt.mu.Lock()
@@ -119,12 +120,13 @@ func finish(ph *Phase, clk *clock, sendStart, sendEnd int64, cnt *counter, sent 
 	ph.Latency = latencyOf(cnt.lat)
 	ph.lat = cnt.lat
 	cnt.mu.Unlock()
-	ph.rates(sendStart, sendEnd, end, total, size, e, cpuSelf0)
+	ph.rates(sendStart, sendEnd, end, total, size, conn, self)
 }
 
 // rates fills the phase's rates and CPU per message from its counts: elapsed from sendStart to
-// end (the last delivery or the end of sending), the send rate over sendStart..sendEnd.
-func (ph *Phase) rates(sendStart, sendEnd, end, sent int64, size int, e *env, cpuSelf0 time.Duration) {
+// end (the last delivery or the end of sending), the send rate over sendStart..sendEnd; conn and
+// self are the connectors' and the bench's CPU over the phase (env.cpuSince).
+func (ph *Phase) rates(sendStart, sendEnd, end, sent int64, size int, conn, self time.Duration) {
 	ph.Elapsed = time.Duration(end - sendStart).Seconds()
 	if ph.Elapsed > 0 {
 		ph.Rate = float64(ph.Delivered) / ph.Elapsed
@@ -134,9 +136,15 @@ func (ph *Phase) rates(sendStart, sendEnd, end, sent int64, size int, e *env, cp
 		ph.SendRate = float64(sent) / d
 	}
 	if ph.Delivered > 0 {
-		ph.CPUPerMsgUs = float64(e.cpuTotal().Microseconds()) / float64(ph.Delivered)
-		ph.BenchCPUUs = float64((selfCPU() - cpuSelf0).Microseconds()) / float64(ph.Delivered)
+		ph.CPUPerMsgUs = float64(conn.Microseconds()) / float64(ph.Delivered)
+		ph.BenchCPUUs = float64(self.Microseconds()) / float64(ph.Delivered)
 	}
+}
+
+// cpuSince reads the connectors' CPU since markCPU and this process's since cpuSelf0 (selfCPU):
+// read them when the measured phase ends, before its results are counted and sorted.
+func (e *env) cpuSince(cpuSelf0 time.Duration) (conn, self time.Duration) {
+	return e.cpuTotal(), selfCPU() - cpuSelf0
 }
 
 // runRate: o.Clients client connectors (one process each), each sending o.Rate msg/s for
@@ -180,6 +188,7 @@ func runRate(ctx context.Context, e *env, o *Options, res *Result) error {
 	}
 	perClient := max(int64(o.Rate*(o.Warmup+o.Duration).Seconds()), 1)
 	sent := make([]atomic.Int64, len(conns))
+	cnt.expect(int64(o.Rate*o.Duration.Seconds()) * int64(len(conns)))
 	e.markCPU()
 	cpuSelf0 := selfCPU()
 	wait0, slices0 := schedStat(os.Getpid())
@@ -425,6 +434,9 @@ func windowSend(ctx context.Context, o *Options, clk *clock, e *env, c net.Conn,
 	notify chan struct{}, cnt *counter, res *Result, name string) (int64, error) {
 	out := make([]byte, 0, windowBatch*len(t.frame))
 	var sent atomic.Int64
+	if cnt != nil {
+		cnt.expect(o.Count)
+	}
 	e.markCPU()
 	cpuSelf0 := selfCPU()
 	sendStart := clk.now()
@@ -564,6 +576,7 @@ func runPubsub(ctx context.Context, e *env, o *Options, res *Result) error {
 // sendStart to sendEnd): per subscriber and total deliveries, loss and duplicates, subscriber 1's
 // latency; rate is deliveries to all subscribers per second, CPU per delivered copy.
 func pubsubPhase(ph *Phase, names []string, cnts []*counter, n, sendStart, sendEnd int64, size int, e *env, cpuSelf0 time.Duration) {
+	conn, self := e.cpuSince(cpuSelf0)
 	ph.Sent = n
 	var lastRecv int64
 	for i, c := range cnts {
@@ -583,7 +596,7 @@ func pubsubPhase(ph *Phase, names []string, cnts []*counter, n, sendStart, sendE
 		lastRecv = max(lastRecv, c.lastRecv)
 		c.mu.Unlock()
 	}
-	ph.rates(sendStart, sendEnd, max(lastRecv, sendEnd), n, size, e, cpuSelf0)
+	ph.rates(sendStart, sendEnd, max(lastRecv, sendEnd), n, size, conn, self)
 }
 
 // runReqrep: a client application (package api, SendMessageAwaitResponse with request_id) and
@@ -681,6 +694,7 @@ func runReqrep(ctx context.Context, e *env, o *Options, res *Result) error {
 		// ids are global; a fresh counter per phase sees ids from base on
 		base := nextID.Load()
 		cnt := newCounter(1, true)
+		cnt.expect(o.Count)
 		var sent atomic.Int64
 		cpu0 := e.cpuTotal()
 		cpuSelf0 := selfCPU()
@@ -714,6 +728,7 @@ func runReqrep(ctx context.Context, e *env, o *Options, res *Result) error {
 		n := nextID.Load() - base
 		// shift: the counter's stream 0 holds ids base..base+n-1
 		ph := Phase{Name: name}
+		connCPU, selfCPUUsed := e.cpuTotal()-cpu0, selfCPU()-cpuSelf0 // before counting and sorting
 		lost, delivered := cnt.missingRange(base, n)
 		cnt.mu.Lock()
 		ph.Duplicated, ph.Reordered = cnt.dup, cnt.ooo
@@ -728,8 +743,8 @@ func runReqrep(ctx context.Context, e *env, o *Options, res *Result) error {
 			ph.MBps = ph.Rate * float64(2*o.Size) / 1e6
 		}
 		if delivered > 0 {
-			ph.CPUPerMsgUs = float64((e.cpuTotal() - cpu0).Microseconds()) / float64(delivered)
-			ph.BenchCPUUs = float64((selfCPU() - cpuSelf0).Microseconds()) / float64(delivered)
+			ph.CPUPerMsgUs = float64(connCPU.Microseconds()) / float64(delivered)
+			ph.BenchCPUUs = float64(selfCPUUsed.Microseconds()) / float64(delivered)
 		}
 		res.Phases = append(res.Phases, ph)
 		if p := firstErr.Load(); p != nil {

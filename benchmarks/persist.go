@@ -110,7 +110,8 @@ func runPersist(ctx context.Context, e *env, o *Options, res *Result) error {
 		spill.Delivered = max(0, size-(want-recLen*n)) / recLen
 		spill.Lost = n - spill.Delivered
 	}
-	spill.rates(sendStart, sendEnd, lastGrow, n, 0, e, cpuSelf0)
+	conn, self := e.cpuSince(cpuSelf0)
+	spill.rates(sendStart, sendEnd, lastGrow, n, 0, conn, self)
 	if spill.Elapsed > 0 {
 		spill.MBps = float64(size) / spill.Elapsed / 1e6 // bytes written to the file
 	}
