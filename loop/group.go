@@ -71,7 +71,7 @@ func (g *Group) Close(timeout time.Duration) error {
 
 // Start listens on every listener for a new member engine of g, as the package-level Start
 // does for an engine of its own; the engine's Stop closes its listeners and its connections
-// only.
+// only. Of o only ReusePort applies: the loops and their buffers are the group's.
 func (g *Group) Start(ls []Listener, o Options) (*Engine, error) {
 	if len(ls) == 0 {
 		return nil, ErrNoListener
