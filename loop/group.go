@@ -108,11 +108,12 @@ type member struct {
 }
 
 // memberListen listens on a "tcp://" or "unix://" address as Start's gnet listeners do
-// (SO_REUSEADDR always, SO_REUSEPORT on request).
+// (SO_REUSEADDR always, SO_REUSEPORT on request, no keep-alive).
 func memberListen(addr string, reusePort bool) (net.Listener, error) {
 	switch {
 	case strings.HasPrefix(addr, "tcp://"):
-		lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		// KeepAlive -1: no TCP keep-alive on accepted connections, as gnet's own listener
+		lc := net.ListenConfig{KeepAlive: -1, Control: func(_, _ string, rc syscall.RawConn) error {
 			var serr error
 			err := rc.Control(func(fd uintptr) {
 				if reusePort {
