@@ -91,8 +91,11 @@ func (g *Group) Start(ls []Listener, o Options) (*Engine, error) {
 			e.tcpAddr = tl.Addr()
 		}
 		m.lns = append(m.lns, ln)
+	}
+	// every listener bound before any accepts: a failed Start leaves no connection behind
+	for i, ln := range m.lns {
 		m.acceptWG.Add(1)
-		go e.accept(ln, l.Handler)
+		go e.accept(ln, ls[i].Handler)
 	}
 	return e, nil
 }
@@ -212,6 +215,7 @@ func (m *member) stop(ctx context.Context) error {
 	}
 	m.mu.Unlock()
 	for _, c := range conns {
+		c.abort.Store(true) // as gnet's own stop: a TLS link sends close_notify, not its backlog
 		c.Close()
 	}
 	if empty == nil {

@@ -1,11 +1,14 @@
 package loop
 
 import (
+	gotls "crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -106,5 +109,103 @@ func TestGroupTCPListener(t *testing.T) {
 	echoOnce(t, nc, "ping")
 	if _, err := g.Start([]Listener{{Addr: "udp://127.0.0.1:0", Handler: h}}, Options{}); err == nil {
 		t.Fatal("a udp listener was accepted")
+	}
+}
+
+// counting records which Handler calls a connection got.
+type counting struct{ opened, closed atomic.Int32 }
+
+func (h *counting) OnOpen(*Conn)          { h.opened.Add(1) }
+func (h *counting) OnTraffic(*Conn) error { return nil }
+func (h *counting) OnClose(*Conn, error)  { h.closed.Add(1) }
+
+// TestGroupEnrollDuringStop: an Enroll that passed the stop check when its member's Stop ran
+// (enrollHook stops the member right there) is refused at OnOpen: ErrStopped, and its Handler
+// sees neither OnOpen nor OnClose, as with an engine of its own stopped first.
+func TestGroupEnrollDuringStop(t *testing.T) {
+	g, err := NewGroup(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(5 * time.Second)
+	e, err := g.Start([]Listener{{Addr: "unix://" + filepath.Join(t.TempDir(), "s"), Handler: nop{}}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrollHook = func(he *Engine) {
+		if he == e {
+			e.Stop(5 * time.Second)
+		}
+	}
+	defer func() { enrollHook = nil }()
+	a, b := tcpPair(t)
+	defer a.Close()
+	h := &counting{}
+	if _, err := e.Enroll(b, h, nil); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Enroll during Stop: %v, want ErrStopped", err)
+	}
+	a.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := a.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the refused connection: read %v, want EOF", err)
+	}
+	if h.opened.Load() != 0 || h.closed.Load() != 0 {
+		t.Fatalf("Handler saw OnOpen %d, OnClose %d; want neither", h.opened.Load(), h.closed.Load())
+	}
+}
+
+// TestGroupStartFails: a Start whose second listener cannot bind returns the error and leaves
+// nothing behind: the first listener's socket file is gone and the path can be used again.
+func TestGroupStartFails(t *testing.T) {
+	g, err := NewGroup(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(5 * time.Second)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	p := filepath.Join(t.TempDir(), "s")
+	h := &counting{}
+	if _, err := g.Start([]Listener{{Addr: "unix://" + p, Handler: h}, {Addr: "tcp://" + busy.Addr().String(), Handler: h}}, Options{}); err == nil ||
+		!strings.Contains(err.Error(), busy.Addr().String()) {
+		t.Fatalf("Start with a busy port: %v, want an error naming it", err)
+	}
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the failed Start's socket file: %v", err)
+	}
+	e, err := g.Start([]Listener{{Addr: "unix://" + p, Handler: h}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Stop(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if h.opened.Load() != 0 {
+		t.Fatalf("%d connections opened", h.opened.Load())
+	}
+}
+
+// TestGroupStopTLSBacklog: a member's Stop closes a TLS link whose peer reads nothing without
+// waiting for its queued output (close_notify, then close), as gnet's stop of an engine of its
+// own does.
+func TestGroupStopTLSBacklog(t *testing.T) {
+	g, err := NewGroup(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close(5 * time.Second)
+	e, err := g.Start([]Listener{{Addr: "unix://" + filepath.Join(t.TempDir(), "s"), Handler: nop{}}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, c := enrollPair(t, e, gotls.VersionTLS13, nop{})
+	defer cli.Close()
+	done := make(chan error, 1)
+	c.AsyncWrite(make([]byte, 32<<20), func(err error) { done <- err })
+	<-done
+	if err := e.Stop(5 * time.Second); err != nil {
+		t.Fatalf("Stop with a TLS backlog: %v", err)
 	}
 }

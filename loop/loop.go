@@ -77,6 +77,8 @@ type Conn struct {
 	encoded atomic.Bool               // tf.enc is set (read by AsyncWrite off the loop)
 	ending  bool                      // the peer closed: the Handler is offered what is left (Closing), loop-owned
 	m       *member                   // the Group member engine it belongs to; nil: an engine of its own
+	refused bool                      // its member was stopping at OnOpen: closed unseen by the Handler (loop-written, read after Register)
+	abort   atomic.Bool               // its member's Stop: a closing TLS connection does not wait for its output
 	// Ctx belongs to the Handler (set it in OnOpen or before Enroll); loop never touches it.
 	Ctx any
 }
@@ -385,6 +387,11 @@ func (e *Engine) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	c.gc = gc
 	if c.m != nil && !c.m.join(c) {
+		// The Handler never sees this connection (no OnOpen, so no OnClose) and Enroll reports
+		// ErrStopped, as an engine of its own refuses after Stop.
+		c.refused = true
+		c.closed.Store(true)
+		gc.SetContext(nil)
 		return nil, gnet.Close
 	}
 	c.h.OnOpen(c)
@@ -493,7 +500,7 @@ func (c *Conn) closingTLS() gnet.Action {
 		c.flushAsync()
 		t.wire.closeNotify(c)
 	}
-	if c.gc.OutboundBuffered() == 0 || time.Since(t.closeAt) > tlsCloseFlush {
+	if c.abort.Load() || c.gc.OutboundBuffered() == 0 || time.Since(t.closeAt) > tlsCloseFlush {
 		return gnet.Close
 	}
 	c.wakeSoon()
@@ -567,6 +574,9 @@ func (e *Engine) enroll(c *Conn, nc net.Conn) error {
 		nc.Close()
 		return fmt.Errorf("loop: enroll %s: %w", nc.RemoteAddr(), ErrStopped)
 	}
+	if enrollHook != nil {
+		enrollHook(e)
+	}
 	gctx := gnet.NewContext(context.Background(), c)
 	gctx = gnet.NewNetConnContext(gctx, nc)
 	ch, err := e.eng.Register(gctx)
@@ -578,8 +588,14 @@ func (e *Engine) enroll(c *Conn, nc net.Conn) error {
 	if res.Err != nil {
 		return fmt.Errorf("loop: enroll %s: %w", nc.RemoteAddr(), res.Err)
 	}
+	if c.refused { // set in OnOpen, before gnet sends the result
+		return fmt.Errorf("loop: enroll %s: %w", nc.RemoteAddr(), ErrStopped)
+	}
 	return nil
 }
+
+// enrollHook, set by tests only, runs in enroll after the stop check, before the registration.
+var enrollHook func(*Engine)
 
 // Stop closes every listener and connection and waits (at most timeout) for the loops to end
 // (a Group member's: for its connections' OnClose; the group's loops go on).
