@@ -26,16 +26,35 @@ func echoOnce(t *testing.T, nc net.Conn, msg string) {
 	}
 }
 
+// newGroup starts a group of loops loops, closed when the test ends.
+func newGroup(t *testing.T, loops int) *Group {
+	t.Helper()
+	g, err := NewGroup(loops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close(5 * time.Second) })
+	return g
+}
+
+// startMember starts a member engine of g on a unix listener in the test's directory (no Handler
+// of its own: connections are enrolled).
+func startMember(t *testing.T, g *Group) *Engine {
+	t.Helper()
+	e, err := g.Start([]Listener{{Addr: "unix://" + filepath.Join(t.TempDir(), "s"), Handler: nop{}}}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // TestGroupMembers: two engines on one group's loop each serve their own unix listener and an
 // enrolled TCP connection; stopping one closes its listener (the socket file goes) and its
 // connections only, refuses its later enrollments, and the other goes on.
 func TestGroupMembers(t *testing.T) {
-	g, err := NewGroup(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close(5 * time.Second)
+	g := newGroup(t, 1)
 	dir := t.TempDir()
+	var err error
 	var hs [2]*echo
 	var es [2]*Engine
 	var ncs [2]net.Conn
@@ -87,11 +106,7 @@ func TestGroupMembers(t *testing.T) {
 
 // TestGroupTCPListener: a member's TCP listener (port 0) reports its address and serves.
 func TestGroupTCPListener(t *testing.T) {
-	g, err := NewGroup(2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close(5 * time.Second)
+	g := newGroup(t, 2)
 	h := &echo{closeErr: make(chan error, 4)}
 	e, err := g.Start([]Listener{{Addr: "tcp://127.0.0.1:0", Handler: h}}, Options{ReusePort: true})
 	if err != nil {
@@ -123,15 +138,7 @@ func (h *counting) OnClose(*Conn, error)  { h.closed.Add(1) }
 // (enrollHook stops the member right there) is refused at OnOpen: ErrStopped, and its Handler
 // sees neither OnOpen nor OnClose, as with an engine of its own stopped first.
 func TestGroupEnrollDuringStop(t *testing.T) {
-	g, err := NewGroup(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close(5 * time.Second)
-	e, err := g.Start([]Listener{{Addr: "unix://" + filepath.Join(t.TempDir(), "s"), Handler: nop{}}}, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := startMember(t, newGroup(t, 1))
 	enrollHook = func(he *Engine) {
 		if he == e {
 			e.Stop(5 * time.Second)
@@ -156,11 +163,7 @@ func TestGroupEnrollDuringStop(t *testing.T) {
 // TestGroupStartFails: a Start whose second listener cannot bind returns the error and leaves
 // nothing behind: the first listener's socket file is gone and the path can be used again.
 func TestGroupStartFails(t *testing.T) {
-	g, err := NewGroup(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close(5 * time.Second)
+	g := newGroup(t, 1)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -191,15 +194,7 @@ func TestGroupStartFails(t *testing.T) {
 // waiting for its queued output (close_notify, then close), as gnet's stop of an engine of its
 // own does.
 func TestGroupStopTLSBacklog(t *testing.T) {
-	g, err := NewGroup(1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close(5 * time.Second)
-	e, err := g.Start([]Listener{{Addr: "unix://" + filepath.Join(t.TempDir(), "s"), Handler: nop{}}}, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := startMember(t, newGroup(t, 1))
 	cli, c := enrollPair(t, e, gotls.VersionTLS13, nop{})
 	defer cli.Close()
 	done := make(chan error, 1)
