@@ -326,6 +326,10 @@ func TestSmoke(t *testing.T) {
 				t.Errorf("%s sent %d", ph.Name, ph.Sent)
 			}
 			checkLossless(t, ph)
+			// a round trip carries the size both ways
+			if ph.Rate <= 0 || ph.SendRate != ph.Rate || ph.MBps != ph.Rate*float64(2*o.Size)/1e6 {
+				t.Errorf("%s rate %v send rate %v MB/s %v", ph.Name, ph.Rate, ph.SendRate, ph.MBps)
+			}
 		}
 	})
 	t.Run("file", func(t *testing.T) {
@@ -668,6 +672,53 @@ func payload(stream uint32, seq uint64, ts int64) []byte {
 	d := make([]byte, 32)
 	putPayload(d, stream, seq, ts)
 	return d
+}
+
+// TestCounterExpect: expect reserves room for a phase's latency samples (bounded by expectMax),
+// so that appending them does not move the slice; a counter that keeps no latency reserves none.
+func TestCounterExpect(t *testing.T) {
+	c := newCounter(1, true)
+	c.expect(1000)
+	if cap(c.lat) < 1000 {
+		t.Fatalf("cap %d after expect(1000)", cap(c.lat))
+	}
+	first := &c.lat[:1][0]
+	for i := range 1000 {
+		c.addBatch([][]byte{payload(0, uint64(i), 0)}, 5)
+	}
+	if len(c.lat) != 1000 || &c.lat[0] != first {
+		t.Fatalf("%d samples; moved %v", len(c.lat), &c.lat[0] != first)
+	}
+	defer func(old int64) { expectMax = old }(expectMax)
+	expectMax = 5000
+	c.expect(expectMax * 4)
+	if room := int64(cap(c.lat) - len(c.lat)); room < expectMax || room >= 2*expectMax {
+		t.Fatalf("room %d after expect(4 × expectMax), want expectMax (rounded up to a size class)", room)
+	}
+	n := newCounter(1, false)
+	n.expect(1000)
+	if cap(n.lat) != 0 {
+		t.Fatalf("a counter without latency reserved %d", cap(n.lat))
+	}
+}
+
+// TestHostLoops: AIOCONN_HOST_LOOPS decides whether hosted connectors share a group and of how
+// many loops; one hosted connector never shares.
+func TestHostLoops(t *testing.T) {
+	for _, c := range []struct {
+		env    string
+		hosted int
+		loops  int
+		share  bool
+	}{
+		{"", 100, 0, true}, {"", 1, 0, false}, {"3", 100, 3, true}, {"0", 100, 0, false},
+		{"-2", 100, 0, true}, {"x", 2, 0, true}, {"3", 1, 3, false},
+	} {
+		t.Setenv("AIOCONN_HOST_LOOPS", c.env)
+		if loops, share := HostLoops(c.hosted); loops != c.loops || share != c.share {
+			t.Errorf("AIOCONN_HOST_LOOPS=%q hosted %d: %d, %v; want %d, %v", c.env, c.hosted, loops, share, c.loops, c.share)
+		}
+	}
 }
 
 func TestCounter(t *testing.T) {

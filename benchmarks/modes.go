@@ -736,16 +736,7 @@ func runReqrep(ctx context.Context, e *env, o *Options, res *Result) error {
 		ph.lat = cnt.lat
 		cnt.mu.Unlock()
 		ph.Sent, ph.Lost, ph.Delivered = n, lost, delivered
-		ph.Elapsed = time.Duration(end - start).Seconds()
-		if ph.Elapsed > 0 {
-			ph.Rate = float64(delivered) / ph.Elapsed
-			ph.SendRate = float64(n) / ph.Elapsed
-			ph.MBps = ph.Rate * float64(2*o.Size) / 1e6
-		}
-		if delivered > 0 {
-			ph.CPUPerMsgUs = float64(connCPU.Microseconds()) / float64(delivered)
-			ph.BenchCPUUs = float64(selfCPUUsed.Microseconds()) / float64(delivered)
-		}
+		ph.rates(start, end, end, n, 2*o.Size, connCPU, selfCPUUsed) // a round trip carries the size twice
 		res.Phases = append(res.Phases, ph)
 		if p := firstErr.Load(); p != nil {
 			return *p
