@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -73,14 +72,15 @@ func (g *Group) Close(timeout time.Duration) error {
 // does for an engine of its own; the engine's Stop closes its listeners and its connections
 // only. Of o only ReusePort applies: the loops and their buffers are the group's.
 func (g *Group) Start(ls []Listener, o Options) (*Engine, error) {
-	if len(ls) == 0 {
-		return nil, ErrNoListener
+	nets, addrs, err := splitListeners(ls)
+	if err != nil {
+		return nil, err
 	}
 	root := g.roots[int(g.next.Add(1)-1)%len(g.roots)]
 	m := &member{conns: map[*Conn]struct{}{}}
 	e := &Engine{eng: root.eng, done: make(chan struct{}), m: m}
-	for _, l := range ls {
-		ln, err := memberListen(l.Addr, o.ReusePort)
+	for i := range ls {
+		ln, err := memberListen(nets[i], addrs[i], o.ReusePort)
 		if err != nil {
 			for _, prev := range m.lns {
 				prev.Close()
@@ -110,34 +110,26 @@ type member struct {
 	empty    chan struct{}      // made by Stop; closed when conns is empty
 }
 
-// memberListen listens on a "tcp://" or "unix://" address as Start's gnet listeners do
-// (SO_REUSEADDR always, SO_REUSEPORT on request, no keep-alive).
-func memberListen(addr string, reusePort bool) (net.Listener, error) {
-	switch {
-	case strings.HasPrefix(addr, "tcp://"):
-		// KeepAlive -1: no TCP keep-alive on accepted connections, as gnet's own listener
-		lc := net.ListenConfig{KeepAlive: -1, Control: func(_, _ string, rc syscall.RawConn) error {
+// memberListen listens on a "tcp" or "unix" address (splitListeners) as Start's gnet listeners
+// do (SO_REUSEADDR always, SO_REUSEPORT on request, no keep-alive).
+func memberListen(network, addr string, reusePort bool) (net.Listener, error) {
+	lc := net.ListenConfig{
+		KeepAlive: -1, // no TCP keep-alive on accepted connections, as gnet's own listener
+		Control: func(_, _ string, rc syscall.RawConn) error {
 			var serr error
 			err := rc.Control(func(fd uintptr) {
-				if reusePort {
+				if reusePort && network == "tcp" {
 					serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
 				}
 			})
 			return errors.Join(err, serr)
-		}}
-		ln, err := lc.Listen(context.Background(), "tcp", strings.TrimPrefix(addr, "tcp://"))
-		if err != nil {
-			return nil, fmt.Errorf("loop: listen %s: %w", addr, err)
-		}
-		return ln, nil
-	case strings.HasPrefix(addr, "unix://"):
-		ln, err := net.Listen("unix", strings.TrimPrefix(addr, "unix://"))
-		if err != nil {
-			return nil, fmt.Errorf("loop: listen %s: %w", addr, err)
-		}
-		return ln, nil
+		},
 	}
-	return nil, fmt.Errorf("loop: unsupported listener address %q", addr)
+	ln, err := lc.Listen(context.Background(), network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("loop: listen %s://%s: %w", network, addr, err)
+	}
+	return ln, nil
 }
 
 // accept enrolls the connections ln accepts with Handler h until ln is closed. A failed accept

@@ -125,6 +125,10 @@ func TestGroupTCPListener(t *testing.T) {
 	if _, err := g.Start([]Listener{{Addr: "udp://127.0.0.1:0", Handler: h}}, Options{}); err == nil {
 		t.Fatal("a udp listener was accepted")
 	}
+	two := []Listener{{Addr: "tcp://127.0.0.1:0", Handler: h}, {Addr: "tcp://127.0.0.1:0", Handler: h}}
+	if _, err := g.Start(two, Options{}); err == nil {
+		t.Fatal("two tcp listeners were accepted (an engine of its own takes one)")
+	}
 }
 
 // counting records which Handler calls a connection got.

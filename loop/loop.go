@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -267,27 +268,41 @@ type Engine struct {
 	gnet.BuiltinEventEngine
 }
 
+// splitListeners checks ls (at least one; each "tcp://host:port", at most once, or
+// "unix:///path") and returns each one's network ("tcp", "unix") and address.
+func splitListeners(ls []Listener) (nets, addrs []string, err error) {
+	if len(ls) == 0 {
+		return nil, nil, ErrNoListener
+	}
+	for _, l := range ls {
+		network, addr, ok := strings.Cut(l.Addr, "://")
+		switch {
+		case !ok || network != "tcp" && network != "unix":
+			return nil, nil, fmt.Errorf("loop: unsupported listener address %q", l.Addr)
+		case network == "tcp" && slices.Contains(nets, "tcp"):
+			return nil, nil, fmt.Errorf("loop: only one tcp listener is supported (%s)", l.Addr)
+		}
+		nets, addrs = append(nets, network), append(addrs, addr)
+	}
+	return nets, addrs, nil
+}
+
 // Start listens on every listener and runs the loops in the background. It returns once the
 // listeners are bound (or binding failed).
 func Start(ls []Listener, o Options) (*Engine, error) {
-	if len(ls) == 0 {
-		return nil, ErrNoListener
+	nets, where, err := splitListeners(ls)
+	if err != nil {
+		return nil, err
 	}
 	e := &Engine{unixH: map[string]Handler{}, booted: make(chan struct{}), started: make(chan struct{}), done: make(chan struct{})}
 	addrs := make([]string, 0, len(ls))
 	var tcpAddr string
-	for _, l := range ls {
-		switch {
-		case strings.HasPrefix(l.Addr, "tcp://"):
-			if e.tcp != nil {
-				return nil, fmt.Errorf("loop: only one tcp listener is supported (%s)", l.Addr)
-			}
+	for i, l := range ls {
+		if nets[i] == "tcp" {
 			e.tcp = l.Handler
-			tcpAddr = strings.TrimPrefix(l.Addr, "tcp://")
-		case strings.HasPrefix(l.Addr, "unix://"):
-			e.unixH[strings.TrimPrefix(l.Addr, "unix://")] = l.Handler
-		default:
-			return nil, fmt.Errorf("loop: unsupported listener address %q", l.Addr)
+			tcpAddr = where[i]
+		} else {
+			e.unixH[where[i]] = l.Handler
 		}
 		addrs = append(addrs, l.Addr)
 	}
