@@ -17,12 +17,13 @@ import (
 // per config file given, side by side in this process (each with its own sockets, TCP connection
 // and identity, as create_connector runs it, without create_connector's telemetry: no
 // detailed_stats, metrics_listen or SIGHUP reload), until ctx ends (SIGINT, SIGTERM) or one
-// connector fails to start. Two or more connectors share one group of event loops (loop.Group; one loop
-// per P, AIOCONN_HOST_LOOPS=N for N, 0 for one engine and loop per connector as before 27 Nov)
-// and the process keeps Go's default of one P per CPU. Measured on 2 CPUs, 100 connectors at 40
-// msg/s each: the shared loops cost the process 18 - 27 µs of CPU per message against 70 - 73
-// with a loop per connector (one thread woken per message and per connector), rate p99 258 -
-// 316 µs against 317 - 347 (benchmarks/RESULTS.md, 27 Nov).
+// connector fails to start. Two or more connectors share one group of event loops
+// (loop.Group; one loop per P, AIOCONN_HOST_LOOPS=N for N, 0 for one engine and loop per
+// connector as before 27 Nov) and the process keeps Go's default of one P per CPU. Measured on 2
+// CPUs, 100 connectors at 40 msg/s each (benchmarks/RESULTS.md, 27 Nov 10:05): the shared loops
+// cost the process 18 - 27 µs of CPU per message against 70 - 73 with a loop per connector (one
+// thread woken per message and per connector), rate p99 258 - 316 µs against 317 - 347; with
+// each connector on one loop of the group (the present code), p99 median 223 µs.
 func runBenchHost(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: aioconn bench_host CONFIG.json [CONFIG.json ...]")

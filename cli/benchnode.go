@@ -92,7 +92,7 @@ func runBenchNode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if storm && os.Getenv("GOMAXPROCS") == "" {
 			os.Setenv("GOMAXPROCS", strconv.Itoa(runtime.NumCPU()))
 		} else if _, share := benchmarks.HostLoops(hosted); hosted > 1 && os.Getenv("GOMAXPROCS") == "" &&
-			(!share || *mode != benchmarks.ModeRate) {
+			!(share && *mode == benchmarks.ModeRate) { // shared loops: nodeRateClients
 			os.Setenv("GOMAXPROCS", strconv.Itoa(hosted+1))
 			runtime.GOMAXPROCS(hosted + 1)
 		}
