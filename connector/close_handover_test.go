@@ -10,10 +10,19 @@ import (
 )
 
 // TestFileThenPeerClose: a peer sends a message, a file (8 MiB, more than the file writer takes
-// at once) and one more message, then closes at once. What it sent before closing is handled:
-// the link's last call waits (bounded) for the file's writer, so all three messages arrive, in
-// order, and the file is on disk.
+// at once) and one more message, or nothing after the file, then closes at once. What it sent
+// before closing is handled: the link's last call (or, when the file was the last thing read, its
+// OnClose) waits (bounded) for the file's writer, so every message arrives, in order, and the
+// file is on disk.
 func TestFileThenPeerClose(t *testing.T) {
+	for _, after := range []bool{true, false} {
+		t.Run(map[bool]string{true: "message-after", false: "file-last"}[after], func(t *testing.T) {
+			fileThenPeerClose(t, after)
+		})
+	}
+}
+
+func fileThenPeerClose(t *testing.T, after bool) {
 	dir := shortDir(t)
 	in := filepath.Join(dir, "in")
 	if err := os.Mkdir(in, 0o755); err != nil {
@@ -33,16 +42,20 @@ func TestFileThenPeerClose(t *testing.T) {
 	out := frameOf(`{"message_type": "_handshake_no_ssl", "source_id": "client1"}`, "hello")
 	out = append(out, frameOf(msg, "before")...)
 	out = append(out, appendFrame([]byte(`{"message_type": "any", "source_id": "client1", "destination_id": "x", "with_file": {"src_path": "/s", "dst_type": "any", "dst_name": "w.bin"}, "with_binary": true}`), []byte("thefile"), content)...)
-	out = append(out, frameOf(msg, "after")...)
+	want := []string{"before", "thefile"}
+	if after {
+		out = append(out, frameOf(msg, "after")...)
+		want = append(want, "after")
+	}
 	if _, err := tcp.Write(out); err != nil {
 		t.Fatal(err)
 	}
 	tcp.Close()
 	r := &frameReader{c: app.accept(t)}
-	for i, want := range []string{"before", "thefile", "after"} {
+	for i, w := range want {
 		_, b, ok := r.body(t, 10*time.Second, i)
-		if !ok || string(b.Data) != want {
-			t.Fatalf("message %d: %q (delivered: %v), want %q; dropped %d", i, b.Data, ok, want, srv.stats.dropQueueFull.Load())
+		if !ok || string(b.Data) != w {
+			t.Fatalf("message %d: %q (delivered: %v), want %q; dropped %d", i, b.Data, ok, w, srv.stats.dropQueueFull.Load())
 		}
 	}
 	if st, err := os.Stat(filepath.Join(in, "w.bin")); err != nil || st.Size() != int64(len(content)) {

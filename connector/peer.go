@@ -318,6 +318,13 @@ func (h *peerHandler) OnClose(c *loop.Conn, err error) {
 		return
 	}
 	cn := p.cn
+	if p.rx != nil && p.rx.waiting && c.Closing() {
+		// the whole file came right before the peer's close, with nothing behind it (else the
+		// last OnTraffic did this): wait (bounded) for its writer and deliver its message
+		if _, err := p.advanceRx(c); err != nil {
+			cn.log.Errorf("%s %v", cn.sourceID, err)
+		}
+	}
 	p.gone = true
 	if p.ackTimer != nil {
 		p.ackTimer.Stop()

@@ -476,9 +476,9 @@ func (c *Conn) drainOnClose() {
 	}
 }
 
-// drainPlain gives the Handler, before OnClose, the input a plaintext connection still holds
-// when the peer's EOF closes it (a Handler that held input back, for backpressure, can take it
-// now that Closing reports true), as long as it takes some. On the loop only.
+// drainPlain marks a plaintext connection that the peer's EOF closes as Closing (also for its
+// OnClose) and gives the Handler the input it still holds (a Handler that held input back, for
+// backpressure, can take it now), as long as it takes some. On the loop only.
 func (c *Conn) drainPlain() {
 	c.ending = true
 	for range 256 {
@@ -533,8 +533,8 @@ func (e *Engine) OnClose(gc gnet.Conn, err error) gnet.Action {
 	if ce != nil && err == nil {
 		err = ce
 	}
-	if c.tf == nil && ce == nil && errors.Is(err, io.EOF) && c.gc.InboundBuffered() > 0 {
-		c.drainPlain() // the peer closed: what it sent before is offered to the Handler
+	if c.tf == nil && ce == nil && errors.Is(err, io.EOF) {
+		c.drainPlain() // the peer closed: Closing, and what it sent before is offered to the Handler
 	}
 	if t := c.tf; t != nil {
 		// the peer closed (EOF, or close_notify handled in OnTraffic): what it sent before is
