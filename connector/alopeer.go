@@ -319,7 +319,7 @@ func (p *peer) aloClosed() {
 
 // routeALO is the send path of a covered message (route step 6 on): numbered, appended to the
 // peer's log and sent by the link once durable.
-func (cn *Connector) routeALO(r replier, a *apiConn, peerB, mtB []byte, hd *codec.Header, json []byte, f codec.Frame, await bool) error {
+func (cn *Connector) routeALO(r replier, a *apiConn, peerB, mtB []byte, hd *codec.Header, json []byte, f codec.Frame, await, closing bool) error {
 	if _, ok := cn.prios()[string(mtB)]; !ok && !cn.cfg.PubsubCentralBroker {
 		cn.log.Warnf("%s queue_send_to_connector_put received a message with invalid type %s. Ignoring...", cn.sourceID, mtB)
 		cn.stats.dropTypeNotAllowed.Add(1)
@@ -328,7 +328,7 @@ func (cn *Connector) routeALO(r replier, a *apiConn, peerB, mtB []byte, hd *code
 	s := cn.alo.sender(string(peerB))
 	seq, err := s.append(json, f.Data, f.Binary, f.HasBinary)
 	if err == errALOFull {
-		if a.closing { // the application left with this frame unread: it cannot wait
+		if closing { // the application left with this frame unread: it cannot wait
 			cn.stats.dropQueueFull.Add(1)
 			cn.log.Errorf("%s queue_send_to_connector_put : at_least_once log for %s full as the application left, 1 message dropped", cn.sourceID, peerB)
 			return nil

@@ -19,7 +19,6 @@ type apiConn struct {
 	name         []byte // destination peer of the current frame
 	mtype        []byte // message_type of the current frame
 	closeAfter   bool
-	closing      bool             // the application left: nothing can wait (route pushes or drops and counts)
 	blockedSince time.Time        // when backpressure on this connection began (zero: not blocked)
 	retry        bool             // the current frame is being retried after backpressure (already counted)
 	aloSender    *aloSender       // at_least_once: the log the last routed frame went to (nil: none)
@@ -208,19 +207,19 @@ func (h *apiHandler) OnClose(c *loop.Conn, err error) {
 
 // handle applies LOCAL-API §4.2 steps 2–10 to one frame from an application.
 func (h *apiHandler) handle(c *loop.Conn, a *apiConn, fr []byte) error {
-	a.closing = c.Closing()
-	return h.cn.route(connReplier{c}, a, fr, c.InboundBuffered())
+	return h.cn.route(connReplier{c}, a, fr, c.InboundBuffered(), c.Closing())
 }
 
 // route applies LOCAL-API §4.2 steps 2–10 to one frame from an application; r receives the
 // reply of an await request, inbound is how much the application has buffered behind this
-// frame (for backpressure). Runs on the application connection's loop, or on an embedded API's
+// frame (for backpressure), closing that the application left (nothing can wait: route pushes,
+// or drops and counts). Runs on the application connection's loop, or on an embedded API's
 // goroutine (under Local.mu).
-func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error {
+func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int, closing bool) error {
 	if cn.cfg.DebugMsgCounts && !a.retry {
 		cn.stats.msgRecvdUDS.Add(1) // counted when read, as Python does (LOCAL §4.2 step 1)
 	}
-	if a.closing {
+	if closing {
 		inbound = backpressureInbound
 	}
 	// Frames a full queue refused stay held (flushPending); nothing more is taken until they are in.
@@ -283,7 +282,7 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error 
 	p := (*cn.peers.Load())[string(peerB)]
 	if cn.alo != nil && cn.alo.covers(mtB, &hd) {
 		if p == nil || !p.ident.Load() || p.aloMode.Load() != aloLegacy {
-			return cn.routeALO(r, a, peerB, mtB, &hd, json, f, await)
+			return cn.routeALO(r, a, peerB, mtB, &hd, json, f, await, closing)
 		}
 	}
 	// 6. peer connected?
@@ -343,7 +342,7 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int) error 
 		(a.pendPeer != p || a.pendPrio != prio) {
 		// the held frames of another queue (or priority) were refused just now: this one goes
 		// to its own queue directly (order only holds within one peer and priority)
-		if p.q.PushBatch([]qmsg{m}, []int{len(b.B)}, prio) == 0 {
+		if !p.q.Push(m, len(b.B), prio) {
 			m.release()
 			cn.dropSendFull(p, 1)
 		}

@@ -71,7 +71,7 @@ func (l *Local) send(frame []byte, r replier, retry bool) (ended bool, err error
 			r = localNoReply{}
 		}
 		l.a.retry = retry // a frame is counted once (debug_msg_counts), not at each retry
-		err = l.cn.route(r, &l.a, frame, 0)
+		err = l.cn.route(r, &l.a, frame, 0, false)
 		l.wakeTouched()
 		ended = l.a.closeAfter
 		l.a.closeAfter = false
@@ -104,7 +104,7 @@ func (l *Local) SendDurable(ctx context.Context, frame []byte) error {
 		l.mu.Lock()
 		l.a.aloSender = nil
 		l.a.retry = retry
-		err := l.cn.route(localNoReply{}, &l.a, frame, 0)
+		err := l.cn.route(localNoReply{}, &l.a, frame, 0, false)
 		s, seq := l.a.aloSender, l.a.aloSeq
 		l.a.aloSender = nil
 		l.wakeTouched()
@@ -301,7 +301,7 @@ func (l *Local) SendBatch(frames []byte) (int, error) {
 			}
 			f := frames[:size]
 			l.a.retry = false
-			if err = l.cn.route(localNoReply{}, &l.a, f, 0); err == errBackpressure {
+			if err = l.cn.route(localNoReply{}, &l.a, f, 0, false); err == errBackpressure {
 				pending, err = f, nil
 				frames = frames[size:]
 				break
