@@ -27,6 +27,7 @@ type recvType struct {
 	rewake  atomic.Bool
 	sink    atomic.Pointer[localSink] // embedded mode: an in-process listener (embedded.go)
 	stopped chan struct{}             // closed when the run that owns this ring stops
+	persist bool                      // a disk_persistence_recv type (immutable)
 	// receive persistence (persistence.go)
 	mu         sync.Mutex
 	persisting bool // guarded by mu: the type is "disconnected", messages go to its file
@@ -41,7 +42,7 @@ type recvType struct {
 var recvRingBytes int64 = defaultMaxBytes
 
 func newRecvType(cn *Connector, t string) *recvType {
-	return &recvType{cn: cn, mtype: t, path: cn.paths.ReceivePath(t), stopped: make(chan struct{}),
+	return &recvType{cn: cn, mtype: t, path: cn.paths.ReceivePath(t), stopped: make(chan struct{}), persist: cn.cfg.DiskPersistenceRecv.Has(t),
 		q: ring.NewMPSC[*bytebufferpool.ByteBuffer](cn.cfg.MaxQueueSize, recvRingBytes)}
 }
 

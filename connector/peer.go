@@ -473,7 +473,7 @@ func (p *peer) process(f codec.Frame, h codec.Header, stream int64) error {
 	// the broker, filled it meanwhile) stay held and this link takes nothing more until they are
 	// in: the frame stays buffered.
 	if len(p.rtBufs) > 0 && (p.rtPend != rt || len(p.rtBufs) >= rtBatch || !p.rtStuckSince.IsZero() ||
-		cn.cfg.DiskPersistenceRecv.Has(p.rtPend.mtype)) {
+		p.rtPend.persist) {
 		if !p.flushRT() {
 			return errBackpressure
 		}
@@ -650,7 +650,7 @@ func (p *peer) deliverRest(mt []byte, rt *recvType, hp *codec.Header, f codec.Fr
 		p.aloCurSet = false
 		return nil
 	}
-	if cn.cfg.DiskPersistenceRecv.Has(rt.mtype) {
+	if rt.persist {
 		// The listener check (a stat of its socket) runs once per read burst, as below.
 		listenerOK := func() bool { return p.touchedHas(rt) || rt.listenerPresent() }
 		if !p.flushRT() {
