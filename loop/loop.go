@@ -453,38 +453,32 @@ func (e *Engine) OnTraffic(gc gnet.Conn) gnet.Action {
 	return gnet.None
 }
 
-// drainOnClose gives the Handler, before OnClose, the input a transformed connection still
-// holds behind the decoded-bytes cap when the peer's EOF closes it (gnet closes at EOF at once):
-// as long as the Handler takes some (it cannot wait here: what it leaves is lost, as on a
-// plaintext connection at EOF). On the loop only.
-func (c *Conn) drainOnClose() {
+// drainAtEOF marks a connection that the peer's EOF (or TLS close_notify) closes as Closing,
+// also for its OnClose, and gives the Handler the input it still holds, as long as it takes some:
+// on a plaintext connection what a Handler held back for backpressure, on a transformed one also
+// what waits behind the decoded-bytes cap (gnet closes at EOF at once). The Handler cannot wait
+// here: what it leaves is lost. On the loop only.
+func (c *Conn) drainAtEOF() {
+	c.ending = true
 	t := c.tf
-	if !t.decoding() || t.closing || t.rerr != nil {
+	if t != nil && (!t.decoding() || t.closing || t.rerr != nil) {
 		return
 	}
 	for range 256 {
-		raw, held := c.gc.InboundBuffered(), t.din.buffered()+t.mid.buffered()
-		if c.pump() != nil || t.din.buffered() == 0 {
+		raw, held := c.gc.InboundBuffered(), 0
+		if t != nil {
+			held = t.din.buffered() + t.mid.buffered()
+			if c.pump() != nil || t.din.buffered() == 0 {
+				return
+			}
+		} else if raw == 0 {
 			return
 		}
 		if c.h.OnTraffic(c) != nil {
 			return
 		}
-		if c.gc.InboundBuffered() == raw && t.din.buffered()+t.mid.buffered() == held {
+		if c.gc.InboundBuffered() == raw && (t == nil || t.din.buffered()+t.mid.buffered() == held) {
 			return // the Handler took nothing more
-		}
-	}
-}
-
-// drainPlain marks a plaintext connection that the peer's EOF closes as Closing (also for its
-// OnClose) and gives the Handler the input it still holds (a Handler that held input back, for
-// backpressure, can take it now), as long as it takes some. On the loop only.
-func (c *Conn) drainPlain() {
-	c.ending = true
-	for range 256 {
-		raw := c.gc.InboundBuffered()
-		if raw == 0 || c.h.OnTraffic(c) != nil || c.gc.InboundBuffered() == raw {
-			return
 		}
 	}
 }
@@ -533,19 +527,15 @@ func (e *Engine) OnClose(gc gnet.Conn, err error) gnet.Action {
 	if ce != nil && err == nil {
 		err = ce
 	}
-	if c.tf == nil && ce == nil && errors.Is(err, io.EOF) {
-		c.drainPlain() // the peer closed: Closing, and what it sent before is offered to the Handler
+	// the peer closed (EOF, or TLS close_notify handled in OnTraffic): Closing, and what it sent
+	// before is offered to the Handler; not after a local Close or a Handler or decoding error
+	if eof := errors.Is(err, io.EOF); ce == nil && (eof || c.tf != nil && c.tf.eof) {
+		c.drainAtEOF()
+		if eof && c.tf != nil && c.tf.eof {
+			err = nil // close_notify came before the FIN: a clean TLS close
+		}
 	}
 	if t := c.tf; t != nil {
-		// the peer closed (EOF, or close_notify handled in OnTraffic): what it sent before is
-		// offered to the Handler; not after a local Close or a Handler or decoding error
-		if ce == nil && (t.eof || errors.Is(err, io.EOF)) {
-			c.ending = true
-			c.drainOnClose()
-			if t.eof && errors.Is(err, io.EOF) {
-				err = nil // close_notify came before the FIN: a clean TLS close
-			}
-		}
 		if t.wire != nil { // every close of a TLS link ends with close_notify (sent once by crypto/tls)
 			t.wire.closeNotify(c) // gnet sends what the socket takes after OnClose
 		}
