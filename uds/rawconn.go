@@ -42,8 +42,7 @@ type rawOp struct {
 	p     []byte
 	n     int64
 	errno syscall.Errno
-	read  func(uintptr) bool
-	write func(uintptr) bool
+	call  func(uintptr) bool // doRead or doWrite, bound to this rawOp
 }
 
 // Wrap returns c as a *Conn when it is a stream *net.UnixConn, and c unchanged otherwise (or
@@ -66,8 +65,8 @@ func wrap(c net.Conn) net.Conn {
 		return c
 	}
 	w := &Conn{UnixConn: uc, rc: rc}
-	w.rd.read = w.rd.doRead
-	w.wr.write = w.wr.doWrite
+	w.rd.call = w.rd.doRead
+	w.wr.call = w.wr.doWrite
 	return w
 }
 
@@ -80,14 +79,14 @@ func opErr(c *Conn, op string, err error) error {
 // stop-the-world that long.
 const rawChunk = 256 << 10
 
-// run makes one call of this direction on p: op (RawConn's Read or Write) with fn (the
-// pre-bound doRead or doWrite). It returns the bytes moved and op's own error (deadline,
-// closed: already a *net.OpError), or the failing system call's as a *net.OpError of name.
-func (o *rawOp) run(c *Conn, name string, p []byte, op func(func(uintptr) bool) error, fn func(uintptr) bool) (int, error) {
+// run makes one call of this direction on p: op (RawConn's Read or Write) with o.call. It
+// returns the bytes moved and op's own error (deadline, closed: already a *net.OpError), or the
+// failing system call's as a *net.OpError of name.
+func (o *rawOp) run(c *Conn, name string, p []byte, op func(func(uintptr) bool) error) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.p, o.n, o.errno = p, 0, 0
-	err := op(fn)
+	err := op(o.call)
 	o.p = nil
 	if err == nil && o.errno != 0 {
 		err = opErr(c, name, os.NewSyscallError(name, o.errno))
@@ -125,7 +124,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, err := c.rd.run(c, "read", p, c.rc.Read, c.rd.read)
+	n, err := c.rd.run(c, "read", p, c.rc.Read)
 	if err == nil && n == 0 {
 		return 0, io.EOF
 	}
@@ -150,5 +149,5 @@ func (o *rawOp) doWrite(fd uintptr) bool {
 // Write writes all of p (or fails) as net.Conn's Write does; a write that fails midway
 // reports how much was written.
 func (c *Conn) Write(p []byte) (int, error) {
-	return c.wr.run(c, "write", p, c.rc.Write, c.wr.write)
+	return c.wr.run(c, "write", p, c.rc.Write)
 }

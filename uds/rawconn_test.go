@@ -50,6 +50,16 @@ func TestRawConnWrapOther(t *testing.T) {
 	if Wrap(a) != a {
 		t.Fatal("Wrap changed a connection that is not a *net.UnixConn")
 	}
+	// a datagram unix socket keeps its message boundaries: wrap leaves it to net
+	p := filepath.Join(t.TempDir(), "g")
+	g, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: p, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if wrap(g) != net.Conn(g) {
+		t.Fatal("wrap changed a unixgram connection")
+	}
 }
 
 func TestRawConnReadWrite(t *testing.T) {
