@@ -53,21 +53,13 @@ func (a *apiConn) flushPending(cn *Connector, force bool) bool {
 		return true
 	}
 	p := a.pendPeer
-	if p.conn != nil && p.conn.Closed() {
-		// The peer left and its close drained its queue: nothing would send these. Those of
-		// disk_persistence_send types follow what the close persisted; the rest are dropped.
-		m := len(a.pend)
-		m -= cn.persistQueued(p.name, a.pend)
-		if m > 0 {
-			cn.stats.dropQueueFull.Add(int64(m))
-			cn.log.Errorf("%s queue_send_to_connector_put : peer %s left, %d messages dropped", cn.sourceID, p.name, m)
-		}
-		a.clearPending()
-		return true
-	}
 	n := p.q.PushBatch(a.pend, a.pendSz, a.pendPrio)
 	if n > 0 {
 		a.touchPeer(p) // a retry: no new frame for p may come to list it
+	}
+	if n < len(a.pend) && p.q.Closed() { // the peer left: its close emptied the queue
+		cn.loseQueued(p, a.pend[n:])
+		n = len(a.pend)
 	}
 	if n == len(a.pend) {
 		a.clearPending()
@@ -87,6 +79,24 @@ func (a *apiConn) flushPending(cn *Connector, force bool) bool {
 	cn.dropSendFull(p, m)
 	a.clearPending()
 	return true
+}
+
+// loseQueued takes frames for p that its queue refused because the link closed (its OnClose
+// closed and emptied the queue): those of disk_persistence_send types are persisted, after what
+// the close persisted, once p was identified; the rest are dropped and counted. Concurrency-safe.
+func (cn *Connector) loseQueued(p *peer, msgs []qmsg) {
+	n := len(msgs)
+	if cn.cfg.DiskPersistenceSend.Any() && p.ident.Load() {
+		n -= cn.persistQueued(p.name, msgs)
+	} else {
+		for _, m := range msgs {
+			m.release()
+		}
+	}
+	if n > 0 {
+		cn.stats.dropQueueFull.Add(int64(n))
+		cn.log.Errorf("%s queue_send_to_connector_put : peer %s left, %d messages dropped", cn.sourceID, p.name, n)
+	}
 }
 
 // dropSendFull counts and logs n messages for p dropped because its queue stayed full.
@@ -342,7 +352,11 @@ func (cn *Connector) route(r replier, a *apiConn, fr []byte, inbound int, closin
 		(a.pendPeer != p || a.pendPrio != prio) {
 		// the held frames of another queue (or priority) were refused just now: this one goes
 		// to its own queue directly (order only holds within one peer and priority)
-		if !p.q.Push(m, len(b.B), prio) {
+		switch {
+		case p.q.Push(m, len(b.B), prio):
+		case p.q.Closed():
+			cn.loseQueued(p, []qmsg{m})
+		default:
 			m.release()
 			cn.dropSendFull(p, 1)
 		}

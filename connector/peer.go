@@ -344,7 +344,10 @@ func (h *peerHandler) OnClose(c *loop.Conn, err error) {
 		p.rx = nil
 	}
 	cn.removePeer(p.name, p)
-	// What the link still held: persisted (types of disk_persistence_send) or dropped.
+	// What the link still held: persisted (types of disk_persistence_send) or dropped. The queue
+	// is closed first: a producer's later push is refused and the frames are its to persist or
+	// drop (loseQueued), after these.
+	p.q.Close()
 	lost := append([]qmsg(nil), p.pending...)
 	p.pending = nil
 	if p.replay != nil {

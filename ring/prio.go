@@ -86,6 +86,7 @@ type Prio[T any] struct {
 	maxCount int
 	maxBytes int64
 	maxSeg   int
+	closed   atomic.Bool // Close: every push refused from then on (written under mu)
 	_        cacheLine
 }
 
@@ -98,7 +99,7 @@ func NewPrio[T any](maxCount int, maxBytes int64) *Prio[T] {
 }
 
 // Push queues v with its declared size (negative counts as 0) at priority. It returns false,
-// keeping nothing, when the queue is full by count or bytes. Allocates only when a level is
+// keeping nothing, when the queue is full by count or bytes, or closed. Allocates only when a level is
 // created or grows.
 func (q *Prio[T]) Push(v T, size int, priority int) bool {
 	sz := int64(max(size, 0))
@@ -139,8 +140,21 @@ func (q *Prio[T]) PushBatch(vs []T, sizes []int, priority int) int {
 // full reports whether one more item of sz bytes would break the count or bytes cap (the rule
 // of Push and PushBatch). Caller holds mu.
 func (q *Prio[T]) full(sz int64) bool {
-	return q.count >= q.maxCount || (q.maxBytes > 0 && q.bytes+sz > q.maxBytes)
+	return q.closed.Load() || q.count >= q.maxCount || (q.maxBytes > 0 && q.bytes+sz > q.maxBytes)
 }
+
+// Close makes every later Push and PushBatch refuse (as when full); what is queued stays to be
+// popped. A consumer that empties the queue for good closes it first, so that a producer's
+// refused items are its own to handle (Closed tells it why) instead of lost in a drained queue.
+// Concurrency-safe.
+func (q *Prio[T]) Close() {
+	q.mu.Lock()
+	q.closed.Store(true)
+	q.mu.Unlock()
+}
+
+// Closed reports whether Close was called. Concurrency-safe.
+func (q *Prio[T]) Closed() bool { return q.closed.Load() }
 
 // add queues v of sz bytes in l and counts it. Caller holds mu and checked full.
 func (q *Prio[T]) add(l *level[T], v T, sz int64) {

@@ -211,3 +211,17 @@ func TestPrioPushBatch(t *testing.T) {
 		t.Fatalf("Len %d Bytes %d", q.Len(), q.Bytes())
 	}
 }
+
+// TestPrioClose: a closed queue refuses every push (Push and PushBatch) and says so, while what
+// it held can still be popped.
+func TestPrioClose(t *testing.T) {
+	q := NewPrio[int](10, 0)
+	q.Push(1, 1, 0)
+	q.Close()
+	if !q.Closed() || q.Push(2, 1, 0) || q.PushBatch([]int{3, 4}, []int{1, 1}, 0) != 0 {
+		t.Fatal("a closed queue took an item")
+	}
+	if got := q.PopBatch(nil, 10, 100); len(got) != 1 || got[0] != 1 || q.Len() != 0 {
+		t.Fatalf("popped %v, Len %d", got, q.Len())
+	}
+}
